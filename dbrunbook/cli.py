@@ -1,0 +1,159 @@
+"""The ``dbrunbook`` command: thin wrappers over the library.
+
+Each command turns options into plain values, makes one library call and renders the
+result. Library errors become one line on stderr and the exit code their class declares
+(see :mod:`dbrunbook.errors`); a traceback is never shown.
+"""
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from . import __version__
+from .errors import EXIT_STAGE_ERROR, DbrunbookError, UsageError
+from .report import render_run, render_runs, run_exit_code
+
+RUNS_DIR = click.option("--runs-dir", type=click.Path(path_type=Path), default=Path("runs"),
+                        show_default=True, help="Folder holding archived runs.")
+
+
+class _Group(click.Group):
+    """Maps dbrunbook errors to one line and their exit code."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except DbrunbookError as exc:
+            click.echo(f"error: {exc}", err=True)
+            sys.exit(exc.exit_code)
+        except KeyboardInterrupt:
+            click.echo("interrupted; scratch copies were dropped", err=True)
+            sys.exit(130)
+
+
+@click.group(cls=_Group)
+@click.version_option(__version__, prog_name="dbrunbook")
+def main() -> None:
+    """Make database schema changes safe: analyse, check, rehearse and archive them as notebooks."""
+
+
+def _params(values: tuple[str, ...]) -> dict[str, Any]:
+    params: dict[str, Any] = {}
+    for item in values:
+        name, sep, raw = item.partition("=")
+        if not sep or not name.isidentifier():
+            raise UsageError(f"--param wants NAME=VALUE, not {item!r}")
+        try:
+            params[name] = json.loads(raw)
+        except json.JSONDecodeError:
+            params[name] = raw
+    return params
+
+
+def _run_options(f: Any) -> Any:
+    for option in reversed([
+        click.option("--stages", help="Comma-separated stages to run (e.g. 01,03 or schema-analysis)."),
+        click.option("--out", type=click.Path(path_type=Path), default=Path("runs"), show_default=True,
+                     help="Folder receiving the run folder."),
+        click.option("--keep-going", is_flag=True, help="Run later stages after a stage raised."),
+        click.option("-p", "--param", "params", multiple=True, metavar="NAME=VALUE",
+                     help="Parameter for the stages that declare NAME (JSON or text)."),
+        click.option("--progress/--no-progress", default=False, help="Show papermill's cell progress."),
+    ]):
+        f = option(f)
+    return f
+
+
+@main.command()
+@click.option("--db", envvar="DBRUNBOOK_DB", help="Target database URL (or env DBRUNBOOK_DB).")
+@click.option("--models", help="Target models as module:attr (MetaData or declarative base).")
+@click.option("--alembic-config", type=click.Path(), help="The project's alembic.ini.")
+@click.option("--project", type=click.Path(file_okay=False, path_type=Path), default=Path("."),
+              help="Project root holding pyproject.toml [tool.dbrunbook].")
+@click.option("--dry-run", is_flag=True, help="Write nothing outside the run folder.")
+@click.option("--rollback-plan", is_flag=True, help="Also prove and document the rollback.")
+@_run_options
+def update(db: str | None, models: str | None, alembic_config: str | None, project: Path, dry_run: bool,
+           rollback_plan: bool, stages: str | None, out: Path, keep_going: bool, params: tuple[str, ...],
+           progress: bool) -> None:
+    """Analyse, check and rehearse a schema change; never changes the target database."""
+    from .config import load_target
+    from .runbook import RunOptions, run_runbook
+
+    target = load_target(project, db=db, models=models, alembic_config=alembic_config)
+    options = RunOptions(stages=stages.split(",") if stages else None, out=out, dry_run=dry_run,
+                         rollback_plan=rollback_plan, keep_going=keep_going, parameters=_params(params),
+                         progress=progress)
+    _finish(run_runbook(target, options))
+
+
+def _finish(run: Any) -> None:
+    click.echo(render_run(run.path))
+    code = run_exit_code(run)
+    if code == EXIT_STAGE_ERROR and run.failed:
+        click.echo(f"error: stage {run.failed.name} raised; see {run.path / run.failed.notebook}", err=True)
+    sys.exit(code)
+
+
+@main.command()
+@click.option("--out", type=click.Path(path_type=Path), default=Path("dbrunbook-demo"), show_default=True,
+              help="Where to write the demo project (must not exist or be empty).")
+@click.option("--db", help="Build the demo database here instead of SQLite (an empty database).")
+@click.option("--users", type=click.IntRange(100, 2_000_000), default=20_000, show_default=True,
+              help="Demo users (orders and items are twice as many).")
+def demo(out: Path, db: str | None, users: int) -> None:
+    """Write the demo shop project and run `update --dry-run` on it."""
+    from .demo import run_demo
+
+    click.echo(f"writing the demo project to {out} ...")
+    _finish(run_demo(out, db=db, users=users))
+
+
+@main.command("runs")
+@RUNS_DIR
+def runs_(runs_dir: Path) -> None:
+    """List archived runs."""
+    from .runbook import list_runs
+
+    click.echo(render_runs(list_runs(runs_dir)))
+
+
+@main.command()
+@click.argument("run")
+@RUNS_DIR
+def show(run: str, runs_dir: Path) -> None:
+    """Show a run's stages, verdicts and findings (RUN: id, unique part of one, path, or latest)."""
+    from .runbook import find_run
+
+    click.echo(render_run(find_run(run, runs_dir)))
+
+
+@main.command()
+@click.argument("run")
+@RUNS_DIR
+def verify(run: str, runs_dir: Path) -> None:
+    """Recompute a run folder's hashes against its manifest; any change fails."""
+    from .runbook import find_run, verify_run
+
+    path = find_run(run, runs_dir)
+    manifest = verify_run(path)
+    click.echo(f"OK: {len(manifest['files'])} files of {path.name} match the manifest")
+
+
+@main.command()
+@click.argument("run")
+@RUNS_DIR
+@click.option("--out", type=click.Path(path_type=Path), help="Folder for the HTML (default: RUN-html beside it).")
+def export(run: str, runs_dir: Path, out: Path | None) -> None:
+    """Export a run as HTML, one page per stage with inputs hidden, plus an index."""
+    from .runbook import export_run, find_run
+
+    click.echo(f"wrote {export_run(find_run(run, runs_dir), out)}")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

@@ -1,0 +1,118 @@
+"""What a run is about: the target database, the target models, the Alembic environment.
+
+:class:`Target` is built from CLI options, from ``[tool.dbrunbook]`` in the project's
+``pyproject.toml``, or both (options win). It never shows its password: ``db`` is the masked
+URL and the secret travels separately to the stage kernels.
+"""
+from __future__ import annotations
+
+import importlib
+import os
+import sys
+import tomllib
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import MetaData
+
+from .errors import ConfigError
+from .secrets import kernel_environment, mask_url, parse_url
+
+#: Keys accepted in ``[tool.dbrunbook]``.
+CONFIG_KEYS = ("db", "models", "alembic_config", "runs_dir", "stages", "lint")
+
+
+@dataclass(frozen=True)
+class Target:
+    """The database a run is about, and how its change is described."""
+
+    db: str
+    models: str = ""
+    alembic_config: str = ""
+    project_dir: Path = field(default_factory=Path.cwd)
+    _kernel_env: dict[str, str] = field(default_factory=dict, repr=False, compare=False)
+
+    @classmethod
+    def from_url(cls, url: str, **kwargs: Any) -> "Target":
+        """A target for ``url``; the password is split off and masked."""
+        parse_url(url)
+        return cls(db=mask_url(url), _kernel_env=kernel_environment(url), **kwargs)
+
+    def kernel_env(self) -> dict[str, str]:
+        """Environment a stage kernel needs to reach the database (holds the secret)."""
+        return dict(self._kernel_env)
+
+    def secrets(self) -> list[str]:
+        return list(self._kernel_env.values())
+
+    def with_(self, **changes: Any) -> "Target":
+        return replace(self, **changes)
+
+
+def read_pyproject(project_dir: Path) -> dict[str, Any]:
+    """The ``[tool.dbrunbook]`` table of ``project_dir/pyproject.toml`` (empty if none)."""
+    path = project_dir / "pyproject.toml"
+    if not path.exists():
+        return {}
+    try:
+        table = tomllib.loads(path.read_text()).get("tool", {}).get("dbrunbook", {})
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path} is not valid TOML: {exc}") from None
+    unknown = sorted(set(table) - set(CONFIG_KEYS))
+    if unknown:
+        raise ConfigError(f"unknown keys in [tool.dbrunbook] of {path}: {', '.join(unknown)}")
+    return dict(table)
+
+
+def _expand(value: str) -> str:
+    # "env:NAME" keeps URLs with passwords out of pyproject.toml.
+    if value.startswith("env:"):
+        name = value[4:]
+        if name not in os.environ:
+            raise ConfigError(f"environment variable {name} is not set")
+        return os.environ[name]
+    return value
+
+
+def load_target(project_dir: Path | None = None, **options: str | None) -> Target:
+    """Merge CLI ``options`` over ``[tool.dbrunbook]`` of ``project_dir`` into a :class:`Target`."""
+    project_dir = (project_dir or Path.cwd()).resolve()
+    settings = read_pyproject(project_dir)
+    merged = {k: v for k, v in settings.items() if k in ("db", "models", "alembic_config")}
+    merged.update({k: v for k, v in options.items() if v})
+    db = merged.get("db")
+    if not db:
+        raise ConfigError("no database given: pass --db URL or set db in [tool.dbrunbook]")
+    alembic_config = merged.get("alembic_config", "")
+    if alembic_config:
+        path = Path(alembic_config)
+        path = path if path.is_absolute() else project_dir / path
+        if not path.exists():
+            raise ConfigError(f"Alembic config {alembic_config} not found")
+        alembic_config = str(path)
+    return Target.from_url(_expand(str(db)), models=str(merged.get("models", "")),
+                           alembic_config=alembic_config, project_dir=project_dir)
+
+
+def load_metadata(spec: str, project_dir: Path | None = None) -> MetaData:
+    """Import ``module:attr`` (a MetaData or a declarative base) from the project."""
+    module_name, _, attr = spec.partition(":")
+    if not module_name or not attr:
+        raise ConfigError(f"--models must look like module:attr, not {spec!r}")
+    root = str((project_dir or Path.cwd()).resolve())
+    if root not in sys.path:
+        sys.path.insert(0, root)
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise ConfigError(f"cannot import models module {module_name}: {exc}") from None
+    obj = module
+    for part in attr.split("."):
+        obj = getattr(obj, part, None)
+        if obj is None:
+            raise ConfigError(f"{module_name} has no attribute {attr}")
+    metadata = obj if isinstance(obj, MetaData) else getattr(obj, "metadata", None)
+    if not isinstance(metadata, MetaData):
+        raise ConfigError(f"{spec} is neither a MetaData nor a declarative base")
+    return metadata

@@ -1,0 +1,138 @@
+"""The one exception tree of dbrunbook.
+
+Every error dbrunbook raises on purpose derives from :class:`DbrunbookError` and carries
+the data a caller needs, plus the process exit code the CLI maps it to::
+
+    DbrunbookError                      exit 1
+    ├── UsageError                      exit 2  bad option, malformed URL, missing file
+    │   ├── ConfigError                         [tool.dbrunbook], --models, alembic.ini
+    │   ├── UnknownRunError                     no run matches the given id
+    │   └── UnknownParameterError               a parameter the stage template does not declare
+    ├── DatabaseUnreachable             exit 5  cannot connect to a database server
+    ├── StageFailed                     exit 3  a stage notebook raised
+    ├── VerificationFailed              exit 4  a run folder does not match its manifest
+    │   └── SecretLeak                          a secret value was found in a run folder
+    └── ToolMissing                     exit 2  a client program (pg_dump, mariadb-dump) is not installed
+
+Exit code 0 means every stage passed (or only warned); exit 1 means the run completed and
+at least one stage blocked. The CLI prints ``str(error)`` on one line and never a traceback.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Sequence
+
+EXIT_PASS = 0
+EXIT_BLOCKED = 1
+EXIT_USAGE = 2
+EXIT_STAGE_ERROR = 3
+EXIT_VERIFY = 4
+EXIT_UNREACHABLE = 5
+
+EXIT_CODES = {
+    EXIT_PASS: "every stage passed or only warned",
+    EXIT_BLOCKED: "the run completed and at least one stage blocked (or lint found issues at the chosen severity)",
+    EXIT_USAGE: "usage error: bad option, malformed URL, missing file, unknown run, missing client tool",
+    EXIT_STAGE_ERROR: "a stage notebook raised; its executed notebook is in the run folder",
+    EXIT_VERIFY: "verification failed: a run folder does not match its manifest, or a secret leaked into it",
+    EXIT_UNREACHABLE: "a database server could not be reached",
+}
+
+
+class DbrunbookError(Exception):
+    """Base of every error dbrunbook raises on purpose."""
+
+    exit_code = 1
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class UsageError(DbrunbookError):
+    """The user asked for something that cannot be done as asked."""
+
+    exit_code = EXIT_USAGE
+
+
+class ConfigError(UsageError):
+    """Configuration (URL, models, Alembic, pyproject) is missing or wrong."""
+
+
+class UnknownRunError(UsageError):
+    """No archived run matches ``run``."""
+
+    def __init__(self, run: str, runs_dir: Path) -> None:
+        super().__init__(f"no run matches {run!r} in {runs_dir}")
+        self.run = run
+        self.runs_dir = runs_dir
+
+
+class UnknownParameterError(UsageError):
+    """A parameter was given that the stage template does not declare."""
+
+    def __init__(self, stage: str, names: Sequence[str], known: Sequence[str]) -> None:
+        super().__init__(
+            f"stage {stage} has no parameter {', '.join(sorted(names))} "
+            f"(it declares: {', '.join(sorted(known))})"
+        )
+        self.stage = stage
+        self.names = list(names)
+        self.known = list(known)
+
+
+class DatabaseUnreachable(DbrunbookError):
+    """A database server did not answer; ``url`` is already masked."""
+
+    exit_code = EXIT_UNREACHABLE
+
+    def __init__(self, url: str, reason: str) -> None:
+        super().__init__(f"cannot connect to {url}: {reason}")
+        self.url = url
+        self.reason = reason
+
+
+class StageFailed(DbrunbookError):
+    """A stage notebook raised while it was executed."""
+
+    exit_code = EXIT_STAGE_ERROR
+
+    def __init__(self, stage: str, notebook: Path, cell: int | None, reason: str) -> None:
+        where = f" in cell {cell}" if cell is not None else ""
+        super().__init__(f"stage {stage} failed{where}: {reason} (see {notebook})")
+        self.stage = stage
+        self.notebook = notebook
+        self.cell = cell
+        self.reason = reason
+
+
+class VerificationFailed(DbrunbookError):
+    """A run folder does not match its manifest."""
+
+    exit_code = EXIT_VERIFY
+
+    def __init__(self, run_dir: Path, problems: Sequence[str]) -> None:
+        super().__init__(f"{run_dir} failed verification: " + "; ".join(problems))
+        self.run_dir = run_dir
+        self.problems = list(problems)
+
+
+class SecretLeak(VerificationFailed):
+    """A secret value was found in files of a run folder."""
+
+    def __init__(self, run_dir: Path, files: Sequence[Path]) -> None:
+        names = [str(f.relative_to(run_dir)) for f in files]
+        super().__init__(run_dir, [f"a secret value appears in {n}" for n in names])
+        self.files = list(files)
+
+
+class ToolMissing(UsageError):
+    """A client program dbrunbook needs is not installed."""
+
+    def __init__(self, tool: str, package: str) -> None:
+        super().__init__(f"{tool} is not installed (install the {package} package)")
+        self.tool = tool
+        self.package = package

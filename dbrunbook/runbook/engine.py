@@ -1,0 +1,214 @@
+"""Execute stage templates with papermill, one fresh kernel per stage, into a run folder.
+
+A run folder ``runs/<UTC timestamp>-<slug>-<short id>/`` is created once and never reused. It
+receives each executed notebook ``NN-stage.ipynb``, the stage's sidecar and artifacts, and
+``manifest.json`` (see :mod:`dbrunbook.runbook.archive`). Stages find earlier results through
+the ``run_dir`` parameter; no value is pasted from one notebook into another.
+"""
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import sys
+import tempfile
+import time
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Iterator
+
+from ..config import Target, load_metadata
+from ..db import check_connection, make_engine
+from ..migration import alembic_config
+from ..errors import ConfigError, SecretLeak, UnknownParameterError, UsageError
+from ..results import VERDICTS, load_result
+from ..secrets import find_secrets
+from .archive import write_manifest
+
+_PACKAGE_RUNBOOKS = Path(__file__).resolve().parent.parent / "runbooks"
+_SOURCE_RUNBOOKS = Path(__file__).resolve().parents[2] / "runbooks"
+
+
+@dataclass
+class RunOptions:
+    """How to run: which stages, where, and what to pass them."""
+
+    stages: list[str] | None = None
+    out: Path = Path("runs")
+    dry_run: bool = False
+    rollback_plan: bool = False
+    keep_going: bool = False
+    parameters: dict[str, Any] = field(default_factory=dict)
+    runbooks: Path | None = None
+    progress: bool = False
+
+
+@dataclass
+class StageRecord:
+    """How one stage went."""
+
+    name: str
+    status: str  # pass | warn | block | error | skipped
+    notebook: str = ""
+    seconds: float = 0.0
+    summary: str = ""
+    error: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class Run:
+    """A finished run: its folder and what each stage concluded."""
+
+    run_id: str
+    path: Path
+    stages: list[StageRecord]
+
+    @property
+    def verdict(self) -> str:
+        statuses = {s.status for s in self.stages}
+        if "error" in statuses:
+            return "error"
+        ranked = [s.status for s in self.stages if s.status in VERDICTS]
+        return max(ranked, key=VERDICTS.index, default="pass")
+
+    @property
+    def failed(self) -> StageRecord | None:
+        return next((s for s in self.stages if s.status == "error"), None)
+
+
+def templates(folder: Path | None = None) -> list[Path]:
+    """The stage templates, in order (``NN-name.ipynb``)."""
+    folder = folder or (_PACKAGE_RUNBOOKS if _PACKAGE_RUNBOOKS.exists() else _SOURCE_RUNBOOKS)
+    if not folder.is_dir():
+        raise ConfigError(f"runbook folder {folder} not found")
+    return sorted(p for p in folder.glob("*.ipynb") if re.match(r"\d\d-", p.name))
+
+
+def _select(all_templates: list[Path], wanted: list[str] | None) -> list[Path]:
+    if not wanted:
+        return all_templates
+    chosen = []
+    for name in wanted:
+        hits = [p for p in all_templates if p.stem == name or p.stem.startswith(f"{name}-")
+                or p.stem.split("-", 1)[1] == name]
+        if len(hits) != 1:
+            known = ", ".join(p.stem for p in all_templates)
+            raise UsageError(f"unknown stage {name!r} (stages: {known})")
+        chosen.append(hits[0])
+    return sorted(set(chosen))
+
+
+def declared_parameters(template: Path) -> dict[str, Any]:
+    """The parameters a template declares in its ``parameters`` cell, with defaults."""
+    import papermill  # heavy: imported only where notebooks are run
+
+    return {name: p["default"] for name, p in papermill.inspect_notebook(str(template)).items()}
+
+
+def stage_parameters(template: Path, target: Target, run_dir: Path, options: RunOptions) -> dict[str, Any]:
+    """What a stage receives: the common values it declares plus the user's own, checked."""
+    declared = declared_parameters(template)
+    common = {"db": target.db, "models": target.models, "alembic_config": target.alembic_config,
+              "run_dir": str(run_dir), "project_dir": str(target.project_dir),
+              "dry_run": options.dry_run, "rollback_plan": options.rollback_plan}
+    params = {k: v for k, v in common.items() if k in declared}
+    unknown = [k for k in options.parameters if k not in declared and k not in common]
+    if unknown:
+        raise UnknownParameterError(template.stem, unknown, list(declared))
+    params.update({k: v for k, v in options.parameters.items() if k in declared})
+    return params
+
+
+@contextlib.contextmanager
+def _kernel_environment(target: Target) -> Iterator[None]:
+    """Kernels inherit this process's environment: lend them the secret for the run only."""
+    extra = target.kernel_env()
+    # The kernel must be this interpreter, whatever PATH says.
+    extra["PATH"] = str(Path(sys.executable).parent) + os.pathsep + os.environ.get("PATH", "")
+    saved = {k: os.environ.get(k) for k in extra}
+    os.environ.update(extra)
+    try:
+        yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+def _slug(target: Target) -> str:
+    name = Path(target.db.rsplit("/", 1)[-1].split("?")[0]).stem or "db"
+    return re.sub(r"[^a-zA-Z0-9]+", "-", name).strip("-").lower()[:30] or "db"
+
+
+def new_run_dir(out: Path, target: Target) -> tuple[str, Path]:
+    """The id and path of a new run folder (created by the caller, never reused)."""
+    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    run_id = f"{stamp}-{_slug(target)}-{uuid.uuid4().hex[:6]}"
+    return run_id, (out / run_id).resolve()
+
+
+def _execute(template: Path, output: Path, params: dict[str, Any], cwd: Path, progress: bool) -> StageRecord:
+    import papermill
+    from papermill.exceptions import PapermillExecutionError
+
+    started = time.perf_counter()
+    record = StageRecord(name=template.stem, status="error", notebook=output.name)
+    try:
+        papermill.execute_notebook(str(template), str(output), parameters=params, kernel_name="python3",
+                                   cwd=str(cwd), progress_bar=progress, log_output=False)
+    except PapermillExecutionError as exc:
+        record.error = {"cell": exc.exec_count, "cell_index": exc.cell_index, "ename": exc.ename,
+                        "evalue": str(exc.evalue).splitlines()[0] if exc.evalue else ""}
+    except Exception as exc:  # kernel died or failed to start: record it, do not lose the run
+        record.error = {"cell": None, "ename": type(exc).__name__, "evalue": str(exc).splitlines()[0] if str(exc) else ""}
+    record.seconds = round(time.perf_counter() - started, 3)
+    if record.error:
+        return record
+    result = load_result(output.parent, template.stem)
+    if result is None:
+        record.error = {"cell": None, "ename": "NoResult", "evalue": "the stage recorded no result"}
+        return record
+    record.status, record.summary = result.verdict, result.summary
+    return record
+
+
+def preflight(target: Target) -> None:
+    """Fail fast, before a run folder exists, on what every stage would trip over."""
+    engine = make_engine(target.db)
+    try:
+        check_connection(engine)
+    finally:
+        engine.dispose()
+    if target.models:
+        load_metadata(target.models, target.project_dir)
+    if target.alembic_config:
+        alembic_config(target, Path(tempfile.mkdtemp(prefix="dbrunbook-check-")) / "alembic")
+
+
+def run_runbook(target: Target, options: RunOptions | None = None) -> Run:
+    """Execute the selected stages for ``target`` into a new run folder and archive it."""
+    options = options or RunOptions()
+    chosen = _select(templates(options.runbooks), options.stages)
+    preflight(target)
+    run_id, run_dir = new_run_dir(options.out, target)
+    params = {t.stem: stage_parameters(t, target, run_dir, options) for t in chosen}
+    run_dir.mkdir(parents=True, exist_ok=False)
+    started = datetime.now(timezone.utc)
+    records: list[StageRecord] = []
+    with _kernel_environment(target):
+        for template in chosen:
+            if any(r.status == "error" for r in records) and not options.keep_going:
+                records.append(StageRecord(name=template.stem, status="skipped"))
+                continue
+            records.append(_execute(template, run_dir / template.name, params[template.stem],
+                                    target.project_dir, options.progress))
+    run = Run(run_id=run_id, path=run_dir, stages=records)
+    leaks = find_secrets(run_dir, target.secrets())
+    write_manifest(run, target, options, chosen, params, started, leaks=[str(p) for p in leaks])
+    if leaks:
+        raise SecretLeak(run_dir, leaks)
+    return run
