@@ -6,6 +6,8 @@ result. Library errors become one line on stderr and the exit code their class d
 """
 from __future__ import annotations
 
+import importlib
+import importlib.util
 import json
 import sys
 from pathlib import Path
@@ -21,8 +23,31 @@ RUNS_DIR = click.option("--runs-dir", type=click.Path(path_type=Path), default=P
                         show_default=True, help="Folder holding archived runs.")
 
 
+#: Commands that live in their own module under ``dbrunbook/commands/`` (each defines
+#: ``command``), imported only when used or listed.
+_LAZY_COMMANDS = {
+    "diff": "dbrunbook.commands.diff",
+    "lint": "dbrunbook.commands.lint",
+    "rewrite": "dbrunbook.commands.rewrite",
+    "checks": "dbrunbook.commands.checks",
+    "profile": "dbrunbook.commands.profile",
+    "backup": "dbrunbook.commands.backup",
+    "rehearse": "dbrunbook.commands.rehearse",
+}
+
+
 class _Group(click.Group):
-    """Maps dbrunbook errors to one line and their exit code."""
+    """Maps dbrunbook errors to one line and their exit code; loads command modules lazily."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        present = [n for n, m in _LAZY_COMMANDS.items() if importlib.util.find_spec(m) is not None]
+        return sorted([*super().list_commands(ctx), *present])
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        if name in _LAZY_COMMANDS and importlib.util.find_spec(_LAZY_COMMANDS[name]) is not None:
+            command: click.Command = importlib.import_module(_LAZY_COMMANDS[name]).command
+            return command
+        return super().get_command(ctx, name)
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
