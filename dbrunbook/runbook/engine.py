@@ -78,12 +78,19 @@ class Run:
         return next((s for s in self.stages if s.status == "error"), None)
 
 
-def templates(folder: Path | None = None) -> list[Path]:
-    """The stage templates, in order (``NN-name.ipynb``)."""
+#: Templates without a number run after the numbered ones, only when their option is set.
+OPTIONAL_STAGES = {"rollback-plan": "rollback_plan"}
+
+
+def templates(folder: Path | None = None, options: RunOptions | None = None) -> list[Path]:
+    """The stage templates, in order: ``NN-name.ipynb``, then the optional ones asked for."""
     folder = folder or (_PACKAGE_RUNBOOKS if _PACKAGE_RUNBOOKS.exists() else _SOURCE_RUNBOOKS)
     if not folder.is_dir():
         raise ConfigError(f"runbook folder {folder} not found")
-    return sorted(p for p in folder.glob("*.ipynb") if re.match(r"\d\d-", p.name))
+    numbered = sorted(p for p in folder.glob("*.ipynb") if re.match(r"\d\d-", p.name))
+    optional = [folder / f"{name}.ipynb" for name, flag in OPTIONAL_STAGES.items()
+                if options is not None and getattr(options, flag) and (folder / f"{name}.ipynb").exists()]
+    return numbered + optional
 
 
 def _select(all_templates: list[Path], wanted: list[str] | None) -> list[Path]:
@@ -92,12 +99,12 @@ def _select(all_templates: list[Path], wanted: list[str] | None) -> list[Path]:
     chosen = []
     for name in wanted:
         hits = [p for p in all_templates if p.stem == name or p.stem.startswith(f"{name}-")
-                or p.stem.split("-", 1)[1] == name]
+                or p.stem.split("-", 1)[-1] == name]
         if len(hits) != 1:
             known = ", ".join(p.stem for p in all_templates)
             raise UsageError(f"unknown stage {name!r} (stages: {known})")
         chosen.append(hits[0])
-    return sorted(set(chosen))
+    return [p for p in all_templates if p in chosen]
 
 
 def declared_parameters(template: Path) -> dict[str, Any]:
@@ -192,7 +199,7 @@ def preflight(target: Target) -> None:
 def run_runbook(target: Target, options: RunOptions | None = None) -> Run:
     """Execute the selected stages for ``target`` into a new run folder and archive it."""
     options = options or RunOptions()
-    chosen = _select(templates(options.runbooks), options.stages)
+    chosen = _select(templates(options.runbooks, options), options.stages)
     preflight(target)
     run_id, run_dir = new_run_dir(options.out, target)
     params = {t.stem: stage_parameters(t, target, run_dir, options) for t in chosen}
