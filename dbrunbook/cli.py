@@ -9,6 +9,7 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -58,6 +59,14 @@ class _Group(click.Group):
         except KeyboardInterrupt:
             click.echo("interrupted; scratch copies were dropped", err=True)
             sys.exit(130)
+        except (click.exceptions.Exit, click.ClickException, SystemExit):
+            raise
+        except Exception as exc:  # a bug of ours: still one line, the traceback on request
+            if os.environ.get("DBRUNBOOK_DEBUG"):
+                raise
+            click.echo(f"error: unexpected {type(exc).__name__}: {exc} "
+                       "(set DBRUNBOOK_DEBUG=1 to see the traceback)", err=True)
+            sys.exit(1)
 
 
 @click.group(cls=_Group)
@@ -88,6 +97,8 @@ def _run_options(f: Any) -> Any:
         click.option("-p", "--param", "params", multiple=True, metavar="NAME=VALUE",
                      help="Parameter for the stages that declare NAME (JSON or text)."),
         click.option("--progress/--no-progress", default=False, help="Show papermill's cell progress."),
+        click.option("--runbooks", type=click.Path(file_okay=False, exists=True, path_type=Path),
+                     help="Folder of stage templates to run instead of the bundled ones."),
     ]):
         f = option(f)
     return f
@@ -104,7 +115,7 @@ def _run_options(f: Any) -> Any:
 @_run_options
 def update(db: str | None, models: str | None, alembic_config: str | None, project: Path, dry_run: bool,
            rollback_plan: bool, stages: str | None, out: Path, keep_going: bool, params: tuple[str, ...],
-           progress: bool) -> None:
+           progress: bool, runbooks: Path | None) -> None:
     """Analyse, check and rehearse a schema change; never changes the target database."""
     from .config import load_target
     from .runbook import RunOptions, run_runbook
@@ -112,7 +123,7 @@ def update(db: str | None, models: str | None, alembic_config: str | None, proje
     target = load_target(project, db=db, models=models, alembic_config=alembic_config)
     options = RunOptions(stages=stages.split(",") if stages else None, out=out, dry_run=dry_run,
                          rollback_plan=rollback_plan, keep_going=keep_going, parameters=_params(params),
-                         progress=progress)
+                         progress=progress, runbooks=runbooks)
     _finish(run_runbook(target, options))
 
 
@@ -128,7 +139,7 @@ def _finish(run: Any) -> None:
 @click.option("--out", type=click.Path(path_type=Path), default=Path("dbrunbook-demo"), show_default=True,
               help="Where to write the demo project (must not exist or be empty).")
 @click.option("--db", help="Build the demo database here instead of SQLite (an empty database).")
-@click.option("--users", type=click.IntRange(100, 2_000_000), default=20_000, show_default=True,
+@click.option("--users", type=click.IntRange(400, 2_000_000), default=20_000, show_default=True,
               help="Demo users (orders and items are twice as many).")
 def demo(out: Path, db: str | None, users: int) -> None:
     """Write the demo shop project and run `update --dry-run` on it."""

@@ -6,13 +6,14 @@ URL and the secret travels separately to the stage kernels.
 """
 from __future__ import annotations
 
+import contextlib
 import importlib
 import os
 import sys
 import tomllib
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 from sqlalchemy import MetaData
 
@@ -20,7 +21,7 @@ from .errors import ConfigError
 from .secrets import kernel_environment, mask_url, parse_url
 
 #: Keys accepted in ``[tool.dbrunbook]``.
-CONFIG_KEYS = ("db", "models", "alembic_config", "runs_dir", "stages", "lint")
+CONFIG_KEYS = ("db", "models", "alembic_config", "runs_dir", "stages", "lint", "renames")
 
 
 @dataclass(frozen=True)
@@ -42,6 +43,21 @@ class Target:
     def kernel_env(self) -> dict[str, str]:
         """Environment a stage kernel needs to reach the database (holds the secret)."""
         return dict(self._kernel_env)
+
+    @contextlib.contextmanager
+    def environment(self, **extra: str) -> Iterator[None]:
+        """Lend the secret (and ``extra`` variables) to this process and its children, for a while."""
+        lent = {**self._kernel_env, **extra}
+        saved = {k: os.environ.get(k) for k in lent}
+        os.environ.update(lent)
+        try:
+            yield
+        finally:
+            for key, value in saved.items():
+                if value is None:
+                    os.environ.pop(key, None)
+                else:
+                    os.environ[key] = value
 
     def secrets(self) -> list[str]:
         return list(self._kernel_env.values())
@@ -116,3 +132,14 @@ def load_metadata(spec: str, project_dir: Path | None = None) -> MetaData:
     if not isinstance(metadata, MetaData):
         raise ConfigError(f"{spec} is neither a MetaData nor a declarative base")
     return metadata
+
+
+def load_renames(project_dir: Path | None = None) -> dict[str, str]:
+    """Confirmed renames from ``renames`` in ``[tool.dbrunbook]``: ``"table.old" = "table.new"`` or ``"old" = "new"``."""
+    raw = read_pyproject((project_dir or Path.cwd()).resolve()).get("renames", {})
+    if not isinstance(raw, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in raw.items()):
+        raise ConfigError('renames in [tool.dbrunbook] must be a table of "old" = "new" strings')
+    for old, new in raw.items():
+        if ("." in old) != ("." in new) or ("." in old and old.split(".")[0] != new.split(".")[0]):
+            raise ConfigError(f"renames: {old!r} = {new!r} must both be columns of one table or both tables")
+    return dict(raw)

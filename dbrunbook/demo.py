@@ -94,6 +94,8 @@ def load_demo_data(url: str, users: int = 20_000, seed: int = 7) -> int:
 
 def write_demo(dest: Path, db: str | None = None, users: int = 20_000) -> DemoProject:
     """Write the demo project to ``dest`` and build its database (SQLite unless ``db`` is given)."""
+    if users < 400:
+        raise UsageError("the demo needs at least 400 users to hold its data problems")
     dest = dest.resolve()
     if (dest / "alembic.ini").exists() or (dest.exists() and any(dest.iterdir())):
         raise UsageError(f"{dest} is not empty; choose another --out")

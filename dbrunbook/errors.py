@@ -125,7 +125,7 @@ class SecretLeak(VerificationFailed):
 
     def __init__(self, run_dir: Path, files: Sequence[Path]) -> None:
         names = [str(f.relative_to(run_dir)) for f in files]
-        super().__init__(run_dir, [f"a secret value appears in {n}" for n in names])
+        super().__init__(run_dir, [f"a secret value appears in {n} (redacted)" for n in names])
         self.files = list(files)
 
 

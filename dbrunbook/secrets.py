@@ -87,3 +87,13 @@ def find_secrets(folder: Path, secrets: Iterable[str]) -> list[Path]:
         if any(n in data for n in needles):
             hits.append(path)
     return hits
+
+
+def redact_secrets(paths: Iterable[Path], secrets: Iterable[str]) -> None:
+    """Replace every form of ``secrets`` in ``paths`` with the mask, in place."""
+    needles = sorted(set().union(*(_forms(s) for s in secrets)), key=len, reverse=True)
+    for path in paths:
+        data = path.read_bytes()
+        for needle in needles:
+            data = data.replace(needle, MASK.encode())
+        path.write_bytes(data)

@@ -7,7 +7,6 @@ the ``run_dir`` parameter; no value is pasted from one notebook into another.
 """
 from __future__ import annotations
 
-import contextlib
 import os
 import re
 import sys
@@ -17,14 +16,14 @@ import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from ..config import Target, load_metadata
 from ..db import check_connection, make_engine
 from ..migration import alembic_config
 from ..errors import ConfigError, SecretLeak, UnknownParameterError, UsageError
 from ..results import VERDICTS, load_result
-from ..secrets import find_secrets
+from ..secrets import find_secrets, redact_secrets
 from .archive import write_manifest
 
 _PACKAGE_RUNBOOKS = Path(__file__).resolve().parent.parent / "runbooks"
@@ -111,7 +110,11 @@ def declared_parameters(template: Path) -> dict[str, Any]:
     """The parameters a template declares in its ``parameters`` cell, with defaults."""
     import papermill  # heavy: imported only where notebooks are run
 
-    return {name: p["default"] for name, p in papermill.inspect_notebook(str(template)).items()}
+    try:
+        found = papermill.inspect_notebook(str(template))
+    except Exception as exc:  # papermill raises plain ValueErrors and JSON errors here
+        raise ConfigError(f"{template} is not a usable stage template: {exc}") from None
+    return {name: p["default"] for name, p in found.items()}
 
 
 def stage_parameters(template: Path, target: Target, run_dir: Path, options: RunOptions) -> dict[str, Any]:
@@ -126,24 +129,6 @@ def stage_parameters(template: Path, target: Target, run_dir: Path, options: Run
         raise UnknownParameterError(template.stem, unknown, list(declared))
     params.update({k: v for k, v in options.parameters.items() if k in declared})
     return params
-
-
-@contextlib.contextmanager
-def _kernel_environment(target: Target) -> Iterator[None]:
-    """Kernels inherit this process's environment: lend them the secret for the run only."""
-    extra = target.kernel_env()
-    # The kernel must be this interpreter, whatever PATH says.
-    extra["PATH"] = str(Path(sys.executable).parent) + os.pathsep + os.environ.get("PATH", "")
-    saved = {k: os.environ.get(k) for k in extra}
-    os.environ.update(extra)
-    try:
-        yield
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
 
 
 def _slug(target: Target) -> str:
@@ -166,7 +151,8 @@ def _execute(template: Path, output: Path, params: dict[str, Any], cwd: Path, pr
     record = StageRecord(name=template.stem, status="error", notebook=output.name)
     try:
         papermill.execute_notebook(str(template), str(output), parameters=params, kernel_name="python3",
-                                   cwd=str(cwd), progress_bar=progress, log_output=False)
+                                   cwd=str(cwd), progress_bar=progress, log_output=False,
+                                   kernel_manager_class="dbrunbook.runbook._kernel.IPCKernelManager")
     except PapermillExecutionError as exc:
         record.error = {"cell": exc.exec_count, "cell_index": exc.cell_index, "ename": exc.ename,
                         "evalue": str(exc.evalue).splitlines()[0] if exc.evalue else ""}
@@ -199,6 +185,14 @@ def preflight(target: Target) -> None:
 def run_runbook(target: Target, options: RunOptions | None = None) -> Run:
     """Execute the selected stages for ``target`` into a new run folder and archive it."""
     options = options or RunOptions()
+    # Kernels inherit this process's environment: the secret is lent for the run only, and
+    # PATH makes sure the kernel is this interpreter.
+    kernel_path = str(Path(sys.executable).parent) + os.pathsep + os.environ.get("PATH", "")
+    with target.environment(PATH=kernel_path):
+        return _run(target, options)
+
+
+def _run(target: Target, options: RunOptions) -> Run:
     chosen = _select(templates(options.runbooks, options), options.stages)
     preflight(target)
     run_id, run_dir = new_run_dir(options.out, target)
@@ -206,15 +200,15 @@ def run_runbook(target: Target, options: RunOptions | None = None) -> Run:
     run_dir.mkdir(parents=True, exist_ok=False)
     started = datetime.now(timezone.utc)
     records: list[StageRecord] = []
-    with _kernel_environment(target):
-        for template in chosen:
-            if any(r.status == "error" for r in records) and not options.keep_going:
-                records.append(StageRecord(name=template.stem, status="skipped"))
-                continue
-            records.append(_execute(template, run_dir / template.name, params[template.stem],
-                                    target.project_dir, options.progress))
+    for template in chosen:
+        if any(r.status == "error" for r in records) and not options.keep_going:
+            records.append(StageRecord(name=template.stem, status="skipped"))
+            continue
+        records.append(_execute(template, run_dir / template.name, params[template.stem],
+                                target.project_dir, options.progress))
     run = Run(run_id=run_id, path=run_dir, stages=records)
     leaks = find_secrets(run_dir, target.secrets())
+    redact_secrets(leaks, target.secrets())  # the run fails, but the secret does not stay on disk
     write_manifest(run, target, options, chosen, params, started, leaks=[str(p) for p in leaks])
     if leaks:
         raise SecretLeak(run_dir, leaks)
