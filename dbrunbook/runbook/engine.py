@@ -179,7 +179,8 @@ def preflight(target: Target) -> None:
     if target.models:
         load_metadata(target.models, target.project_dir)
     if target.alembic_config:
-        alembic_config(target, Path(tempfile.mkdtemp(prefix="dbrunbook-check-")) / "alembic")
+        with tempfile.TemporaryDirectory(prefix="dbrunbook-check-") as scratch:
+            alembic_config(target, Path(scratch) / "alembic")
 
 
 def run_runbook(target: Target, options: RunOptions | None = None) -> Run:
