@@ -1,133 +1,135 @@
 """Stage 1: what changes between the live schema and the target models, and what it risks.
 
-:func:`compare` runs Alembic's comparison of the live database with the target ``MetaData``
-(read-only) and turns each difference into a :class:`Change` classified as additive,
-breaking (for running code), destructive (loses data), may-fail (on existing data) or
-neutral. Drops are measured: a dropped column or table says how many values it holds.
+:func:`analyse` snapshots the live database (read-only), describes the target ``MetaData`` in
+the same model, diffs the two (:mod:`dbrunbook.schema`), classifies each change and names what
+depends on it. Drops are measured: a dropped column or table says how many values it holds.
+:func:`findings` turns the result into coded findings; :func:`relations_figure` draws the
+affected tables and their foreign keys.
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Mapping
 
 import sqlalchemy as sa
-from alembic.autogenerate import compare_metadata
-from alembic.runtime.migration import MigrationContext
 
 from .results import Finding
+from .schema import KINDS, Change, RenameHint, SchemaDiff, assess, diff, snapshot, snapshot_metadata
 
-KINDS = ("additive", "neutral", "breaking", "may-fail", "destructive")
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
-
-@dataclass
-class Change:
-    """One difference between the live schema and the target."""
-
-    op: str
-    table: str
-    object: str
-    kind: str
-    detail: str
-    rows_affected: int | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
-
-    def to_json(self) -> dict[str, Any]:
-        return asdict(self)
+__all__ = ["KINDS", "Change", "analyse", "compare", "findings", "relations_figure", "table"]
 
 
-def _flatten(diffs: list[Any]) -> list[tuple[Any, ...]]:
-    flat: list[tuple[Any, ...]] = []
-    for diff in diffs:
-        flat.extend(_flatten(diff) if isinstance(diff, list) else [diff])
-    return flat
+def analyse(engine: sa.Engine, metadata: sa.MetaData, renames: Mapping[str, str] | None = None,
+            save_dir: Path | None = None) -> SchemaDiff:
+    """Snapshot, diff against ``metadata``, classify and measure; saves ``schema-before.json`` to ``save_dir``."""
+    before = snapshot(engine)
+    if save_dir is not None:
+        before.save(Path(save_dir) / "schema-before.json")
+    target = snapshot_metadata(metadata, engine.dialect)
+    result = diff(before, target, renames)
+    assess(result)
+    for change in result.changes:
+        if change.kind == "destructive":
+            _measure(engine, change)
+    return result
 
 
-def _column_change(diff: tuple[Any, ...]) -> Change:
-    op, _schema, table, column, info, old, new = diff
-    if op == "modify_nullable":
-        kind = "may-fail" if new is False else "additive"
-        detail = f"{'NOT NULL' if new is False else 'NULL'} (was {'NULL' if old else 'NOT NULL'})"
-    elif op == "modify_type":
-        kind, detail = "may-fail", f"type {old} -> {new}"
-    elif op == "modify_default":
-        kind, detail = "neutral", f"server default {old!r} -> {new!r}"
-    else:
-        kind, detail = "neutral", f"{op.replace('modify_', '')} {old!r} -> {new!r}"
-    return Change(op, table, f"{table}.{column}", kind, detail)
-
-
-def _change(diff: tuple[Any, ...]) -> Change:
-    op = diff[0]
-    if op.startswith("modify_"):
-        return _column_change(diff)
-    if op in ("add_column", "remove_column"):
-        _, _schema, table, column = diff
-        if op == "remove_column":
-            return Change(op, table, f"{table}.{column.name}", "destructive", "column dropped")
-        required = not column.nullable and column.server_default is None and not column.primary_key
-        kind = "breaking" if required else "additive"
-        return Change(op, table, f"{table}.{column.name}", kind,
-                      f"{column.type} {'NOT NULL without default' if required else 'added'}")
-    if op in ("add_table", "remove_table"):
-        table = diff[1]
-        return Change(op, table.name, table.name, "additive" if op == "add_table" else "destructive",
-                      "table added" if op == "add_table" else "table dropped")
-    obj = diff[1]
-    table = getattr(getattr(obj, "table", None), "name", "") or getattr(obj, "parent", sa.Table).name
-    name = obj.name or "(unnamed)"
-    if op in ("add_constraint", "add_fk"):
-        what = "foreign key" if op == "add_fk" else type(obj).__name__
-        cols = ", ".join(c.name for c in getattr(obj, "columns", []))
-        return Change(op, table, name, "may-fail", f"{what} on ({cols}) added")
-    if op == "add_index":
-        kind = "may-fail" if obj.unique else "additive"
-        return Change(op, table, name, kind, f"{'unique ' if obj.unique else ''}index added")
-    return Change(op, table, name, "neutral", op.replace("_", " "))
+def compare(engine: sa.Engine, metadata: sa.MetaData, renames: Mapping[str, str] | None = None) -> list[Change]:
+    """The changes from the live database to ``metadata``, classified and measured."""
+    return analyse(engine, metadata, renames).changes
 
 
 def _measure(engine: sa.Engine, change: Change) -> None:
-    """Count what a destructive change would destroy."""
-    meta = sa.MetaData()
-    try:
-        table = sa.Table(change.table, meta, autoload_with=engine)
-    except sa.exc.NoSuchTableError:
-        return
+    """Count exactly what a destructive change would destroy."""
     with engine.connect() as conn:
         if change.op == "remove_column":
-            column = table.c[change.object.split(".", 1)[1]]
-            query = sa.select(sa.func.count()).where(column.is_not(None))
+            column: sa.ColumnClause[Any] = sa.column(change.object.split(".", 1)[1])
+            query = sa.select(sa.func.count()).select_from(sa.table(change.table, column)).where(column.is_not(None))
         else:
-            query = sa.select(sa.func.count()).select_from(table)
-        change.rows_affected = int(conn.execute(query.select_from(table)).scalar_one())
+            query = sa.select(sa.func.count()).select_from(sa.table(change.table))
+        change.rows_affected = int(conn.execute(query).scalar_one())
 
 
-def compare(engine: sa.Engine, metadata: sa.MetaData) -> list[Change]:
-    """The changes from the live database to ``metadata``, classified and measured."""
-    with engine.connect() as conn:
-        mc = MigrationContext.configure(conn, opts={"compare_type": True})
-        diffs = _flatten(compare_metadata(mc, metadata))
-    changes = [_change(d) for d in diffs]
-    for change in changes:
-        if change.kind == "destructive":
-            _measure(engine, change)
-    return changes
+def table(changes: list[Change]) -> list[dict[str, Any]]:
+    """One row per change for display: kind, op, object, detail, rows, dependencies named."""
+    return [{"kind": c.kind, "op": c.op, "object": c.object, "detail": c.detail, "rows_affected": c.rows_affected,
+             "classes": ", ".join(c.classes),
+             "depends": ", ".join(f"{d['type']} {d['name']}" + (" (breaks)" if d["breaks"] else "")
+                                  for d in c.dependencies)}
+            for c in changes]
 
 
-def findings(changes: list[Change]) -> list[Finding]:
-    """Findings for the changes that need attention."""
+def findings(changes: list[Change], hints: list[RenameHint] | tuple[RenameHint, ...] = ()) -> list[Finding]:
+    """Findings for the changes that need attention, and for likely renames."""
     out = []
     for c in changes:
         if c.kind == "destructive":
             lost = c.rows_affected or 0
-            out.append(Finding("SA001", "block" if lost else "warn",
-                               f"{c.detail}: {lost} non-empty values would be lost" if c.op == "remove_column"
-                               else f"{c.detail}: {lost} rows would be lost",
+            what = "non-empty values" if c.op == "remove_column" else "rows"
+            out.append(Finding("SA001", "block" if lost else "warn", f"{c.detail}: {lost} {what} would be lost",
                                c.object, {"rows": lost},
-                               "copy the data elsewhere first, or stop using the column in code and drop it in a later release"))
+                               "copy the data elsewhere first, or stop using the column in code and drop it "
+                               "in a later release"))
         elif c.kind == "breaking":
             out.append(Finding("SA002", "warn", f"{c.detail}: running code that does not know it will fail",
                                c.object, {}, "add it nullable or with a server default, backfill, then tighten"))
         elif c.kind == "may-fail":
-            out.append(Finding("SA003", "warn", f"{c.detail}: may fail on existing rows", c.object, {},
+            out.append(Finding("SA003", "warn", f"{c.detail}: may fail on existing rows", c.object,
+                               {"rows": c.rows_affected},
                                "check the data first (stage 05) or add the constraint NOT VALID and validate later"))
+        broken = [d for d in c.dependencies if d["breaks"] and (d["type"] == "view" or d["table"] != c.table)]
+        if broken:
+            names = ", ".join(f"{d['type']} {d['name']}" for d in broken)
+            out.append(Finding("SA004", "block", f"{c.detail}: breaks {names}", c.object,
+                               {"dependencies": broken}, "change or drop the dependent objects in the same migration"))
+    for h in hints:
+        out.append(Finding("SA005", "warn", f"{h.what} {h.old} -> {h.new} looks like a rename "
+                           f"(confidence {h.confidence:.2f}); as drop + add it loses data",
+                           f"{h.table}.{h.new}" if h.what == "column" else h.new,
+                           {"confidence": h.confidence, "evidence": h.evidence},
+                           f"if it is a rename, add {h.config} to renames in [tool.dbrunbook]"))
     return out
+
+
+def relations_figure(result: SchemaDiff) -> Figure:
+    """A picture of the changed tables, their neighbours by foreign key, and the kind of change."""
+    from matplotlib.figure import Figure
+
+    source, target = result.source, result.target
+    changed: dict[str, str] = {}
+    for c in result.changes:
+        if c.table:
+            worst = changed.get(c.table)
+            changed[c.table] = c.kind if worst is None or KINDS.index(c.kind) < KINDS.index(worst) else worst
+    edges = {(t.name, fk.ref_table) for snap in (source, target) for t in snap.tables.values()
+             for fk in t.foreign_keys if t.name in changed or fk.ref_table in changed}
+    nodes = sorted(set(changed) | {n for e in edges for n in e})
+    fig = Figure(figsize=(7, 6))
+    ax = fig.subplots()
+    ax.set_axis_off()
+    if not nodes:
+        ax.text(0.5, 0.5, "no changes", ha="center", va="center")
+        return fig
+    import math
+
+    pos = {n: (math.cos(2 * math.pi * i / len(nodes)), math.sin(2 * math.pi * i / len(nodes)))
+           for i, n in enumerate(nodes)}
+    for child, parent in edges:
+        (x1, y1), (x2, y2) = pos[child], pos[parent]
+        ax.annotate("", xy=(x2, y2), xytext=(x1, y1), arrowprops={"arrowstyle": "->", "color": "grey",
+                                                                   "shrinkA": 28, "shrinkB": 28})
+    colours = {"destructive": "#d62728", "may-fail": "#ff7f0e", "breaking": "#9467bd", "locking": "#bcbd22",
+               "additive": "#2ca02c", "neutral": "#7f7f7f"}
+    for n, (x, y) in pos.items():
+        kind = changed.get(n)
+        rows = (source.tables.get(n) or target.tables.get(n))
+        label = f"{n}\n{kind or 'unchanged'}" + (f"\n{rows.rows} rows" if rows and rows.rows is not None else "")
+        ax.text(x, y, label, ha="center", va="center", fontsize=9,
+                bbox={"boxstyle": "round", "fc": colours.get(kind or "", "white"), "alpha": 0.4})
+    ax.set_xlim(-1.5, 1.5)
+    ax.set_ylim(-1.5, 1.5)
+    ax.set_title("Affected tables (arrows: foreign keys, child -> parent)")
+    return fig

@@ -1,0 +1,131 @@
+"""Classify each change and link it to what depends on it, with rows and bytes.
+
+Classes (a change may have several; its ``kind`` is the most serious, in :data:`KINDS` order):
+
+- ``destructive``: loses data (a dropped column or table);
+- ``may-fail``: can fail on existing data (NOT NULL, unique, foreign key, check, type change);
+- ``breaking``: backward-incompatible for code that is running now (rename, drop, required column);
+- ``locking``: rewrites the table or scans it under a lock;
+- ``additive`` and ``neutral``: safe for data and running code.
+
+Dependencies come from the *source* snapshot: foreign keys pointing at the changed table or
+column, indexes and constraints that contain it, and views whose definition reads it.
+"""
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from ._model import Snapshot, Table
+from .diff import Change, SchemaDiff
+
+#: Most serious first.
+KINDS = ("destructive", "may-fail", "breaking", "locking", "additive", "neutral")
+
+#: Classes per operation; ``add_column`` is decided by the column itself (see :func:`_classes`).
+_CLASSES: dict[str, tuple[str, ...]] = {
+    "add_table": ("additive",), "remove_table": ("destructive", "breaking"), "rename_table": ("breaking",),
+    "modify_table_comment": ("neutral",), "remove_column": ("destructive", "breaking"),
+    "rename_column": ("breaking",), "modify_type": ("may-fail", "locking"), "modify_default": ("neutral",),
+    "modify_comment": ("neutral",), "modify_identity": ("locking",),
+    "modify_pk": ("may-fail", "breaking", "locking"), "add_fk": ("may-fail", "locking"), "remove_fk": ("neutral",),
+    "modify_fk": ("locking",), "add_unique": ("may-fail", "locking"), "remove_unique": ("neutral",),
+    "add_index": ("locking",), "remove_index": ("neutral",), "add_check": ("may-fail", "locking"),
+    "remove_check": ("neutral",), "add_enum": ("additive",), "remove_enum": ("breaking",),
+    "add_enum_value": ("additive",), "remove_enum_value": ("may-fail", "breaking"), "add_sequence": ("additive",),
+    "remove_sequence": ("breaking",), "modify_sequence": ("neutral",), "add_view": ("additive",),
+    "remove_view": ("breaking",), "modify_view": ("breaking",),
+}
+#: Operations after which a dependent object no longer works as written.
+_BREAKS_DEPENDENTS = {"remove_table", "rename_table", "remove_column", "rename_column", "modify_type", "modify_pk"}
+_TABLE_OPS = {"remove_table", "rename_table", "modify_pk"}
+
+
+def classify(change: Change, source: Snapshot) -> list[str]:
+    """The impact classes of ``change`` against the ``source`` schema."""
+    if change.op == "add_column":
+        col = change.after or {}
+        required = not col.get("nullable", True) and col.get("default") is None and not col.get("identity") \
+            and not col.get("autoincrement")
+        if not required:
+            return ["additive"]
+        rows = (source.tables.get(change.table) or Table(change.table)).rows
+        return ["may-fail", "breaking"] if rows else ["breaking"]
+    if change.op == "modify_nullable":
+        return ["may-fail", "locking"] if change.after is False else ["additive"]
+    return list(_CLASSES.get(change.op, ("neutral",)))
+
+
+def assess(result: SchemaDiff) -> list[Change]:
+    """Fill in kind, classes, rows and dependencies of every change in ``result``; returns the changes."""
+    for change in result.changes:
+        change.classes = classify(change, result.source)
+        change.kind = min(change.classes, key=KINDS.index)
+        table = result.source.tables.get(change.table)
+        if table is not None and change.rows_affected is None and change.op not in ("add_table",):
+            change.rows_affected = table.rows
+        change.dependencies = dependencies(change, result.source)
+        if table is not None:
+            change.extra.setdefault("table_bytes", table.bytes)
+    return result.changes
+
+
+def _column_of(change: Change) -> str | None:
+    if change.op == "rename_column":
+        return str(change.before)
+    if "." in change.object and change.op.endswith(("column", "type", "nullable", "default", "comment", "identity")):
+        return change.object.split(".", 1)[1]
+    return None
+
+
+def dependencies(change: Change, source: Snapshot) -> list[dict[str, Any]]:
+    """Objects of ``source`` that depend on what ``change`` touches, each with rows and bytes."""
+    table_name = str(change.before) if change.op == "rename_table" else change.table
+    table = source.tables.get(table_name)
+    if change.op == "add_fk":
+        return _fk_target(change, source)
+    if table is None or change.op.startswith("add_"):
+        return []
+    column = _column_of(change)
+    if column is None and change.op not in _TABLE_OPS:
+        return []
+    breaks = change.op in _BREAKS_DEPENDENTS
+    deps: list[dict[str, Any]] = []
+
+    def add(kind: str, name: str | None, owner: Table, columns: list[str], breaking: bool) -> None:
+        deps.append({"type": kind, "name": name or f"{owner.name}({', '.join(columns)})", "table": owner.name,
+                     "columns": columns, "breaks": breaking, "rows": owner.rows, "bytes": owner.bytes})
+
+    for other in source.tables.values():
+        for fk in other.foreign_keys:
+            if fk.ref_table == table.name and (column is None or column in fk.ref_columns):
+                add("foreign_key", fk.name, other, fk.columns, breaks)
+    if column is not None:
+        for fk in table.foreign_keys:
+            if column in fk.columns:
+                add("foreign_key", fk.name, table, fk.columns, breaks)
+        for ix in table.indexes:
+            if column in ix.columns:
+                add("index", ix.name, table, ix.columns, breaks)
+        for uq in table.uniques:
+            if column in uq.columns:
+                add("unique", uq.name, table, uq.columns, breaks)
+        if column in table.primary_key:
+            add("primary_key", f"{table.name}.primary_key", table, table.primary_key, breaks)
+        for ck in table.checks:
+            if re.search(rf"\b{re.escape(column.lower())}\b", ck.sqltext or ""):
+                add("check", ck.name, table, [column], breaks)
+    for view in source.views.values():
+        if table.name in view.tables and (column is None or column in view.columns):
+            deps.append({"type": "view", "name": view.name, "table": table.name, "columns": [column] if column else [],
+                         "breaks": breaks or change.op == "modify_type", "rows": None, "bytes": None})
+    return deps
+
+
+def _fk_target(change: Change, source: Snapshot) -> list[dict[str, Any]]:
+    fk = change.after or {}
+    ref = source.tables.get(fk.get("ref_table", ""))
+    if ref is None:
+        return []
+    return [{"type": "referenced_table", "name": ref.name, "table": ref.name, "columns": fk.get("ref_columns", []),
+             "breaks": False, "rows": ref.rows, "bytes": ref.bytes}]
