@@ -304,3 +304,52 @@ def scripts_for(stage: Any, migration_dir: str = "") -> Path:
     if earlier.exists():
         return earlier
     return plan_migration(stage.target, stage.dir).script_dir
+
+
+@dataclass
+class Review:
+    """Stage 3's review of the planned SQL: lint findings, locks, and reversibility."""
+
+    findings: list[Finding]
+    silenced: list[Finding]
+    locks: list[Any]
+    reversals: list[Any]
+    throughput: float | None
+    sizes: dict[str, tuple[int | None, int | None]] = field(default_factory=dict)
+
+    def summary(self) -> dict[str, Any]:
+        """The review as JSON for the stage's sidecar."""
+        return {"lint": {"findings": len(self.findings), "silenced": [f.__dict__ for f in self.silenced]},
+                "locks": [row.to_json() for row in self.locks],
+                "reversibility": [r.to_row() for r in self.reversals],
+                "throughput_bytes_per_second": self.throughput,
+                "max_blocked_seconds": max((row.blocked_seconds for row in self.locks), default=0.0)}
+
+
+def review_migration(plan: MigrationPlan, target: Target, *, measure: bool = True) -> Review:
+    """Lint the plan's upgrade SQL, estimate its locks, and check its rollback; the target is only read."""
+    from . import locks, reversibility
+    from .lint import load_config, lint_migration, parse_sql
+    from .lint.source import known_columns
+
+    if plan.empty:
+        return Review([], [], [], [], None)
+    engine = make_engine(target.db)
+    dialect, captured = dialect_name_of(engine), not engine_facts(engine).offline_sql
+    engine.dispose()
+    migration = parse_sql(plan.upgrade_sql, dialect, "upgrade.sql", in_transaction=captured)
+    migration.known_columns = {**migration.known_columns, **known_columns(target)}
+    up_sql, down_sql = reversibility.operations_sql(plan.script_dir, plan.revisions)
+    ops_up, ops_down = parse_sql(up_sql, "postgresql", "operations"), parse_sql(down_sql, "postgresql", "operations")
+    report = lint_migration(migration, load_config(target.project_dir), rollback=(ops_up, ops_down))
+    sizes = locks.table_sizes(target.db)
+    throughput = locks.measure_throughput(target.db) if measure else None
+    return Review(report.findings, report.silenced, locks.analyse(migration, sizes, throughput),
+                  reversibility.check(ops_up, ops_down), throughput, sizes)
+
+
+def dialect_name_of(engine: sa.Engine) -> str:
+    """The engine's dbrunbook dialect name (MariaDB told apart from MySQL)."""
+    from .db import dialect_name
+
+    return dialect_name(engine)

@@ -42,7 +42,7 @@ def test_demo_run_blocks_on_the_real_data_problems_and_leaves_the_target_untouch
     assert dropped.severity == "block" and dropped.evidence["rows"] > 0
 
     migration = load_result(run.path, "03-migration")
-    assert migration.verdict == "pass" and len(migration.data["revisions"]) == 1
+    assert migration.verdict == "block" and len(migration.data["revisions"]) == 1
     upgrade_sql = (run.path / "03-migration" / "upgrade.sql").read_text()
     assert "uq_users_email" in upgrade_sql and "legacy_notes" in (run.path / "03-migration" / "downgrade.sql").read_text()
 

@@ -1,0 +1,28 @@
+"""Render the rule reference (docs/rules.md) from the lint registry."""
+from __future__ import annotations
+
+from . import registry
+
+_FAMILIES = {"DS": "destructive", "BC": "backward-incompatible", "MF": "may fail on data", "LK": "locking",
+             "RB": "rollback", "ID": "idempotency and robustness", "TX": "transactions"}
+
+
+def render_rules_markdown() -> str:
+    """The Markdown reference of every lint rule: code, name, severity, what, why, the safe way."""
+    rules = list(registry)
+    lines = ["# Lint rules", "",
+             "Generated from the rule registry by `dbrunbook.lint.render_rules_markdown()`; do not edit by hand.",
+             "", "Families: " + ", ".join(f"**{k}** {v}" for k, v in _FAMILIES.items()) + ".", "",
+             "| Code | Name | Severity | Dialects | What |", "|---|---|---|---|---|"]
+    for rule in rules:
+        lines.append(f"| [{rule.code}](#{rule.code.lower()}) | {rule.name} | {rule.severity} | "
+                     f"{', '.join(rule.dialects) or 'all'} | {rule.summary} |")
+    for rule in rules:
+        lines += ["", f"## {rule.code}", "", f"**{rule.name}** ({rule.severity}; "
+                  f"{', '.join(rule.dialects) or 'all dialects'}): {rule.summary}", "",
+                  f"*Why:* {' '.join(rule.why.split())}", "", f"*The safe way:* {rule.safe}"]
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":  # python -m dbrunbook.lint.docs > docs/rules.md
+    print(render_rules_markdown(), end="")

@@ -1,0 +1,1 @@
+"""The built-in lint rules, one per module; each module's docstring documents its rule."""

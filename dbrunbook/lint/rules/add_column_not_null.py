@@ -1,0 +1,25 @@
+"""ADD COLUMN NOT NULL without a default fails on a table that has rows.
+
+Existing rows would get NULL in the new column, which the constraint forbids, so the
+statement errors on any non-empty table (MySQL in non-strict mode silently uses the type's
+zero value instead).
+"""
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Iterator
+
+from .. import registry
+from ._util import on_existing_table
+
+if TYPE_CHECKING:
+    from ...results import Finding
+    from ..runner import LintContext
+
+
+@registry.rule("MF002", "add-column-not-null-no-default", "block",
+               safe="add the column nullable (or with a constant default), backfill, then add NOT NULL")
+def check(ctx: LintContext) -> Iterator[Finding]:
+    for stmt, action in ctx.actions("add_column"):
+        if (action.details.get("not_null") and action.details.get("default") is None
+                and on_existing_table(ctx.migration, stmt, action.table)):
+            yield ctx.finding(stmt, f"{action.object} is added NOT NULL without a default", action.object)

@@ -1,0 +1,24 @@
+"""A CHECK constraint added without NOT VALID scans the table under ACCESS EXCLUSIVE.
+
+Every row is checked while neither reads nor writes can proceed.
+"""
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Iterator
+
+from .. import registry
+from ._util import on_existing_table
+
+if TYPE_CHECKING:
+    from ...results import Finding
+    from ..runner import LintContext
+
+
+@registry.rule("LK006", "check-not-valid", "warn", dialects=("postgresql",),
+               safe="ADD CONSTRAINT ... CHECK (...) NOT VALID; then VALIDATE CONSTRAINT (SHARE UPDATE EXCLUSIVE)")
+def check(ctx: LintContext) -> Iterator[Finding]:
+    for stmt, action in ctx.actions("add_constraint"):
+        if (action.details.get("type") == "check" and not action.details.get("not_valid")
+                and on_existing_table(ctx.migration, stmt, action.table)):
+            yield ctx.finding(stmt, f"check {action.name} on {action.table} is validated under ACCESS EXCLUSIVE",
+                              action.table)

@@ -1,0 +1,22 @@
+"""CONCURRENTLY inside a transaction block fails.
+
+CREATE/DROP INDEX CONCURRENTLY cannot run inside a transaction; Alembic runs each migration
+in one, so the statement errors unless it is in an autocommit block.
+"""
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Iterator
+
+from .. import registry
+
+if TYPE_CHECKING:
+    from ...results import Finding
+    from ..runner import LintContext
+
+
+@registry.rule("TX001", "concurrently-in-transaction", "block", dialects=("postgresql",),
+               safe="wrap the statement in `with op.get_context().autocommit_block():`")
+def check(ctx: LintContext) -> Iterator[Finding]:
+    for stmt, action in ctx.actions("create_index", "drop_index"):
+        if action.details.get("concurrently") and stmt.in_transaction:
+            yield ctx.finding(stmt, f"{action.name} uses CONCURRENTLY inside a transaction", action.name)

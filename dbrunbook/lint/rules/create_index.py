@@ -1,0 +1,24 @@
+"""CREATE INDEX without CONCURRENTLY blocks writes for the whole build.
+
+A plain index build holds a SHARE lock: reads go on, but every INSERT, UPDATE and DELETE on
+the table waits until the table has been scanned and sorted.
+"""
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Iterator
+
+from .. import registry
+from ._util import on_existing_table
+
+if TYPE_CHECKING:
+    from ...results import Finding
+    from ..runner import LintContext
+
+
+@registry.rule("LK003", "create-index-blocking", "warn", dialects=("postgresql",),
+               safe="CREATE INDEX CONCURRENTLY IF NOT EXISTS, outside a transaction (op.get_context().autocommit_block())")
+def check(ctx: LintContext) -> Iterator[Finding]:
+    for stmt, action in ctx.actions("create_index"):
+        if not action.details.get("concurrently") and on_existing_table(ctx.migration, stmt, action.table):
+            yield ctx.finding(stmt, f"index {action.name} on {action.table} is built without CONCURRENTLY: "
+                              "writes wait for the whole build", action.table)

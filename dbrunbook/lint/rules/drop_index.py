@@ -1,0 +1,22 @@
+"""DROP INDEX without CONCURRENTLY takes ACCESS EXCLUSIVE on the table.
+
+The drop itself is quick, but it queues behind every running query on the table and every
+later query queues behind it.
+"""
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Iterator
+
+from .. import registry
+
+if TYPE_CHECKING:
+    from ...results import Finding
+    from ..runner import LintContext
+
+
+@registry.rule("LK004", "drop-index-blocking", "warn", dialects=("postgresql",),
+               safe="DROP INDEX CONCURRENTLY IF EXISTS, outside a transaction")
+def check(ctx: LintContext) -> Iterator[Finding]:
+    for stmt, action in ctx.actions("drop_index"):
+        if not action.details.get("concurrently"):
+            yield ctx.finding(stmt, f"index {action.name} is dropped without CONCURRENTLY", action.name)

@@ -1,0 +1,28 @@
+"""DROP TABLE destroys the table and its data.
+
+Rows cannot be brought back by a downgrade, and code still reading the table breaks.
+"""
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Iterator
+
+from .. import registry
+
+if TYPE_CHECKING:
+    from ...results import Finding
+    from ..model import Statement
+    from ..runner import LintContext
+
+
+@registry.rule("DS001", "drop-table", "block",
+               safe="stop using the table in a release first, back it up, then drop it in a later migration")
+def check(ctx: LintContext) -> Iterator[Finding]:
+    for stmt, action in ctx.actions("drop_table"):
+        if not action.table.startswith("_alembic_tmp_") and not _recreated(ctx, stmt, action.table):
+            yield ctx.finding(stmt, f"table {action.table} is dropped with its data", action.table)
+
+
+def _recreated(ctx: LintContext, stmt: Statement, table: str) -> bool:
+    # SQLite batch mode drops the old table after copying it into _alembic_tmp_<table>.
+    return any(a.details.get("to") == table and a.table == f"_alembic_tmp_{table}"
+               for s, a in ctx.actions("rename_table") if s.index > stmt.index)

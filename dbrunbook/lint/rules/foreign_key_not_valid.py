@@ -1,0 +1,25 @@
+"""A foreign key added without NOT VALID scans the table while blocking writes on both tables.
+
+ADD CONSTRAINT ... FOREIGN KEY takes SHARE ROW EXCLUSIVE on the table and the referenced
+table and checks every row before it commits.
+"""
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Iterator
+
+from .. import registry
+from ._util import on_existing_table
+
+if TYPE_CHECKING:
+    from ...results import Finding
+    from ..runner import LintContext
+
+
+@registry.rule("LK005", "foreign-key-not-valid", "warn", dialects=("postgresql",),
+               safe="ADD CONSTRAINT ... FOREIGN KEY ... NOT VALID; then VALIDATE CONSTRAINT in a later step")
+def check(ctx: LintContext) -> Iterator[Finding]:
+    for stmt, action in ctx.actions("add_constraint"):
+        if (action.details.get("type") == "foreign_key" and not action.details.get("not_valid")
+                and on_existing_table(ctx.migration, stmt, action.table)):
+            yield ctx.finding(stmt, f"foreign key {action.name} on {action.table} is validated while writes wait",
+                              action.table)

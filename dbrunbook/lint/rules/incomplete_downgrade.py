@@ -1,0 +1,25 @@
+"""A downgrade that does not undo every upgrade operation leaves the schema half rolled back.
+
+After the rollback the old code meets a schema it does not expect (a column still NOT NULL,
+an index or constraint still there).
+"""
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Iterator
+
+from ... import reversibility
+from .. import registry
+
+if TYPE_CHECKING:
+    from ...results import Finding
+    from ..runner import LintContext
+
+
+@registry.rule("RB002", "incomplete-downgrade", "warn", safe="add the missing inverse operation to downgrade()")
+def check(ctx: LintContext) -> Iterator[Finding]:
+    if ctx.rollback is None or not reversibility.changes(ctx.rollback[1]):
+        return
+    for item in reversibility.check(*ctx.rollback):
+        if not item.undone:
+            yield ctx.finding(item.statement, f"the downgrade does not undo {item.description}", item.object,
+                              source=ctx.rollback[0].source, expected=item.inverse)

@@ -1,0 +1,30 @@
+"""A migration that takes locks without a lock_timeout can stall the whole application.
+
+A DDL statement waiting for its lock (behind one long query) makes every later query on the
+table queue behind it. A short lock timeout makes the migration fail fast and retry instead.
+"""
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Iterator
+
+from .. import registry
+from ._util import LOCKING, on_existing_table
+
+if TYPE_CHECKING:
+    from ...results import Finding
+    from ..runner import LintContext
+
+#: The session setting that bounds lock waits, per dialect.
+SETTING = {"postgresql": "lock_timeout", "mariadb": "lock_wait_timeout", "mysql": "lock_wait_timeout"}
+
+
+@registry.rule("LK008", "missing-lock-timeout", "warn", dialects=tuple(SETTING),
+               safe="SET lock_timeout = '5s' (MariaDB/MySQL: SET SESSION lock_wait_timeout = 5) at the top")
+def check(ctx: LintContext) -> Iterator[Finding]:
+    name = SETTING[ctx.dialect]
+    for stmt, action in ctx.actions(*LOCKING):
+        if on_existing_table(ctx.migration, stmt, action.table):
+            if stmt.settings.get(name, "0") in ("0", "", "DEFAULT"):
+                yield ctx.finding(stmt, f"{action.table} is locked with no {name} set before", action.table,
+                                  fix=f"SET {name} ... before the first statement that locks a table")
+            return

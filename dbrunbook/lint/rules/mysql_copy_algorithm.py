@@ -1,0 +1,30 @@
+"""MariaDB/MySQL DDL that needs ALGORITHM=COPY blocks writes for the whole table copy.
+
+Online DDL runs most changes INSTANT (metadata only) or INPLACE (writes allowed); changing a
+column's type, adding a foreign key with checks on, or changing a column whose old
+definition is unknown falls back to COPY, which holds a shared lock while every row is copied.
+"""
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Iterator
+
+from ... import locks
+from .. import registry
+from ._util import on_existing_table
+
+if TYPE_CHECKING:
+    from ...results import Finding
+    from ..runner import LintContext
+
+
+@registry.rule("LK010", "mysql-copy-algorithm", "warn", dialects=("mariadb", "mysql"),
+               safe="pin ALGORITHM=INPLACE, LOCK=NONE (or INSTANT) so the server refuses rather than copies; "
+                    "for type changes use an online schema change tool or a new column + backfill")
+def check(ctx: LintContext) -> Iterator[Finding]:
+    for stmt, action in ctx.actions():
+        if not on_existing_table(ctx.migration, stmt, action.table):
+            continue
+        algorithm = locks.mysql_algorithm(action, ctx.migration)
+        if algorithm == "COPY" and not action.details.get("algorithm"):
+            yield ctx.finding(stmt, f"{action.kind.replace('_', ' ')} on {action.object} needs ALGORITHM=COPY: "
+                              "writes are blocked while the table is copied", action.object)

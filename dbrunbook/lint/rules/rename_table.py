@@ -1,0 +1,22 @@
+"""Renaming a table breaks the code that runs during and after the deploy.
+
+Application servers still running the old code query the old name and fail until they are
+replaced.
+"""
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Iterator
+
+from .. import registry
+
+if TYPE_CHECKING:
+    from ...results import Finding
+    from ..runner import LintContext
+
+
+@registry.rule("BC001", "rename-table", "warn",
+               safe="create the new table (or a view with the old name), move code over, drop the old name later")
+def check(ctx: LintContext) -> Iterator[Finding]:
+    for stmt, action in ctx.actions("rename_table"):
+        if not action.table.startswith("_alembic_tmp_"):
+            yield ctx.finding(stmt, f"table {action.table} is renamed to {action.details.get('to')}", action.table)

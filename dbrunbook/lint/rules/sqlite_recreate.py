@@ -1,0 +1,24 @@
+"""SQLite batch operations recreate the table: every row is copied under the write lock.
+
+SQLite's ALTER TABLE cannot change types, constraints or NOT NULL, so Alembic's batch mode
+creates _alembic_tmp_<table>, copies every row, drops the old table and renames. The whole
+database is write-locked for the copy, and triggers and views on the table must be recreated.
+"""
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Iterator
+
+from .. import registry
+
+if TYPE_CHECKING:
+    from ...results import Finding
+    from ..runner import LintContext
+
+
+@registry.rule("LK011", "sqlite-table-recreate", "warn", dialects=("sqlite",),
+               safe="prefer plain ADD COLUMN / RENAME, which SQLite does in place; run the batch at a quiet time")
+def check(ctx: LintContext) -> Iterator[Finding]:
+    for stmt, action in ctx.actions("create_table"):
+        if action.table.startswith("_alembic_tmp_"):
+            table = action.table.removeprefix("_alembic_tmp_")
+            yield ctx.finding(stmt, f"table {table} is recreated and every row copied", table)

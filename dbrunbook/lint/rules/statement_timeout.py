@@ -1,0 +1,30 @@
+"""A migration without a statement timeout can hold its locks for as long as it runs.
+
+A statement that scans or rewrites a large table keeps everything it blocks waiting; a
+statement timeout bounds that and turns an unexpectedly slow step into a clean failure.
+"""
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Iterator
+
+from .. import registry
+from ._util import LOCKING, on_existing_table
+
+if TYPE_CHECKING:
+    from ...results import Finding
+    from ..runner import LintContext
+
+#: The session setting that bounds a statement's run time, per dialect.
+SETTING = {"postgresql": "statement_timeout", "mariadb": "max_statement_time", "mysql": "max_execution_time"}
+
+
+@registry.rule("LK009", "missing-statement-timeout", "warn", dialects=tuple(SETTING),
+               safe="SET statement_timeout = '15min' (MariaDB: SET SESSION max_statement_time = 900) at the top")
+def check(ctx: LintContext) -> Iterator[Finding]:
+    name = SETTING[ctx.dialect]
+    for stmt, action in ctx.actions(*LOCKING):
+        if on_existing_table(ctx.migration, stmt, action.table):
+            if stmt.settings.get(name, "0") in ("0", "", "DEFAULT"):
+                yield ctx.finding(stmt, f"{action.table} is changed with no {name} set before", action.table,
+                                  fix=f"SET {name} ... before the first statement that locks a table")
+            return

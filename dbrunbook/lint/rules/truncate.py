@@ -1,0 +1,19 @@
+"""TRUNCATE deletes every row of a table.
+
+It cannot be rolled back by a downgrade and takes ACCESS EXCLUSIVE (PostgreSQL).
+"""
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Iterator
+
+from .. import registry
+
+if TYPE_CHECKING:
+    from ...results import Finding
+    from ..runner import LintContext
+
+
+@registry.rule("DS003", "truncate", "block", safe="delete the rows you mean to, in batches, after a backup")
+def check(ctx: LintContext) -> Iterator[Finding]:
+    for stmt, action in ctx.actions("truncate"):
+        yield ctx.finding(stmt, f"table {action.table} is truncated", action.table)

@@ -1,0 +1,25 @@
+"""UNIQUE or PRIMARY KEY added without a prebuilt index builds it under ACCESS EXCLUSIVE.
+
+The constraint's index is built while the table is locked against reads and writes, and the
+build fails late if duplicates exist.
+"""
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Iterator
+
+from .. import registry
+from ._util import on_existing_table
+
+if TYPE_CHECKING:
+    from ...results import Finding
+    from ..runner import LintContext
+
+
+@registry.rule("LK007", "unique-without-index", "warn", dialects=("postgresql",),
+               safe="CREATE UNIQUE INDEX CONCURRENTLY ix ...; ALTER TABLE ... ADD CONSTRAINT ix UNIQUE USING INDEX ix")
+def check(ctx: LintContext) -> Iterator[Finding]:
+    for stmt, action in ctx.actions("add_constraint"):
+        if (action.details.get("type") in ("unique", "primary_key") and not action.details.get("using_index")
+                and on_existing_table(ctx.migration, stmt, action.table)):
+            yield ctx.finding(stmt, f"{action.details['type'].replace('_', ' ')} {action.name} on {action.table} "
+                              "builds its index under ACCESS EXCLUSIVE", action.table)

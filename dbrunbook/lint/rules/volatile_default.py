@@ -1,0 +1,27 @@
+"""ADD COLUMN with a volatile default rewrites the table.
+
+A default that differs per row (random(), clock_timestamp(), gen_random_uuid()) must be
+computed for every existing row, so PostgreSQL rewrites the whole table under an ACCESS
+EXCLUSIVE lock: no reads or writes until it is done. Constant and stable defaults (a
+literal, now()) are stored once in the catalog and cost nothing since PostgreSQL 11.
+"""
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Iterator
+
+from .. import registry
+from ._util import on_existing_table
+
+if TYPE_CHECKING:
+    from ...results import Finding
+    from ..runner import LintContext
+
+
+@registry.rule("LK001", "volatile-default", "block", dialects=("postgresql",),
+               safe="ADD COLUMN without default; SET DEFAULT for new rows; backfill existing rows in batches")
+def check(ctx: LintContext) -> Iterator[Finding]:
+    for stmt, action in ctx.actions("add_column"):
+        volatile = action.details.get("volatile_default")
+        if volatile and on_existing_table(ctx.migration, stmt, action.table):
+            yield ctx.finding(stmt, f"{action.object} gets a volatile default ({', '.join(volatile)}): "
+                              "the table is rewritten under ACCESS EXCLUSIVE", action.object)

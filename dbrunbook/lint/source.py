@@ -1,0 +1,177 @@
+"""What lint reads: SQL files, and Alembic revisions rendered to SQL for the target's dialect.
+
+A revision spec is ``""`` (the revisions pending on the target: current → head), a revision
+id, a range ``A:B``, or the path of a revision file. PostgreSQL and MariaDB SQL is rendered
+offline (``upgrade --sql``) through Alembic's API; SQLite's batch operations need the live
+table, so its SQL is captured while migrating a schema-only copy. The target is only read:
+for its current revision and the column definitions the rules compare against.
+"""
+from __future__ import annotations
+
+import ast
+import io
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from alembic import command
+from alembic.script import ScriptDirectory
+from alembic.util import CommandError
+
+from ..clone import scratch_copy
+from ..config import Target
+from ..db import dialect_name, make_engine
+from ..dialects import facts
+from ..errors import ConfigError, DatabaseUnreachable, UsageError
+from ..reversibility import operations_sql
+from ..migration import alembic_config, apply_downgrade, apply_upgrade, current_revision
+from ..results import Finding
+from .model import parse_sql
+from .runner import LintConfig, LintReport, lint_migration
+
+
+_FAILED = "-- upgrade failed on a schema-only copy"
+
+
+@dataclass
+class RenderedRevisions:
+    """Upgrade and downgrade SQL of some revisions, for one dialect."""
+
+    dialect: str
+    revisions: list[str]
+    upgrade_sql: str
+    downgrade_sql: str
+    source: str
+    #: SQL captured online runs inside the transaction Alembic opened (no BEGIN in the text).
+    in_transaction: bool = False
+    known_columns: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
+    #: The revisions' own Alembic operations rendered for PostgreSQL (upgrade, downgrade):
+    #: what reversibility compares, the same on every dialect.
+    operations: tuple[str, str] = ("", "")
+
+
+def revision_id(path: Path) -> str:
+    """The ``revision = "..."`` of an Alembic revision file."""
+    try:
+        tree = ast.parse(path.read_text(), str(path))
+    except (OSError, SyntaxError) as exc:
+        raise UsageError(f"cannot read revision file {path}: {exc}") from None
+    for node in tree.body:
+        if not isinstance(node, (ast.AnnAssign, ast.Assign)):
+            continue
+        target: ast.expr = node.target if isinstance(node, ast.AnnAssign) else node.targets[0]
+        value = node.value
+        if isinstance(target, ast.Name) and target.id == "revision" and isinstance(value, ast.Constant):
+            return str(value.value)
+    raise UsageError(f"{path} is not an Alembic revision (no revision = '...')")
+
+
+def known_columns(target: Target) -> dict[tuple[str, str], dict[str, Any]]:
+    """Column definitions of the target (read-only); empty when it cannot be reached."""
+    from ..schema.snapshot import snapshot
+
+    engine = make_engine(target.db)
+    try:
+        snap = snapshot(engine, sizes=False)
+    except DatabaseUnreachable:
+        return {}
+    finally:
+        engine.dispose()
+    return {(t.name, c.name): {"type": c.type.lower(), "not_null": not c.nullable, "default": c.default}
+            for t in snap.tables.values() for c in t.columns}
+
+
+def _range(scripts: ScriptDirectory, spec: str, target: Target) -> tuple[str | None, str]:
+    if ":" in spec:
+        start, _, end = spec.partition(":")
+        return (None if start in ("", "base") else start), end or "head"
+    if spec:
+        script = scripts.get_revision(spec)
+        if script is None:
+            raise ConfigError(f"no Alembic revision {spec}")
+        down = script.down_revision
+        if isinstance(down, (tuple, list)):
+            raise UsageError(f"revision {spec} is a merge point; lint a range instead")
+        return down, script.revision
+    engine = make_engine(target.db)
+    try:
+        return current_revision(engine), "head"
+    finally:
+        engine.dispose()
+
+
+def render_revisions(target: Target, spec: str = "", workdir: Path | None = None) -> RenderedRevisions:
+    """Render the upgrade and downgrade SQL of the revisions ``spec`` names, for the target's dialect."""
+    if spec.endswith(".py"):
+        spec = revision_id(Path(spec))
+    with tempfile.TemporaryDirectory(prefix="dbrunbook-lint-") as tmp:
+        cfg = alembic_config(target, Path(workdir or tmp) / "alembic")
+        try:
+            scripts = ScriptDirectory.from_config(cfg)
+            start, end = _range(scripts, spec, target)
+            revisions = [r.revision for r in reversed(list(scripts.iterate_revisions(end, start or "base")))]
+            engine = make_engine(target.db)
+            dialect = dialect_name(engine)
+            engine.dispose()
+            if facts(dialect).offline_sql:
+                up, down = _offline(cfg, start, end)
+                rendered = RenderedRevisions(dialect, revisions, up, down, spec or "pending revisions")
+            else:
+                up, down = _captured(cfg, target, start, end)
+                rendered = RenderedRevisions(dialect, revisions, up, down, spec or "pending revisions",
+                                             in_transaction=facts(dialect).transactional_ddl)
+            rendered.operations = operations_sql(Path(scripts.dir), revisions)
+        except CommandError as exc:
+            raise ConfigError(f"Alembic: {exc}") from None
+    rendered.known_columns = known_columns(target)
+    return rendered
+
+
+def _offline(cfg: Any, start: str | None, end: str) -> tuple[str, str]:
+    up, down = io.StringIO(), io.StringIO()
+    cfg.output_buffer = up
+    command.upgrade(cfg, f"{start}:{end}" if start else end, sql=True)
+    cfg.output_buffer = down
+    command.downgrade(cfg, f"{end}:{start or 'base'}", sql=True)
+    cfg.output_buffer = None
+    return up.getvalue(), down.getvalue()
+
+
+def _as_sql(statements: list[dict[str, Any]]) -> str:
+    return "".join(s["sql"].strip() + ";\n\n" for s in statements)
+
+
+def _captured(cfg: Any, target: Target, start: str | None, end: str) -> tuple[str, str]:
+    with scratch_copy(target.db, mode="schema") as url:
+        engine = make_engine(url)
+        try:
+            current = current_revision(engine)
+        finally:
+            engine.dispose()
+        if current != start:
+            moved = apply_upgrade(cfg, url, start) if start else apply_downgrade(cfg, url, "base")
+            if not moved.ok and start:
+                moved = apply_downgrade(cfg, url, start)
+            if not moved.ok:
+                raise UsageError(f"cannot bring a schema copy to revision {start}: {moved.error}")
+        up = apply_upgrade(cfg, url, end)
+        if not up.ok:
+            return f"{_FAILED}: {up.error}\n", ""
+        down = apply_downgrade(cfg, url, start or "base")
+    return _as_sql(up.statements), _as_sql(down.statements)
+
+
+def lint_revisions(target: Target, spec: str = "", config: LintConfig | None = None) -> LintReport:
+    """Lint the revisions ``spec`` names (pending ones by default) as SQL for the target's dialect."""
+    rendered = render_revisions(target, spec)
+    migration = parse_sql(rendered.upgrade_sql, rendered.dialect, rendered.source,
+                          in_transaction=rendered.in_transaction)
+    migration.known_columns = {**migration.known_columns, **rendered.known_columns}
+    up, down = (parse_sql(sql, "postgresql", f"{rendered.source} (operations)") for sql in rendered.operations)
+    up.known_columns = dict(migration.known_columns)
+    report = lint_migration(migration, config, rollback=(up, down))
+    if rendered.upgrade_sql.startswith(_FAILED):
+        report.findings.insert(0, Finding("LN002", "block", rendered.upgrade_sql.strip("- \n"), rendered.source,
+                                          {"source": rendered.source}, "fix the revision so it runs on this dialect"))
+    return report
