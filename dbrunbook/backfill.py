@@ -1,0 +1,252 @@
+"""Backfill plans: batched UPDATEs with keyset pagination on the primary key, and their duration.
+
+:func:`plan_backfill` only reads the target: it finds the batch boundaries (every
+``batch_size``-th primary key, by a window function) and writes one UPDATE per batch,
+``WHERE key > lower AND key <= upper AND <rows to fill>``, so each batch touches a bounded
+key range and can be committed on its own. :func:`time_backfill` runs the first batches on a
+scratch copy (:func:`dbrunbook.clone.scratch_copy`), never on the target, and extrapolates
+the duration of the whole plan.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.exc import DBAPIError
+
+from .checks import CheckReport
+from .checks._base import read_only
+from .clone import scratch_copy
+from .db import make_engine
+from .errors import UsageError
+
+
+@dataclass
+class BackfillPlan:
+    """The batched backfill of one column, and (once timed) how long it should take."""
+
+    table: str
+    column: str
+    expression: str
+    key: str
+    batch_size: int
+    rows: int
+    boundaries: list[Any]
+    statements: list[str]
+    template: str
+    only_null: bool = True
+    #: The column is new: its SQL type, added (nullable) before the batches and tightened after.
+    added_type: str = ""
+    before: list[str] = field(default_factory=list)
+    after: list[str] = field(default_factory=list)
+    timed_batches: int = 0
+    timed_rows: int = 0
+    timed_seconds: float | None = None
+    estimated_seconds: float | None = None
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def batches(self) -> int:
+        return len(self.statements)
+
+    def script(self, limit: int | None = None) -> str:
+        """The statements as one reviewable script, each batch committed on its own."""
+        shown = self.statements if limit is None else self.statements[:limit]
+        body = "\n".join(f"{s};\nCOMMIT;" for s in shown)
+        more = f"\n-- ... {self.batches - len(shown)} more batches" if len(shown) < self.batches else ""
+        head = f"-- backfill {self.table}.{self.column} = {self.expression} in {self.batches} batches"
+        steps = [f"-- migration step before: {b}" for b in self.before]
+        tail = [f"-- migration step after: {a}" for a in self.after]
+        return "\n".join([head, *steps, body + more, *tail])
+
+    def to_json(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["boundaries"] = [str(b) for b in self.boundaries]
+        data["statements"] = self.statements[:20]
+        data["batches"] = self.batches
+        return data
+
+
+def _key(table: sa.Table) -> sa.Column[Any]:
+    key = list(table.primary_key.columns)
+    if len(key) != 1:
+        raise UsageError(f"table {table.name!r} needs a one-column primary key for a keyset backfill")
+    return key[0]
+
+
+def _update(table: sa.Table, column: str, expression: str, only_null: bool, lower: Any, upper: Any) -> sa.Update:
+    key = _key(table)
+    bounds = [key > lower] if lower is not None else []
+    bounds += [key <= upper] if upper is not None else []
+    where = table.c[column].is_(None) if only_null else sa.true()
+    return sa.update(table).where(*bounds, where).values({column: sa.literal_column(expression)})
+
+
+def _sql(conn: Connection, statement: sa.ClauseElement) -> str:
+    return str(statement.compile(dialect=conn.dialect, compile_kwargs={"literal_binds": True}))
+
+
+def plan_backfill(engine: Engine, table: str, column: str, expression: str, only_null: bool = True,
+                  batch_size: int = 10_000, add: sa.types.TypeEngine[Any] | None = None) -> BackfillPlan:
+    """Plan ``UPDATE table SET column = expression`` in key-range batches (reads the target only).
+
+    With ``add`` (the type of a column the change adds as required), the column does not exist
+    yet: the plan adds it nullable, fills every row, then sets NOT NULL.
+    """
+    if batch_size < 1:
+        raise UsageError("batch size must be at least 1")
+    with read_only(engine) as (conn, _):
+        if not sa.inspect(conn).has_table(table):
+            raise UsageError(f"no table {table!r} in the database")
+        live = sa.Table(table, sa.MetaData(), autoload_with=conn)
+        if add is not None and column in live.c:
+            raise UsageError(f"table {table!r} already has a column {column!r}")
+        if add is None and column not in live.c:
+            raise UsageError(f"table {table!r} has no column {column!r}")
+        key = _key(live)
+        # Rows to fill are found on the live table, where a new column does not exist yet.
+        where = live.c[column].is_(None) if only_null and add is None else sa.true()
+        if add is not None:
+            live.append_column(sa.Column(column, add, nullable=True))
+        numbered = sa.select(key.label("k"), sa.func.row_number().over(order_by=key).label("n")) \
+            .where(where).subquery("numbered")
+        boundaries = [r[0] for r in conn.execute(
+            sa.select(numbered.c.k).where(numbered.c.n % batch_size == 0).order_by(numbered.c.k))]
+        rows = int(conn.execute(sa.select(sa.func.count()).select_from(live).where(where)).scalar_one())
+        edges: list[Any] = [None, *boundaries]
+        if rows and (not boundaries or rows % batch_size):
+            edges.append(None)  # the last, partial batch is open-ended
+        pairs = list(zip(edges, edges[1:]))
+        statements = [_sql(conn, _update(live, column, expression, only_null, lo, hi)) for lo, hi in pairs]
+        template = _sql(conn, _update(live, column, expression, only_null, sa.literal_column(":last_key"),
+                                      sa.literal_column(":upper_key")))
+        added = add.compile(dialect=conn.dialect) if add is not None else ""
+    plan = BackfillPlan(table, column, expression, key.name, batch_size, rows, boundaries, statements, template,
+                        only_null=only_null, added_type=added)
+    if add is not None:
+        plan.before.append(f"op.add_column({table!r}, sa.Column({column!r}, {add!r}, nullable=True))")
+        plan.after.append(f"op.alter_column({table!r}, {column!r}, nullable=False)")
+    return plan
+
+
+def time_backfill(url: str, plan: BackfillPlan, batches: int = 1) -> BackfillPlan:
+    """Run the first ``batches`` of ``plan`` on a scratch copy of ``url`` and extrapolate the duration."""
+    if not plan.statements:
+        plan.notes.append("nothing to backfill: no row matches")
+        plan.estimated_seconds = 0.0
+        return plan
+    edges: list[Any] = [None, *plan.boundaries, None]
+    chosen = list(zip(edges, edges[1:]))[:min(batches, plan.batches)]
+    with scratch_copy(url, mode="full") as copy_url:
+        copy = make_engine(copy_url)
+        try:
+            if plan.added_type:
+                with copy.begin() as conn:
+                    q = conn.dialect.identifier_preparer.quote
+                    conn.exec_driver_sql(f"ALTER TABLE {q(plan.table)} ADD COLUMN {q(plan.column)} {plan.added_type}")
+            table = sa.Table(plan.table, sa.MetaData(), autoload_with=copy)
+            started = time.perf_counter()
+            touched = 0
+            for lower, upper in chosen:
+                with copy.begin() as conn:
+                    update = _update(table, plan.column, plan.expression, plan.only_null, lower, upper)
+                    touched += conn.execute(update).rowcount or 0
+            seconds = time.perf_counter() - started
+        except DBAPIError as exc:
+            reason = str(getattr(exc, "orig", exc)).strip().splitlines()[0]
+            plan.notes.append(f"the first batch fails on a scratch copy: {reason}; fix the rows or the expression")
+            return plan
+        finally:
+            copy.dispose()
+    plan.timed_batches, plan.timed_rows, plan.timed_seconds = len(chosen), touched, seconds
+    per_row = seconds / touched if touched else seconds / len(chosen)
+    plan.estimated_seconds = per_row * plan.rows if touched else seconds * plan.batches / len(chosen)
+    plan.notes.append(f"timed {len(chosen)} of {plan.batches} batches ({touched} rows) on a scratch copy "
+                      f"in {seconds:.3f}s; the target was not written")
+    return plan
+
+
+def suggest_expression(engine: Engine, table: str, column: str) -> str:
+    """A value to review for filling NULLs: the column's most common value, as a SQL literal."""
+    with read_only(engine) as (conn, _):
+        live = sa.Table(table, sa.MetaData(), autoload_with=conn)
+        col = live.c[column]
+        value = conn.execute(sa.select(col).where(col.is_not(None)).group_by(col)
+                             .order_by(sa.func.count().desc(), col).limit(1)).scalar()
+        literal = sa.literal(value, type_=col.type) if value is not None else sa.null()
+        return _sql(conn, literal)
+
+
+def _zero(type_: sa.types.TypeEngine[Any]) -> str | None:
+    """A placeholder value of ``type_`` for a new column, or None when there is no obvious one."""
+    if isinstance(type_, sa.Boolean):
+        return "FALSE"
+    if isinstance(type_, (sa.Integer, sa.Numeric)):
+        return "0"
+    if isinstance(type_, sa.String):
+        return "''"
+    if isinstance(type_, (sa.Date, sa.DateTime)):
+        return "CURRENT_TIMESTAMP"
+    return None
+
+
+def _conversion(engine: Engine, table: str, column: str, metadata: sa.MetaData, expressions: dict[str, str],
+                batch_size: int) -> BackfillPlan:
+    """Convert ``column`` through a new column of the target type: add, fill in batches, swap."""
+    new_type = metadata.tables[table].c[column].type
+    name = f"{table}.{column}"
+    given = expressions.get(name)
+    expression = given or str(sa.cast(sa.column(column), new_type).compile(dialect=engine.dialect))
+    plan = plan_backfill(engine, table, f"{column}_new", expression, batch_size=batch_size, add=new_type)
+    plan.after = [f"op.drop_column({table!r}, {column!r})",
+                  f"op.alter_column({table!r}, {column + '_new'!r}, new_column_name={column!r}, nullable=...)"]
+    if not given:
+        plan.notes.append(f"{expression} converts the values as the direct ALTER would; pass "
+                          f"backfills={{{name!r}: <expression>}} to handle the offending rows")
+    return plan
+
+
+def backfill_plans(engine: Engine, url: str, report: CheckReport, expressions: dict[str, str] | None = None,
+                   batch_size: int = 10_000, timed_batches: int = 1,
+                   metadata: sa.MetaData | None = None) -> list[BackfillPlan]:
+    """Plan (and time on a scratch copy) the backfill of every column the checks found needing values.
+
+    That is each column with NULLs under a new NOT NULL and, given the target ``metadata``, each
+    new required column and each type change with offending values (converted through a new
+    column). ``expressions`` maps ``table.column`` to the SQL expression to fill
+    with; without one the plan uses the column's most common value (or a zero value of a new
+    column's type), marked as a suggestion to review.
+    """
+    plans: list[BackfillPlan] = []
+    converted: set[tuple[str, str]] = set()
+    engine.dispose()  # PostgreSQL copies by TEMPLATE only when nobody is connected to the target
+    for result in report.results:
+        if result.code == "DC005" and result.count > 0 and metadata is not None \
+                and (result.table, result.columns[0]) not in converted:
+            converted.add((result.table, result.columns[0]))
+            plan = _conversion(engine, result.table, result.columns[0], metadata, expressions or {}, batch_size)
+            plans.append(time_backfill(url, plan, batches=timed_batches) if timed_batches else plan)
+            continue
+        if result.problem not in ("null", "required") or result.count <= 0:
+            continue
+        name = f"{result.table}.{result.columns[0]}"
+        given = (expressions or {}).get(name)
+        add = None
+        if result.problem == "required":
+            if metadata is None or result.table not in metadata.tables:
+                continue
+            add = metadata.tables[result.table].c[result.columns[0]].type
+            expression = given or _zero(add)
+            if expression is None:
+                continue
+        else:
+            expression = given or suggest_expression(engine, result.table, result.columns[0])
+        plan = plan_backfill(engine, result.table, result.columns[0], expression, batch_size=batch_size, add=add)
+        if not given:
+            plan.notes.append(f"{expression} is a suggestion (a placeholder value): review it, or pass "
+                              f"backfills={{{name!r}: <expression>}}")
+        plans.append(time_backfill(url, plan, batches=timed_batches) if timed_batches else plan)
+    return plans
