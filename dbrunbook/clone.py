@@ -1,9 +1,10 @@
 """Scratch copies of a database, made with each dialect's own means and always dropped.
 
-:func:`scratch_copy` is a context manager yielding the URL of a uniquely named copy (full, or
-schema only). The copy is dropped when the block exits, whether it succeeded, raised or was
-interrupted with Ctrl-C; a leftover from a killed process is never reused because every copy
-gets a fresh name. How the copy is made is a dialect fact (``clone_strategy``).
+:func:`scratch_copy` is a context manager yielding the URL of a uniquely named copy: full,
+schema only, or a sample (``rows`` random rows per table, plus every row those rows reference,
+so foreign keys hold). The copy is dropped when the block exits, whether it succeeded, raised
+or was interrupted with Ctrl-C; a leftover from a killed process is never reused because every
+copy gets a fresh name. How the copy is made is a dialect fact (``clone_strategy``).
 """
 from __future__ import annotations
 
@@ -14,17 +15,24 @@ import sqlite3
 import subprocess
 import tempfile
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Any, Callable, Iterable, Iterator
 
 import sqlalchemy as sa
 from sqlalchemy.engine import URL
 from sqlalchemy.exc import DBAPIError
 
-from .db import create_database, drop_database, engine_facts, make_engine, scratch_name, server_url, with_database
+from .db import create_database, dialect_name, drop_database, engine_facts, make_engine, scratch_name, server_url, with_database
 from .errors import ToolMissing, UsageError
 from .secrets import resolve_url
 
-MODES = ("full", "schema")
+MODES = ("full", "schema", "sample")
+#: Rows fetched or inserted per round trip when a sample is copied.
+_CHUNK = 500
+#: SQL function drawing a random number, for picking sample rows.
+_RANDOM = {"sqlite": "random", "postgresql": "random", "mysql": "rand", "mariadb": "rand"}
+#: Session statement that lets rows arrive in any order (cycles, self-references); the
+#: sample copy's keys are consistent by construction.
+_FK_CHECKS_OFF = {"mysql": "SET FOREIGN_KEY_CHECKS = 0", "mariadb": "SET FOREIGN_KEY_CHECKS = 0"}
 
 
 def _copy_sqlite(source: URL, clone: URL, mode: str) -> None:
@@ -98,13 +106,13 @@ def _copy_mysql(source: URL, clone: URL, mode: str) -> None:
             tables = [r[0] for r in rows if r[1] == "BASE TABLE"]
             views = [r[0] for r in rows if r[1] == "VIEW"]
             for table in tables:
-                ddl = conn.execute(sa.text(f"SHOW CREATE TABLE {q(src)}.{q(table)}")).fetchone()[1]
+                ddl = conn.execute(sa.text(f"SHOW CREATE TABLE {q(src)}.{q(table)}")).one()[1]
                 conn.execute(sa.text(f"USE {q(dst)}"))
                 conn.execute(sa.text(ddl.replace(":", "\\:")))
                 if mode == "full":
                     conn.execute(sa.text(f"INSERT INTO {q(dst)}.{q(table)} SELECT * FROM {q(src)}.{q(table)}"))
             for view in views:
-                ddl = conn.execute(sa.text(f"SHOW CREATE VIEW {q(src)}.{q(view)}")).fetchone()[1]
+                ddl = conn.execute(sa.text(f"SHOW CREATE VIEW {q(src)}.{q(view)}")).one()[1]
                 conn.execute(sa.text(f"USE {q(dst)}"))
                 conn.execute(sa.text(ddl.replace(f"{q(src)}.", f"{q(dst)}.").replace(":", "\\:")))
             conn.execute(sa.text("SET FOREIGN_KEY_CHECKS = 1"))
@@ -136,11 +144,117 @@ def _copy_version_table(source: URL, clone: URL) -> None:
         dst.dispose()
 
 
+def _sync_pg_sequences(conn: sa.Connection, tables: list[sa.Table]) -> None:
+    q = conn.dialect.identifier_preparer.quote
+    for table in tables:
+        for column in table.primary_key.columns:
+            name = q(table.name) if table.schema is None else f"{q(table.schema)}.{q(table.name)}"
+            seq = conn.execute(sa.select(sa.func.pg_get_serial_sequence(name, column.name))).scalar()
+            if seq:
+                top = sa.select(sa.func.max(column)).scalar_subquery()
+                conn.execute(sa.select(sa.func.setval(seq, sa.func.coalesce(top, 1), top.is_not(None))))
+
+
+#: What must follow rows inserted with explicit keys, so the database's own key generator
+#: does not hand out a key that is already taken (PostgreSQL sequences do not follow inserts).
+_AFTER_EXPLICIT_KEYS: dict[str, Callable[[sa.Connection, list[sa.Table]], None]] = {
+    "postgresql": _sync_pg_sequences,
+}
+
+
+def sync_key_generators(conn: sa.Connection, tables: list[sa.Table]) -> None:
+    """Move key generators (sequences) past rows inserted with explicit keys."""
+    hook = _AFTER_EXPLICIT_KEYS.get(dialect_name(conn.engine))
+    if hook:
+        hook(conn, tables)
+
+
+def disable_fk_checks(conn: sa.Connection) -> None:
+    """Let rows arrive in any order on this connection, where the dialect allows it."""
+    statement = _FK_CHECKS_OFF.get(dialect_name(conn.engine))
+    if statement:
+        conn.execute(sa.text(statement))
+
+
+def _row_key(table: sa.Table, row: dict[str, Any]) -> Any:
+    columns = [c.name for c in table.primary_key.columns] or list(row)
+    return repr(tuple(row[c] for c in columns))
+
+
+def _chunks(items: list[Any], size: int = _CHUNK) -> Iterator[list[Any]]:
+    for start in range(0, len(items), size):
+        yield items[start:start + size]
+
+
+def _missing_parents(conn: sa.Connection, fk: sa.ForeignKeyConstraint, children: Iterable[dict[str, Any]],
+                     parents: dict[Any, dict[str, Any]]) -> list[dict[str, Any]]:
+    """Rows of the referred table that sampled ``children`` point at and the sample lacks."""
+    local = [c.name for c in fk.columns]
+    parent = fk.referred_table
+    remote = [parent.c[e.column.name] for e in fk.elements]
+    needed = {tuple(row[c] for c in local) for row in children}
+    have = {tuple(row[c.name] for c in remote) for row in parents.values()}
+    missing = [k for k in needed - have if None not in k]
+    found: list[dict[str, Any]] = []
+    for chunk in _chunks(missing):
+        where = (remote[0].in_([k[0] for k in chunk]) if len(remote) == 1
+                 else sa.tuple_(*remote).in_(chunk))
+        found.extend(dict(r) for r in conn.execute(sa.select(parent).where(where)).mappings())
+    return found
+
+
+def _pick_sample(conn: sa.Connection, tables: list[sa.Table], rows: int) -> dict[str, dict[Any, dict[str, Any]]]:
+    """``rows`` random rows per table, then the rows they reference, until nothing is missing."""
+    random = getattr(sa.func, _RANDOM[dialect_name(conn.engine)])
+    picked: dict[str, dict[Any, dict[str, Any]]] = {}
+    for table in tables:
+        result = conn.execute(sa.select(table).order_by(random()).limit(rows)).mappings()
+        picked[table.name] = {_row_key(table, dict(r)): dict(r) for r in result}
+    changed = True
+    while changed:  # a parent added for one child may itself reference rows not yet picked
+        changed = False
+        for table in reversed(tables):
+            for fk in table.foreign_key_constraints:
+                parents = picked.get(fk.referred_table.name)
+                if parents is None or fk.referred_table.schema != table.schema:
+                    continue
+                for row in _missing_parents(conn, fk, list(picked[table.name].values()), parents):
+                    parents[_row_key(fk.referred_table, row)] = row
+                    changed = True
+    return picked
+
+
+def _copy_sample(source: URL, clone: URL, rows: int) -> None:
+    """Fill the schema-only ``clone`` with a sample of ``source`` whose foreign keys hold."""
+    src, dst = make_engine(source), make_engine(clone)
+    try:
+        meta = sa.MetaData()
+        meta.reflect(src)
+        tables = [t for t in meta.sorted_tables if t.name != "alembic_version"]
+        with src.connect() as conn:
+            picked = _pick_sample(conn, tables, rows)
+        with dst.begin() as conn:
+            disable_fk_checks(conn)
+            for table in tables:  # parents first, so databases that check row by row agree
+                for chunk in _chunks(list(picked[table.name].values())):
+                    conn.execute(table.insert(), chunk)
+            sync_key_generators(conn, tables)
+    finally:
+        src.dispose()
+        dst.dispose()
+
+
 @contextlib.contextmanager
-def scratch_copy(url: str | URL, mode: str = "full") -> Iterator[URL]:
-    """Yield the URL of a fresh copy of ``url``; drop it afterwards, whatever happened."""
+def scratch_copy(url: str | URL, mode: str = "full", rows: int = 1000) -> Iterator[URL]:
+    """Yield the URL of a fresh copy of ``url``; drop it afterwards, whatever happened.
+
+    ``mode`` is "full", "schema" or "sample"; a sample holds ``rows`` random rows of each
+    table plus every row they reference through foreign keys.
+    """
     if mode not in MODES:
         raise UsageError(f"clone mode must be one of {', '.join(MODES)}, not {mode!r}")
+    if mode == "sample" and rows < 1:
+        raise UsageError(f"a sample copy needs at least one row per table, not {rows}")
     source = resolve_url(url)
     engine = make_engine(source)
     strategy = _STRATEGIES[engine_facts(engine).clone_strategy]
@@ -150,8 +264,10 @@ def scratch_copy(url: str | URL, mode: str = "full") -> Iterator[URL]:
     if workdir:
         clone = source.set(database=str(Path(workdir) / f"{scratch_name()}.db"))
     try:
-        strategy(source, clone, mode)
-        if mode == "schema":
+        strategy(source, clone, "full" if mode == "full" else "schema")
+        if mode == "sample":
+            _copy_sample(source, clone, rows)
+        if mode != "full":
             _copy_version_table(source, clone)
         yield clone
     finally:
