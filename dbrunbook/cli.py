@@ -112,17 +112,21 @@ def _run_options(f: Any) -> Any:
               help="Project root holding pyproject.toml [tool.dbrunbook].")
 @click.option("--dry-run", is_flag=True, help="Write nothing outside the run folder.")
 @click.option("--rollback-plan", is_flag=True, help="Also prove and document the rollback.")
+@click.option("--test-cmd", help="Your test command, run against the migrated copy (stage 07).")
+@click.option("--scale", help="Rehearse on a copy grown to this size, e.g. 10x or users=1000000 (stage 04).")
 @_run_options
 def update(db: str | None, models: str | None, alembic_config: str | None, project: Path, dry_run: bool,
-           rollback_plan: bool, stages: str | None, out: Path, keep_going: bool, params: tuple[str, ...],
-           progress: bool, runbooks: Path | None) -> None:
+           rollback_plan: bool, test_cmd: str | None, scale: str | None, stages: str | None, out: Path,
+           keep_going: bool, params: tuple[str, ...], progress: bool, runbooks: Path | None) -> None:
     """Analyse, check and rehearse a schema change; never changes the target database."""
     from .config import load_target
     from .runbook import RunOptions, run_runbook
 
     target = load_target(project, db=db, models=models, alembic_config=alembic_config)
+    shortcuts = {"test_cmd": test_cmd, "scale": scale}
     options = RunOptions(stages=stages.split(",") if stages else None, out=out, dry_run=dry_run,
-                         rollback_plan=rollback_plan, keep_going=keep_going, parameters=_params(params),
+                         rollback_plan=rollback_plan, keep_going=keep_going,
+                         parameters={**{k: v for k, v in shortcuts.items() if v}, **_params(params)},
                          progress=progress, runbooks=runbooks)
     _finish(run_runbook(target, options))
 

@@ -91,6 +91,15 @@ def _expand(value: str) -> str:
     return value
 
 
+def _relative_to(url: str, project_dir: Path) -> str:
+    """A relative SQLite path in pyproject.toml is relative to the project, not the shell's folder."""
+    parsed = parse_url(url)
+    path = parsed.database
+    if parsed.get_backend_name() != "sqlite" or not path or path == ":memory:" or Path(path).is_absolute():
+        return url
+    return parsed.set(database=str(project_dir / path)).render_as_string(hide_password=False)
+
+
 def load_target(project_dir: Path | None = None, **options: str | None) -> Target:
     """Merge CLI ``options`` over ``[tool.dbrunbook]`` of ``project_dir`` into a :class:`Target`."""
     project_dir = (project_dir or Path.cwd()).resolve()
@@ -107,7 +116,10 @@ def load_target(project_dir: Path | None = None, **options: str | None) -> Targe
         if not path.exists():
             raise ConfigError(f"Alembic config {alembic_config} not found")
         alembic_config = str(path)
-    return Target.from_url(_expand(str(db)), models=str(merged.get("models", "")),
+    db = _expand(str(db))
+    if "db" not in options or not options["db"]:
+        db = _relative_to(db, project_dir)
+    return Target.from_url(db, models=str(merged.get("models", "")),
                            alembic_config=alembic_config, project_dir=project_dir)
 
 

@@ -72,12 +72,12 @@ class UnknownRunError(UsageError):
 
 
 class UnknownParameterError(UsageError):
-    """A parameter was given that the stage template does not declare."""
+    """A parameter was given that none of the selected stage templates declares."""
 
     def __init__(self, stage: str, names: Sequence[str], known: Sequence[str]) -> None:
         super().__init__(
-            f"stage {stage} has no parameter {', '.join(sorted(names))} "
-            f"(it declares: {', '.join(sorted(known))})"
+            f"no selected stage ({stage}) declares parameter {', '.join(sorted(names))} "
+            f"(declared: {', '.join(sorted(known))})"
         )
         self.stage = stage
         self.names = list(names)

@@ -134,9 +134,10 @@ def _autogenerate(engine: sa.Engine, target: Target, scripts: ScriptDirectory, m
     # render_python_code keeps the imports it needs to itself; dialect types are the usual ones.
     imports = {f"from sqlalchemy.dialects import {name}" for name in ("mysql", "postgresql", "sqlite")
                if re.search(rf"\b{name}\.", up + down)}
-    rev = scripts.generate_revision(uuid.uuid4().hex[:12], message, head="head",
-                                    upgrades=up.strip(), downgrades=down.strip(),
-                                    imports="\n".join(sorted(imports)))
+    with contextlib.redirect_stdout(io.StringIO()):  # Alembic prints "Generating ..." itself
+        rev = scripts.generate_revision(uuid.uuid4().hex[:12], message, head="head",
+                                        upgrades=up.strip(), downgrades=down.strip(),
+                                        imports="\n".join(sorted(imports)))
     return Path(rev.path) if rev else None
 
 
@@ -339,9 +340,16 @@ def review_migration(plan: MigrationPlan, target: Target, *, measure: bool = Tru
     engine.dispose()
     migration = parse_sql(plan.upgrade_sql, dialect, "upgrade.sql", in_transaction=captured)
     migration.known_columns = {**migration.known_columns, **known_columns(target)}
-    up_sql, down_sql = reversibility.operations_sql(plan.script_dir, plan.revisions)
+    raised: list[Finding] = []
+    try:
+        up_sql, down_sql = reversibility.operations_sql(plan.script_dir, plan.revisions)
+    except Exception as exc:  # the revision's own code raised: that is the finding, not a stage error
+        up_sql = down_sql = ""
+        raised.append(Finding("MG004", "block", f"a revision raised while its operations were read: "
+                                                f"{type(exc).__name__}: {exc}", plan.head or ""))
     ops_up, ops_down = parse_sql(up_sql, "postgresql", "operations"), parse_sql(down_sql, "postgresql", "operations")
     report = lint_migration(migration, load_config(target.project_dir), rollback=(ops_up, ops_down))
+    report.findings[:0] = raised
     sizes = locks.table_sizes(target.db)
     throughput = locks.measure_throughput(target.db) if measure else None
     return Review(report.findings, report.silenced, locks.analyse(migration, sizes, throughput),

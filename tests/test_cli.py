@@ -110,18 +110,19 @@ def test_verify_detects_tampering(project):
 def test_without_dry_run_the_revision_is_written_to_the_project(tmp_path):
     project = write_demo(tmp_path / "shop", users=400).path
     result = dbrunbook("update", "--stages", "03", cwd=project)
-    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.returncode == EXIT_BLOCKED, result.stdout + result.stderr  # lint blocks the drop
     assert len(list((project / "migrations" / "versions").glob("*.py"))) == 2
 
 
 def _broken_runbooks(tmp_path: Path) -> Path:
     folder = tmp_path / "books"
     folder.mkdir()
-    shutil.copy(templates()[0], folder)
-    book = nbformat.read(templates()[0], as_version=4)
+    first = next(t for t in templates() if t.stem == "01-schema-analysis")
+    shutil.copy(first, folder)
+    book = nbformat.read(first, as_version=4)
     book.cells.insert(3, new_code_cell('raise RuntimeError("stage went wrong on purpose")'))
     nbformat.write(book, folder / "02-broken.ipynb")
-    shutil.copy(templates()[1], folder / "03-migration.ipynb")
+    shutil.copy(next(t for t in templates() if t.stem == "02-design-validation"), folder)
     return folder
 
 
@@ -135,7 +136,7 @@ def test_a_stage_that_raises_leaves_its_notebook_and_stops_the_run(project, tmp_
     status = {s["name"]: s for s in manifest["stages"]}
     assert status["02-broken"]["status"] == "error"
     assert status["02-broken"]["error"]["ename"] == "RuntimeError"
-    assert status["03-migration"]["status"] == "skipped"
+    assert status["02-design-validation"]["status"] == "skipped"
     executed = nbformat.read(run_dir / "02-broken.ipynb", as_version=4)
     assert any(o.get("output_type") == "error" for c in executed.cells for o in c.get("outputs", []))
     assert "papermill-error-cell-tag" in json.dumps(executed.dict())
@@ -143,7 +144,7 @@ def test_a_stage_that_raises_leaves_its_notebook_and_stops_the_run(project, tmp_
                            "--out", str(tmp_path / "runs2"), cwd=project)
     manifest = json.loads((next((tmp_path / "runs2").iterdir()) / "manifest.json").read_text())
     assert keep_going.returncode == EXIT_STAGE_ERROR
-    assert [s["status"] for s in manifest["stages"]][2] == "pass"
+    assert [s["status"] for s in manifest["stages"]] == ["block", "error", "pass"]
 
 
 def test_a_migration_that_raises_is_recorded_with_its_error(tmp_path):

@@ -117,18 +117,20 @@ def declared_parameters(template: Path) -> dict[str, Any]:
     return {name: p["default"] for name, p in found.items()}
 
 
-def stage_parameters(template: Path, target: Target, run_dir: Path, options: RunOptions) -> dict[str, Any]:
-    """What a stage receives: the common values it declares plus the user's own, checked."""
-    declared = declared_parameters(template)
+def stage_parameters(chosen: list[Path], target: Target, run_dir: Path, options: RunOptions) -> dict[str, dict[str, Any]]:
+    """What each stage receives: the common values and the user's own that it declares.
+
+    A user parameter that no chosen stage declares is an error, not a warning.
+    """
+    declared = {t.stem: declared_parameters(t) for t in chosen}
+    known = sorted(set().union(*declared.values())) if declared else []
+    unknown = [k for k in options.parameters if k not in known]
+    if unknown:
+        raise UnknownParameterError(", ".join(declared), unknown, known)
     common = {"db": target.db, "models": target.models, "alembic_config": target.alembic_config,
               "run_dir": str(run_dir), "project_dir": str(target.project_dir),
-              "dry_run": options.dry_run, "rollback_plan": options.rollback_plan}
-    params = {k: v for k, v in common.items() if k in declared}
-    unknown = [k for k in options.parameters if k not in declared and k not in common]
-    if unknown:
-        raise UnknownParameterError(template.stem, unknown, list(declared))
-    params.update({k: v for k, v in options.parameters.items() if k in declared})
-    return params
+              "dry_run": options.dry_run, "rollback_plan": options.rollback_plan, **options.parameters}
+    return {stage: {k: v for k, v in common.items() if k in names} for stage, names in declared.items()}
 
 
 def _slug(target: Target) -> str:
@@ -197,7 +199,7 @@ def _run(target: Target, options: RunOptions) -> Run:
     chosen = _select(templates(options.runbooks, options), options.stages)
     preflight(target)
     run_id, run_dir = new_run_dir(options.out, target)
-    params = {t.stem: stage_parameters(t, target, run_dir, options) for t in chosen}
+    params = stage_parameters(chosen, target, run_dir, options)
     run_dir.mkdir(parents=True, exist_ok=False)
     started = datetime.now(timezone.utc)
     records: list[StageRecord] = []
