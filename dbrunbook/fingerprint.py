@@ -220,60 +220,20 @@ def compare(before: Fingerprint, after: Fingerprint) -> list[FingerprintDiff]:
     return diffs
 
 
-def _normal_default(value: Any) -> str | None:
-    if value is None:
-        return None
-    # Servers echo defaults with varying quotes and casts; compare the bare literal.
-    text = str(value).strip()
-    text = text.split("::")[0].strip("()'\" ")
-    return text or None
-
-
 def schema_snapshot(engine: Engine, exclude: Iterable[str] = ()) -> dict[str, Any]:
-    """A comparable picture of the schema (tables, columns, keys, indexes) by reflection."""
-    inspector = sa.inspect(engine)
-    skip = set(exclude)
-    columns = inspector.get_multi_columns()
-    pks = inspector.get_multi_pk_constraint()
-    fks = inspector.get_multi_foreign_keys()
-    indexes = inspector.get_multi_indexes()
-    uniques = inspector.get_multi_unique_constraints()
-    snapshot: dict[str, Any] = {}
-    for key, cols in sorted(columns.items(), key=lambda kv: kv[0][1]):
-        table = key[1]
-        if table in skip:
-            continue
-        snapshot[table] = {
-            "columns": {c["name"]: {"type": str(c["type"]), "nullable": bool(c["nullable"]),
-                                    "default": _normal_default(c.get("default"))} for c in cols},
-            "primary_key": sorted(pks[key].get("constrained_columns") or []) if key in pks else [],
-            "foreign_keys": sorted((tuple(f["constrained_columns"]), f["referred_table"],
-                                    tuple(f["referred_columns"])) for f in fks.get(key, [])),
-            "indexes": sorted((i["name"] or "", tuple(c or "" for c in i["column_names"]), bool(i["unique"]))
-                              for i in indexes.get(key, [])),
-            "unique": sorted(tuple(u["column_names"]) for u in uniques.get(key, [])),
-        }
-    # Through JSON, so tuples become lists as in a snapshot loaded from a file.
-    normal: dict[str, Any] = json.loads(json.dumps(snapshot))
-    return normal
+    """The schema's structure as JSON (the :mod:`dbrunbook.schema` snapshot without sizes)."""
+    from .schema import snapshot
+
+    raw = snapshot(engine, exclude=list(exclude), sizes=False).to_json()
+    for table in raw["tables"].values():  # statistics are not structure
+        table["rows"] = table["bytes"] = None
+    raw["source"] = raw["taken_at"] = ""
+    return raw
 
 
 def compare_schema(before: dict[str, Any], after: dict[str, Any]) -> list[str]:
     """What differs between two :func:`schema_snapshot` results, one line per difference."""
-    out = []
-    for table in sorted(set(before) | set(after)):
-        if table not in after:
-            out.append(f"table {table} is gone")
-            continue
-        if table not in before:
-            out.append(f"table {table} is new")
-            continue
-        old, new = before[table], after[table]
-        for col in sorted(set(old["columns"]) | set(new["columns"])):
-            a, b = old["columns"].get(col), new["columns"].get(col)
-            if a != b:
-                out.append(f"column {table}.{col}: {a or 'absent'} -> {b or 'absent'}")
-        for part in ("primary_key", "foreign_keys", "indexes", "unique"):
-            if old[part] != new[part]:
-                out.append(f"{part.replace('_', ' ')} of {table}: {old[part]} -> {new[part]}")
-    return out
+    from .schema import Snapshot, diff
+
+    changes = diff(Snapshot.from_json(before), Snapshot.from_json(after)).changes
+    return [f"{c.op} {c.object}: {c.detail}" for c in changes]

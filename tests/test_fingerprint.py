@@ -130,8 +130,8 @@ def test_schema_snapshot_sees_a_new_column_and_index(engine):
         conn.execute(sa.text("CREATE INDEX ix_things_qty ON things (qty)"))
     engine.dispose()
     diffs = compare_schema(before, schema_snapshot(engine))
-    assert any(d.startswith("column things.extra: absent ->") for d in diffs)
-    assert any(d.startswith("indexes of things") and "ix_things_qty" in d for d in diffs)
+    assert any(d.startswith("add_column things.extra:") for d in diffs)
+    assert any(d.startswith("add_index") and "ix_things_qty" in d for d in diffs)
     assert compare_schema(before, before) == []
 
 
