@@ -18,7 +18,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import URL
 
 from .db import create_database, dialect_name, drop_database, make_engine, scratch_name, with_database
-from .lint.model import Action, Migration, Statement
+from .lint.model import Action, Migration
 from .lint.rules.type_change import binary_compatible
 
 #: Lock modes (PostgreSQL) that make writers wait; reads wait only for ACCESS EXCLUSIVE.

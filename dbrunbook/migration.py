@@ -29,7 +29,7 @@ from sqlalchemy.engine import URL
 
 from .clone import scratch_copy
 from .config import Target, load_metadata
-from .db import engine_facts, make_engine
+from .db import dialect_name, engine_facts, make_engine
 from .errors import ConfigError
 from .results import Finding
 from .secrets import mask_url
@@ -169,11 +169,7 @@ def plan_migration(target: Target, out_dir: Path, *, message: str = "dbrunbook u
                              revisions=pending, generated=generated)
         if plan.empty:
             return plan
-        if engine_facts(engine).offline_sql:
-            plan.upgrade_sql, plan.downgrade_sql = _render_offline(cfg, current)
-        else:
-            plan.upgrade_sql, plan.downgrade_sql = _render_on_copy(cfg, target, current)
-            plan.sql_source = "captured on a schema-only copy"
+        plan.upgrade_sql, plan.downgrade_sql, plan.sql_source = render_sql(cfg, target, current)
     except CommandError as exc:
         raise ConfigError(f"Alembic: {exc}") from None
     finally:
@@ -186,6 +182,22 @@ def plan_migration(target: Target, out_dir: Path, *, message: str = "dbrunbook u
     (out_dir / "upgrade.sql").write_text(plan.upgrade_sql)
     (out_dir / "downgrade.sql").write_text(plan.downgrade_sql)
     return plan
+
+
+def render_sql(cfg: Config, target: Target, current: str | None) -> tuple[str, str, str]:
+    """Upgrade and downgrade SQL from ``current`` to head, and how it was obtained.
+
+    Offline (Alembic's ``--sql``) where the dialect allows it, else captured while applying the
+    revisions to a schema-only copy of the target.
+    """
+    engine = make_engine(target.db)
+    try:
+        offline = engine_facts(engine).offline_sql
+    finally:
+        engine.dispose()
+    if offline:
+        return (*_render_offline(cfg, current), "offline")
+    return (*_render_on_copy(cfg, target, current), "captured on a schema-only copy")
 
 
 def _render_offline(cfg: Config, current: str | None) -> tuple[str, str]:
@@ -336,7 +348,7 @@ def review_migration(plan: MigrationPlan, target: Target, *, measure: bool = Tru
     if plan.empty:
         return Review([], [], [], [], None)
     engine = make_engine(target.db)
-    dialect, captured = dialect_name_of(engine), not engine_facts(engine).offline_sql
+    dialect, captured = dialect_name(engine), not engine_facts(engine).offline_sql
     engine.dispose()
     migration = parse_sql(plan.upgrade_sql, dialect, "upgrade.sql", in_transaction=captured)
     migration.known_columns = {**migration.known_columns, **known_columns(target)}
@@ -354,10 +366,3 @@ def review_migration(plan: MigrationPlan, target: Target, *, measure: bool = Tru
     throughput = locks.measure_throughput(target.db) if measure else None
     return Review(report.findings, report.silenced, locks.analyse(migration, sizes, throughput),
                   reversibility.check(ops_up, ops_down), throughput, sizes)
-
-
-def dialect_name_of(engine: sa.Engine) -> str:
-    """The engine's dbrunbook dialect name (MariaDB told apart from MySQL)."""
-    from .db import dialect_name
-
-    return dialect_name(engine)

@@ -20,9 +20,9 @@ from sqlalchemy.engine import URL
 
 from .clone import scratch_copy
 from .config import Target
-from .db import engine_facts, make_engine
+from .db import make_engine
 from .fingerprint import Fingerprint, FingerprintDiff, compare, compare_schema, fingerprint, schema_snapshot
-from .migration import ApplyResult, alembic_config, apply_downgrade, apply_upgrade, current_revision
+from .migration import ApplyResult, alembic_config, apply_downgrade, apply_upgrade, current_revision, render_sql
 from .results import Finding
 
 #: Alembic's own bookkeeping table: its row moves with every step, so it is not data to prove.
@@ -96,16 +96,7 @@ class RoundTrip:
 
 
 def _downgrade_sql(target: Target, script_dir: Path, current: str | None) -> str:
-    # migration renders SQL offline where the dialect allows it, else on a schema-only copy.
-    from .migration import _render_offline, _render_on_copy
-
-    cfg = alembic_config(target, Path(script_dir))
-    engine = make_engine(target.db)
-    try:
-        offline = engine_facts(engine).offline_sql
-    finally:
-        engine.dispose()
-    return (_render_offline(cfg, current) if offline else _render_on_copy(cfg, target, current))[1]
+    return render_sql(alembic_config(target, Path(script_dir)), target, current)[1]
 
 
 def plan_rollback(target: Target, script_dir: Path, *, restore_from_backup: bool = False) -> RollbackPlan:
