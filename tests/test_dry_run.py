@@ -1,6 +1,7 @@
 """A full dry run with the rollback plan writes nothing to the target and leaves no scratch database."""
 from __future__ import annotations
 
+import json
 import tempfile
 import time
 from pathlib import Path
@@ -98,6 +99,8 @@ def test_dry_run_with_rollback_plan_leaves_the_target_untouched(demo, tmp_path, 
     assert compare_schema(schema_before, schema_after) == []
     assert [d.message for d in compare(data_before, data_after)] == []
     assert_no_new_databases(demo.db, databases)
+    backup = json.loads((run.path / "manifest.json").read_text())["backup"]
+    assert backup["backup"]["sha256"] and backup["backup"]["size"] > 0 and backup["backup"]["restore_command"]
 
 
 def test_a_leftover_scratch_database_is_seen(db_url):

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from .. import __version__
 from ..errors import UnknownRunError, VerificationFailed
+from ..results import load_result
 from ..secrets import mask_url
 
 if TYPE_CHECKING:
@@ -54,6 +55,16 @@ def _mask(params: dict[str, Any]) -> dict[str, Any]:
     return {k: (mask_url(v) if k == "db" and isinstance(v, str) and "://" in v else v) for k, v in params.items()}
 
 
+def _backup(run: "Run") -> dict[str, Any] | None:
+    """The backup a stage took and verified (size, duration, sha256, restore command), if any."""
+    for stage in run.stages:
+        result = load_result(run.path, stage.name)
+        backup = result.data.get("backup") if result else None
+        if isinstance(backup, dict) and "backup" in backup:
+            return dict(backup)
+    return None
+
+
 def write_manifest(run: "Run", target: "Target", options: "RunOptions", templates: list[Path],
                    params: dict[str, dict[str, Any]], started: datetime, leaks: list[str]) -> Path:
     """Write ``manifest.json`` for a finished run."""
@@ -75,6 +86,7 @@ def write_manifest(run: "Run", target: "Target", options: "RunOptions", template
         "stages": [{"name": s.name, "status": s.status, "notebook": s.notebook, "seconds": s.seconds,
                     "summary": s.summary, **({"error": s.error} if s.error else {})} for s in run.stages],
         "verdict": run.verdict,
+        "backup": _backup(run),
         "secret_scan": {"clean": not leaks, "files": leaks},
         "files": _files(run.path),
     }
