@@ -22,6 +22,7 @@ from sqlalchemy.engine import URL
 from sqlalchemy.exc import DBAPIError
 
 from .db import create_database, dialect_name, drop_database, engine_facts, make_engine, scratch_name, server_url, with_database
+from .dialects import facts
 from .errors import ToolMissing, UsageError
 from .secrets import resolve_url
 
@@ -259,7 +260,7 @@ def scratch_copy(url: str | URL, mode: str = "full", rows: int = 1000) -> Iterat
     engine = make_engine(source)
     strategy = _STRATEGIES[engine_facts(engine).clone_strategy]
     engine.dispose()
-    workdir = tempfile.mkdtemp(prefix="dbrunbook-") if source.get_backend_name() == "sqlite" else None
+    workdir = tempfile.mkdtemp(prefix="dbrunbook-") if facts(source.get_backend_name()).file_based else None
     clone = with_database(source, scratch_name())
     if workdir:
         clone = source.set(database=str(Path(workdir) / f"{scratch_name()}.db"))

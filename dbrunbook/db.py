@@ -53,7 +53,7 @@ def engine_facts(engine: Engine) -> DialectFacts:
 
 def check_connection(engine: Engine) -> None:
     """Connect once; raise :class:`DatabaseUnreachable` with a masked, one-line reason."""
-    if engine.dialect.name == "sqlite":
+    if engine_facts(engine).file_based:
         path = engine.url.database
         if path and path != ":memory:" and not path.startswith("file:") and not Path(path).exists():
             raise DatabaseUnreachable(mask_url(engine.url), f"no such database file {path}")
@@ -78,7 +78,7 @@ def server_url(url: URL) -> URL:
 def create_database(url: str | URL) -> None:
     """Create the (empty) database named in ``url`` on its server."""
     real = resolve_url(url)
-    if real.get_backend_name() == "sqlite":
+    if facts(real.get_backend_name()).file_based:
         return
     engine = make_engine(server_url(real), isolation_level="AUTOCOMMIT")
     try:
@@ -92,7 +92,7 @@ def create_database(url: str | URL) -> None:
 def drop_database(url: str | URL) -> None:
     """Drop the database named in ``url`` if it exists (SQLite: delete the file)."""
     real = resolve_url(url)
-    if real.get_backend_name() == "sqlite":
+    if facts(real.get_backend_name()).file_based:
         if real.database and real.database != ":memory:":
             for suffix in ("", "-journal", "-wal", "-shm"):
                 Path(real.database + suffix).unlink(missing_ok=True)
@@ -110,7 +110,7 @@ def drop_database(url: str | URL) -> None:
 def with_database(url: str | URL, database: str) -> URL:
     """``url`` pointing at another database on the same server (SQLite: a file beside it)."""
     real = parse_url(url)
-    if real.get_backend_name() == "sqlite":
+    if facts(real.get_backend_name()).file_based:
         base = Path(real.database or "scratch.db")
         return real.set(database=str(base.with_name(f"{database}.db")))
     return real.set(database=database)

@@ -38,6 +38,8 @@ class DialectFacts:
     maintenance_database: str | None = None
     #: Appended to DROP DATABASE so that leftover connections do not keep a scratch copy alive.
     drop_database_suffix: str = ""
+    #: The database is a file (created on connect, copied and dropped as a file), not a server's.
+    file_based: bool = False
     #: Driver arguments that make an unreachable server fail fast.
     connect_args: tuple[tuple[str, object], ...] = ()
 
@@ -54,6 +56,7 @@ _FACTS = {
         backup_tool=("sqlite3", "sqlite3"),
         statement_timeout_sql=None,
         ddl_lock="whole-database write lock for the length of the transaction",
+        file_based=True,
     ),
     "postgresql": DialectFacts(
         name="postgresql",
