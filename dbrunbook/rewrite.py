@@ -10,7 +10,10 @@ PostgreSQL), and replaces each unsafe statement by its safe sequence:
 * SET NOT NULL → CHECK (col IS NOT NULL) NOT VALID → VALIDATE → SET NOT NULL → drop the check;
 * ADD COLUMN with a volatile default → add it bare, SET DEFAULT, backfill in committed batches,
   then NOT NULL as above;
-* DROP COLUMN → moved to a second "contract" revision, applied after code stops using it.
+* DROP COLUMN → moved to a second "contract" revision, applied after code stops using it;
+* ALTER COLUMN ... TYPE that rewrites the table → a new column kept in step by a trigger,
+  backfilled in keyset batches, its indexes and constraints built concurrently, then swapped
+  in one short step (:mod:`dbrunbook._rewrite_type`; needs a server to read the old column).
 
 :func:`write_rewrite` is the writing twin. Other dialects get advice, not a rewrite.
 """
@@ -23,16 +26,21 @@ from pathlib import Path
 import sqlglot
 from sqlglot import exp
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from .errors import ConfigError, UsageError
 from .lint.model import Action, Statement, parse_sql
 from .lint.runner import LintConfig, lint_migration
 from .results import Finding
+from .schema.snapshot import dialect_for
 
 if TYPE_CHECKING:
+    from alembic.config import Config
+
     from .config import Target
 
+#: Quotes identifiers the way PostgreSQL needs them (SQLAlchemy's rules, no driver loaded).
+_PREPARER = dialect_for("postgresql").identifier_preparer
 #: Session settings put at the top of every rewritten revision.
 TIMEOUTS = {"lock_timeout": "5s", "statement_timeout": "15min"}
 #: Rows updated per committed batch when backfilling.
@@ -83,6 +91,9 @@ class RewritePlan:
     expand_down: list[str] = field(default_factory=list)
     contract_down: list[str] = field(default_factory=list)
     advice: list[str] = field(default_factory=list)
+    #: Columns whose type the revision changes, as they are at its parent (see _rewrite_type).
+    columns: dict[tuple[str, str], Any] = field(default_factory=dict)
+    columns_read: bool = False
 
 
 def _pg(node: exp.Expression) -> str:
@@ -90,7 +101,8 @@ def _pg(node: exp.Expression) -> str:
 
 
 def _q(name: str) -> str:
-    return exp.to_identifier(name).sql("postgres")
+    """``name`` quoted for PostgreSQL where it must be (upper case, reserved word, odd characters)."""
+    return _PREPARER.quote(name)
 
 
 def _validate(table: str, constraint: str) -> Step:
@@ -147,18 +159,26 @@ def _safe_steps(stmt: Statement, action: Action, plan: RewritePlan) -> list[Step
         plan.contract.append(Step(_SILENCE_DROP + stmt.text))
         return []
     if kind == "alter_type":
-        plan.advice.append(f"{action.object}: type change kept as is; do it as a new column, a batched backfill "
-                           "and a rename in one short step")
+        from ._rewrite_type import type_change_steps
+
+        return type_change_steps(action, plan)
     if kind == "add_column" and d.get("not_null") and d.get("default") is None:
         plan.advice.append(f"{action.object}: NOT NULL without default cannot be made safe without a value; "
                            "add a default or add it nullable and backfill")
     return None
 
 
-def plan_rewrite(script_dir: Path, revision: str) -> RewritePlan:
-    """The safe rewrite of ``revision`` from the scripts at ``script_dir`` (nothing is written)."""
+def plan_rewrite(script_dir: Path, revision: str, url: str | None = None, cfg: Config | None = None) -> RewritePlan:
+    """The safe rewrite of ``revision`` from the scripts at ``script_dir`` (nothing is written).
+
+    ``url`` names a PostgreSQL server: a type change is rewritten only when the old column can be
+    read there, on a scratch database migrated to the revision's parent (``cfg``, or a bare
+    config over ``script_dir``); the target itself is never touched.
+    """
+    from alembic.config import Config
     from alembic.script import ScriptDirectory
 
+    from ._rewrite_type import parent_columns
     from .reversibility import operations_sql
 
     script = ScriptDirectory(str(script_dir)).get_revision(revision)
@@ -171,6 +191,15 @@ def plan_rewrite(script_dir: Path, revision: str) -> RewritePlan:
     plan = RewritePlan(script.revision, down)
     plan.expand = [Step(f"SET {name} = '{value}'") for name, value in TIMEOUTS.items()]
     upgrade = parse_sql(up_sql, "postgresql")
+    retyped = {(a.table, a.column) for _, a in upgrade.actions("alter_type")}
+    if url and retyped:
+        if cfg is None:
+            cfg = Config()
+            cfg.set_main_option("script_location", str(script_dir))
+        try:
+            plan.columns, plan.columns_read = parent_columns(cfg, url, down, retyped), True
+        except ConfigError as exc:  # the type changes keep their plain ALTER, with this as the reason
+            plan.advice.append(f"type changes not rewritten: {exc}")
     for stmt in upgrade.statements:
         steps: list[Step] = []
         for action in stmt.actions:
@@ -270,8 +299,8 @@ def rewrite_revision(target: "Target", revision: str, out_dir: Path) -> RewriteR
         return RewriteResult(dialect, [], report.findings, advice or ["nothing unsafe found"])
     with tempfile.TemporaryDirectory(prefix="dbrunbook-rewrite-") as tmp:
         scripts = Path(tmp) / "alembic"
-        alembic_config(target, scripts)  # copies the project's scripts there
-        plan = REWRITES[dialect](scripts, revision)
+        cfg = alembic_config(target, scripts)  # copies the project's scripts there
+        plan = REWRITES[dialect](scripts, revision, target.db, cfg)
     return RewriteResult(dialect, write_rewrite(plan, out_dir), lint_plan(plan), plan.advice)
 
 
@@ -280,8 +309,11 @@ REWRITES = {"postgresql": plan_rewrite}
 
 
 def rewrite_planned(script_dir: Path, revisions: list[str], dialect: str, out_dir: Path,
-                    findings: list[Finding]) -> RewriteResult:
-    """Stage 3's rewrite: safe files for each planned PostgreSQL revision, else the findings' advice."""
+                    findings: list[Finding], url: str | None = None) -> RewriteResult:
+    """Stage 3's rewrite: safe files for each planned PostgreSQL revision, else the findings' advice.
+
+    With ``url`` (the target), type changes are rewritten too (see :func:`plan_rewrite`).
+    """
     advice = [f"{f.code} {f.object}: {f.fix}" for f in findings if f.severity != "info"]
     if dialect not in REWRITES:
         return RewriteResult(dialect, [], [], advice)
@@ -289,7 +321,7 @@ def rewrite_planned(script_dir: Path, revisions: list[str], dialect: str, out_di
     remaining: list[Finding] = []
     advice = []
     for revision in revisions:
-        plan = REWRITES[dialect](script_dir, revision)
+        plan = REWRITES[dialect](script_dir, revision, url)
         files += write_rewrite(plan, out_dir)
         remaining += lint_plan(plan)
         advice += plan.advice

@@ -22,7 +22,7 @@ if TYPE_CHECKING:
 def _proved(ctx: LintContext, stmt: Statement, action: Action) -> bool:
     checks = {a.name: a for s, a in ctx.actions("add_constraint") if s.index < stmt.index
               and a.table == action.table and a.details.get("type") == "check"
-              and re.search(rf"\b{re.escape(action.column)}\b\s+is\s+not\s+null", a.details.get("expression", ""), re.I)}
+              and re.search(rf'(?<!\w)"?{re.escape(action.column)}"?\s+is\s+not\s+null', a.details.get("expression", ""), re.I)}
     return any(a.name in checks for s, a in ctx.actions("validate_constraint") if s.index < stmt.index)
 
 
