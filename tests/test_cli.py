@@ -93,6 +93,9 @@ def test_update_from_pyproject_then_runs_show_verify_export(project):
     page = (project / "html" / "03-migration.html").read_text()
     assert "uq_users_email" in page and "open_stage" not in page  # outputs shown, inputs hidden
     assert run_id in (project / "html" / "index.html").read_text()
+    beside = dbrunbook("export", "latest", "--runs-dir", str(runs))  # next to the run, in the runs folder
+    assert beside.returncode == 0 and (runs / f"{run_id}-html" / "index.html").exists()
+    assert dbrunbook("show", "latest", "--runs-dir", str(runs)).stdout.startswith(f"run {run_id}")
     # dry run: the generated revision stayed in the run folder
     assert [p.name for p in (project / "migrations" / "versions").glob("*.py")] == ["0001_initial.py"]
 

@@ -137,7 +137,7 @@ def find_run(run: str, runs_dir: Path) -> Path:
     as_path = Path(run)
     if (as_path / MANIFEST).exists():
         return as_path.resolve()
-    candidates = [p for p in runs_dir.iterdir() if p.is_dir()] if runs_dir.is_dir() else []
+    candidates = [p for p in runs_dir.iterdir() if (p / MANIFEST).is_file()] if runs_dir.is_dir() else []
     hits = [p for p in candidates if p.name == run] or [p for p in candidates if run and run in p.name]
     if run == "latest" and candidates:
         hits = [max(candidates, key=lambda p: p.name)]
