@@ -8,7 +8,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Iterator
 
 from .. import registry
-from ._util import LOCKING, on_existing_table
+from ._util import first_lock_without
 
 if TYPE_CHECKING:
     from ...results import Finding
@@ -22,9 +22,8 @@ SETTING = {"postgresql": "lock_timeout", "mariadb": "lock_wait_timeout", "mysql"
                safe="SET lock_timeout = '5s' (MariaDB/MySQL: SET SESSION lock_wait_timeout = 5) at the top")
 def check(ctx: LintContext) -> Iterator[Finding]:
     name = SETTING[ctx.dialect]
-    for stmt, action in ctx.actions(*LOCKING):
-        if on_existing_table(ctx.migration, stmt, action.table):
-            if stmt.settings.get(name, "0") in ("0", "", "DEFAULT"):
-                yield ctx.finding(stmt, f"{action.table} is locked with no {name} set before", action.table,
-                                  fix=f"SET {name} ... before the first statement that locks a table")
-            return
+    hit = first_lock_without(ctx, name)
+    if hit:
+        stmt, action = hit
+        yield ctx.finding(stmt, f"{action.table} is locked with no {name} set before", action.table,
+                          fix=f"SET {name} ... before the first statement that locks a table")

@@ -8,7 +8,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Iterator
 
 from .. import registry
-from ._util import LOCKING, on_existing_table
+from ._util import first_lock_without
 
 if TYPE_CHECKING:
     from ...results import Finding
@@ -22,9 +22,8 @@ SETTING = {"postgresql": "statement_timeout", "mariadb": "max_statement_time", "
                safe="SET statement_timeout = '15min' (MariaDB: SET SESSION max_statement_time = 900) at the top")
 def check(ctx: LintContext) -> Iterator[Finding]:
     name = SETTING[ctx.dialect]
-    for stmt, action in ctx.actions(*LOCKING):
-        if on_existing_table(ctx.migration, stmt, action.table):
-            if stmt.settings.get(name, "0") in ("0", "", "DEFAULT"):
-                yield ctx.finding(stmt, f"{action.table} is changed with no {name} set before", action.table,
-                                  fix=f"SET {name} ... before the first statement that locks a table")
-            return
+    hit = first_lock_without(ctx, name)
+    if hit:
+        stmt, action = hit
+        yield ctx.finding(stmt, f"{action.table} is changed with no {name} set before", action.table,
+                          fix=f"SET {name} ... before the first statement that locks a table")
