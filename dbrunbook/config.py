@@ -135,7 +135,7 @@ def load_metadata(spec: str, project_dir: Path | None = None) -> MetaData:
         module = importlib.import_module(module_name)
     except ImportError as exc:
         raise ConfigError(f"cannot import models module {module_name}: {exc}") from None
-    obj = module
+    obj: Any = module
     for part in attr.split("."):
         obj = getattr(obj, part, None)
         if obj is None:

@@ -13,7 +13,7 @@ import shutil
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 from alembic.config import Config
@@ -55,7 +55,7 @@ def _write_files(dest: Path) -> None:
     shutil.copy(_TEMPLATES / "script.py.mako", dest / "migrations" / "script.py.mako")
 
 
-def _rows(users: int, seed: int) -> dict[str, list[dict[str, object]]]:
+def _rows(users: int, seed: int) -> dict[str, list[dict[str, Any]]]:
     rnd = random.Random(seed)
     start = datetime(2024, 1, 1)
     user_rows = [{"id": i, "email": f"user{i}@example.com", "name": f"User {i}",

@@ -15,7 +15,7 @@ import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator
+from typing import TYPE_CHECKING, Any, Iterator
 
 import contextlib
 import sqlalchemy as sa
@@ -33,6 +33,9 @@ from .db import dialect_name, engine_facts, make_engine
 from .errors import ConfigError
 from .results import Finding
 from .secrets import mask_url
+
+if TYPE_CHECKING:
+    from .stage import Stage
 
 _TEMPLATES = Path(__file__).parent / "_templates"
 
@@ -127,7 +130,7 @@ def _autogenerate(engine: sa.Engine, target: Target, scripts: ScriptDirectory, m
         mc = MigrationContext.configure(conn, opts={"compare_type": True, "target_metadata": metadata,
                                                     "render_as_batch": batch})
         script = produce_migrations(mc, metadata)
-        if script.upgrade_ops is None or script.upgrade_ops.is_empty():
+        if script.upgrade_ops is None or script.downgrade_ops is None or script.upgrade_ops.is_empty():
             return None
         up = render_python_code(script.upgrade_ops, render_as_batch=batch, migration_context=mc)
         down = render_python_code(script.downgrade_ops, render_as_batch=batch, migration_context=mc)
@@ -309,7 +312,7 @@ def findings(plan: MigrationPlan) -> list[Finding]:
     return out
 
 
-def scripts_for(stage: Any, migration_dir: str = "") -> Path:
+def scripts_for(stage: Stage, migration_dir: str = "") -> Path:
     """The Alembic scripts a later stage applies: given, from stage 03 of the run, or planned anew."""
     if migration_dir:
         return Path(migration_dir)

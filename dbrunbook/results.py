@@ -90,7 +90,8 @@ def record(result: StageResult, run_dir: str | Path) -> StageResult:
         from IPython.display import display
     except ImportError:  # pragma: no cover - IPython ships with ipykernel
         return result
-    display({MIMETYPE: json.loads(json.dumps(payload, default=str)), "text/plain": result.text()}, raw=True)
+    display({MIMETYPE: json.loads(json.dumps(payload, default=str)), "text/plain": result.text()},  # type: ignore[no-untyped-call]
+            raw=True)
     return result
 
 

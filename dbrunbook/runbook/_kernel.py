@@ -37,4 +37,4 @@ class IPCKernelManager(AsyncKernelManager):
                 self._log.close()
             shutil.rmtree(self._socket_dir, ignore_errors=True)
 
-    cleanup_resources = _async_cleanup_resources  # type: ignore[assignment]
+    cleanup_resources = _async_cleanup_resources

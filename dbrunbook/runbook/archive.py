@@ -154,13 +154,15 @@ def export_run(run_dir: Path, out: Path | None = None) -> Path:
     manifest = load_manifest(run_dir)
     out = out or run_dir.parent / f"{run_dir.name}-html"
     out.mkdir(parents=True, exist_ok=True)
-    exporter = HTMLExporter(exclude_input=True, exclude_input_prompt=True, exclude_output_prompt=True)
+    exporter = HTMLExporter(  # type: ignore[no-untyped-call]
+        exclude_input=True, exclude_input_prompt=True, exclude_output_prompt=True)
     rows = []
     for stage in manifest["stages"]:
         notebook = run_dir / stage.get("notebook", "")
         link = stage["name"]
         if stage.get("notebook") and notebook.exists():
-            body, _ = exporter.from_notebook_node(nbformat.read(notebook, as_version=4))
+            executed = nbformat.read(notebook, as_version=4)  # type: ignore[no-untyped-call]
+            body, _ = exporter.from_notebook_node(executed)
             (out / f"{stage['name']}.html").write_text(body)
             link = f'<a href="{stage["name"]}.html">{stage["name"]}</a>'
         rows.append(f"<tr><td>{link}</td><td>{stage['status']}</td><td>{stage.get('seconds', 0)}</td>"
