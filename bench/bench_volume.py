@@ -18,25 +18,13 @@ import tempfile
 import time
 from pathlib import Path
 
-import sqlalchemy as sa
 
 from dbrunbook import volume
-from dbrunbook.db import create_database, drop_database, make_engine, scratch_name, with_database
+from dbrunbook.demo import repair_demo_data
+from dbrunbook.db import create_database, drop_database, scratch_name, with_database
 from dbrunbook.demo import write_demo
 from dbrunbook.migration import plan_migration
 from dbrunbook.volume import Scale, TimingCurve, TimingPoint
-
-
-def _repair(url: str) -> None:
-    """Give every user a country and a distinct e-mail: the v2 change then applies."""
-    users = sa.table("users", sa.column("id", sa.Integer), sa.column("email", sa.String), sa.column("country", sa.String))
-    engine = make_engine(url)
-    try:
-        with engine.begin() as conn:
-            conn.execute(users.update().where(users.c.country.is_(None)).values(country="DE"))
-            conn.execute(users.update().values(email=sa.literal("u") + sa.cast(users.c.id, sa.String) + users.c.email))
-    finally:
-        engine.dispose()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -56,7 +44,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         with tempfile.TemporaryDirectory(prefix="dbrunbook-bench-") as folder:
             project = write_demo(Path(folder) / "demo", db=url, users=args.users)
-            _repair(url)
+            repair_demo_data(url)
             target = project.target()
             scripts = plan_migration(target, Path(folder) / "plan").script_dir
             # Sizes take turns, so a burst of load from elsewhere hits them alike; keep the fastest.

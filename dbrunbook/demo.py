@@ -92,6 +92,22 @@ def load_demo_data(url: str, users: int = 20_000, seed: int = 7) -> int:
     return total
 
 
+def repair_demo_data(url: str) -> None:
+    """Fix the demo's data problems (missing countries, duplicate e-mails) so its v2 change applies.
+
+    Used to show the safe path: the same migration, on data that respects the new constraints.
+    """
+    users = sa.table("users", sa.column("id", sa.Integer), sa.column("email", sa.String),
+                     sa.column("country", sa.String))
+    engine = make_engine(url)
+    try:
+        with engine.begin() as conn:
+            conn.execute(users.update().where(users.c.country.is_(None)).values(country="DE"))
+            conn.execute(users.update().values(email=sa.literal("u") + sa.cast(users.c.id, sa.String) + users.c.email))
+    finally:
+        engine.dispose()
+
+
 def write_demo(dest: Path, db: str | None = None, users: int = 20_000) -> DemoProject:
     """Write the demo project to ``dest`` and build its database (SQLite unless ``db`` is given)."""
     if users < 400:

@@ -8,6 +8,8 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
+from dbrunbook.demo import repair_demo_data
+
 from dbrunbook import rehearsal
 from dbrunbook.config import Target
 from dbrunbook.db import make_engine
@@ -66,19 +68,6 @@ def _state(url):
         engine.dispose()
 
 
-def fix_demo_data(url) -> None:
-    """Repair the demo's data problems, so its change is safe."""
-    engine = make_engine(url)
-    users = sa.table("users", sa.column("id", sa.Integer), sa.column("email", sa.String),
-                     sa.column("country", sa.String))
-    try:
-        with engine.begin() as conn:
-            conn.execute(users.update().where(users.c.country.is_(None)).values(country="DE"))
-            conn.execute(users.update().values(email=sa.literal("u") + sa.cast(users.c.id, sa.String) + users.c.email))
-    finally:
-        engine.dispose()
-
-
 def books_project(tmp_path: Path, url: str) -> tuple[Target, Path]:
     """A database at 0001 with authors and books, and scripts adding 0002 and 0003."""
     target = Target.from_url(url, project_dir=tmp_path)
@@ -114,7 +103,7 @@ def test_unsafe_demo_fails_with_the_real_error_and_the_target_is_untouched(demo,
 
 
 def test_safe_demo_rehearses_and_its_new_constraints_reject_bad_rows(demo, dialect, tmp_path):
-    fix_demo_data(demo.db)
+    repair_demo_data(demo.db)
     plan = plan_migration(demo.target(), tmp_path / "plan")
     result = rehearsal.rehearse(demo.target(), plan.script_dir)
     assert result.upgrade.ok, result.upgrade.error
@@ -156,7 +145,7 @@ _CHECK_SCRIPT = textwrap.dedent('''
 
 @pytest.mark.parametrize("dialect", ["sqlite", "postgresql"], indirect=True)
 def test_the_users_tests_run_against_the_migrated_copy(demo, dialect, tmp_path):
-    fix_demo_data(demo.db)
+    repair_demo_data(demo.db)
     (tmp_path / "check_clone.py").write_text(_CHECK_SCRIPT)
     plan = plan_migration(demo.target(), tmp_path / "plan")
     command = f"{sys.executable} {tmp_path / 'check_clone.py'}"
@@ -208,7 +197,7 @@ def test_copy_is_dropped_when_the_rehearsal_is_interrupted(demo, dialect, tmp_pa
 
 @pytest.mark.parametrize("dialect", ["postgresql"], indirect=True)
 def test_a_sample_copy_rehearses_too(demo, tmp_path):
-    fix_demo_data(demo.db)
+    repair_demo_data(demo.db)
     plan = plan_migration(demo.target(), tmp_path / "plan")
     result = rehearsal.rehearse(demo.target(), plan.script_dir, mode="sample", rows=30)
     assert result.upgrade.ok and result.mode == "sample"
@@ -228,7 +217,7 @@ def test_rehearse_command(demo, monkeypatch):
     assert "grown to 4,020 rows" in blocked.output and "block RH001" in blocked.output and "RH022" in blocked.output
     bad = runner.invoke(main, ["rehearse", "--project", str(demo.path), "--scale", "lots"])
     assert bad.exit_code == 2 and "--scale" in bad.output and "Traceback" not in bad.output
-    fix_demo_data(demo.db)
+    repair_demo_data(demo.db)
     passed = runner.invoke(main, ["rehearse", "--project", str(demo.path), "--mode", "sample", "--rows", "50"])
     assert passed.exit_code == 0, passed.output
     assert "info RH010" in passed.output

@@ -9,7 +9,7 @@ import pytest
 from dbrunbook import RunOptions, run_runbook, verify_run
 from dbrunbook.results import load_result
 from test_clone_sample import scratch_gone
-from test_rehearsal import fix_demo_data
+from dbrunbook.demo import repair_demo_data
 
 _CHECK = textwrap.dedent('''
     import os, sys
@@ -36,7 +36,7 @@ def test_no_test_command_is_an_info_finding(demo, tmp_path):
 
 @pytest.mark.parametrize("dialect", ["sqlite", "postgresql"], indirect=True)
 def test_passing_tests_are_recorded(demo, dialect, tmp_path):
-    fix_demo_data(demo.db)
+    repair_demo_data(demo.db)
     script = tmp_path / "check.py"
     script.write_text(_CHECK)
     run, result = _run(demo, tmp_path, test_cmd=f"{sys.executable} {script}")
@@ -49,7 +49,7 @@ def test_passing_tests_are_recorded(demo, dialect, tmp_path):
 
 @pytest.mark.parametrize("dialect", ["sqlite"], indirect=True)
 def test_failing_tests_block_with_their_output(demo, tmp_path):
-    fix_demo_data(demo.db)
+    repair_demo_data(demo.db)
     command = f"{sys.executable} -c \"print('assert 1 == 2 in test_checkout'); raise SystemExit(3)\""
     _, result = _run(demo, tmp_path, test_cmd=command)
     assert result.verdict == "block"

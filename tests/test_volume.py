@@ -11,7 +11,7 @@ from dbrunbook.errors import UsageError
 from dbrunbook.migration import plan_migration
 from dbrunbook.volume import Scale, TimingPoint
 from test_clone_sample import _ORPHANS, scratch_gone
-from test_rehearsal import fix_demo_data
+from dbrunbook.demo import repair_demo_data
 
 _PROFILE = ("SELECT COUNT(*), COUNT(DISTINCT email), COUNT(country), COUNT(DISTINCT id) FROM users")
 
@@ -80,7 +80,7 @@ def test_fit_and_predict_on_a_line():
 
 @pytest.mark.parametrize("dialect", ["sqlite", "postgresql"], indirect=True)
 def test_timing_curve_on_a_safe_migration(demo, dialect, tmp_path):
-    fix_demo_data(demo.db)
+    repair_demo_data(demo.db)
     plan = plan_migration(demo.target(), tmp_path / "plan")
     curve = volume.timing_curve(demo.target(), plan.script_dir, scales=(1, 2), production_rows=100_000, repeats=2)
     assert [p.rows for p in curve.points] == [2010, 4020] and all(p.ok for p in curve.points)
@@ -105,7 +105,7 @@ def test_staging_stage_draws_the_curve(demo, tmp_path):
     from dbrunbook import RunOptions, run_runbook
     from dbrunbook.results import load_result
 
-    fix_demo_data(demo.db)
+    repair_demo_data(demo.db)
     run = run_runbook(demo.target(), RunOptions(out=tmp_path / "runs", stages=["09"],
                                                 parameters={"scales": [1, 2], "production_rows": 50_000}))
     result = load_result(run.path, "09-staging")
