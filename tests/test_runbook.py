@@ -74,3 +74,11 @@ def test_unknown_parameter_is_an_error(demo, tmp_path):
     with pytest.raises(UnknownParameterError, match="no_such_thing"):
         run_runbook(demo.target(), RunOptions(out=tmp_path / "runs", parameters={"no_such_thing": 1}))
     assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").iterdir())
+
+
+def test_optional_stages_run_after_the_analysis_and_before_the_production_plan(tmp_path):
+    for name in ("01-a", "09-b", "10-c", "11-d", "rollback-plan", "notes"):
+        (tmp_path / f"{name}.ipynb").write_text("{}")
+    assert [t.stem for t in templates(tmp_path, RunOptions(rollback_plan=True))] == \
+        ["01-a", "09-b", "rollback-plan", "10-c", "11-d"]
+    assert [t.stem for t in templates(tmp_path, RunOptions())] == ["01-a", "09-b", "10-c", "11-d"]

@@ -77,19 +77,28 @@ class Run:
         return next((s for s in self.stages if s.status == "error"), None)
 
 
-#: Templates without a number run after the numbered ones, only when their option is set.
+#: Templates without a number run only when their option is set, after the analysis stages and
+#: before the production plan (stage 10 and later), which reads their evidence.
 OPTIONAL_STAGES = {"rollback-plan": "rollback_plan"}
+_PLAN_STAGES_FROM = 10
+
+
+def runbook_folder(name: str = "") -> Path:
+    """The bundled stage templates (``name``: a subfolder such as ``apply``)."""
+    root = _PACKAGE_RUNBOOKS if _PACKAGE_RUNBOOKS.exists() else _SOURCE_RUNBOOKS
+    return root / name if name else root
 
 
 def templates(folder: Path | None = None, options: RunOptions | None = None) -> list[Path]:
-    """The stage templates, in order: ``NN-name.ipynb``, then the optional ones asked for."""
-    folder = folder or (_PACKAGE_RUNBOOKS if _PACKAGE_RUNBOOKS.exists() else _SOURCE_RUNBOOKS)
+    """The stage templates, in order: ``NN-name.ipynb`` below 10, the optional ones asked for, then 10 and later."""
+    folder = folder or runbook_folder()
     if not folder.is_dir():
         raise ConfigError(f"runbook folder {folder} not found")
     numbered = sorted(p for p in folder.glob("*.ipynb") if re.match(r"\d\d-", p.name))
     optional = [folder / f"{name}.ipynb" for name, flag in OPTIONAL_STAGES.items()
                 if options is not None and getattr(options, flag) and (folder / f"{name}.ipynb").exists()]
-    return numbered + optional
+    early = [p for p in numbered if int(p.name[:2]) < _PLAN_STAGES_FROM]
+    return early + optional + [p for p in numbered if p not in early]
 
 
 def _select(all_templates: list[Path], wanted: list[str] | None) -> list[Path]:
