@@ -7,6 +7,7 @@ constraint, users without a country under the new NOT NULL, and notes in a colum
 """
 from __future__ import annotations
 
+import json
 import os
 import random
 import shutil
@@ -21,6 +22,7 @@ from alembic.config import Config
 from .config import Target
 from .db import make_engine
 from .errors import UsageError
+from .secrets import MASK, PASSWORD_ENV, mask_url
 from .migration import _TEMPLATES, apply_upgrade
 
 if TYPE_CHECKING:
@@ -108,6 +110,14 @@ def repair_demo_data(url: str) -> None:
         engine.dispose()
 
 
+def _point_project_at(pyproject: Path, url: str) -> None:
+    text = pyproject.read_text()
+    line = 'db = "sqlite:///demo.db"'
+    assert line in text, "the demo template's pyproject.toml names its database on one line"
+    note = f"# the password comes from {PASSWORD_ENV}\n" if MASK in url else ""
+    pyproject.write_text(text.replace(line, f"{note}db = {json.dumps(url)}"))
+
+
 def write_demo(dest: Path, db: str | None = None, users: int = 20_000) -> DemoProject:
     """Write the demo project to ``dest`` and build its database (SQLite unless ``db`` is given)."""
     if users < 400:
@@ -116,6 +126,8 @@ def write_demo(dest: Path, db: str | None = None, users: int = 20_000) -> DemoPr
     if (dest / "alembic.ini").exists() or (dest.exists() and any(dest.iterdir())):
         raise UsageError(f"{dest} is not empty; choose another --out")
     _write_files(dest)
+    if db:  # the project must name the database it was built on; a password stays masked there
+        _point_project_at(dest / "pyproject.toml", mask_url(db))
     url = db or f"sqlite:///{dest / 'demo.db'}"
     project = DemoProject(path=dest, db=url)
     cfg = Config(str(dest / "alembic.ini"))

@@ -168,6 +168,8 @@ def test_password_never_reaches_the_run_folder(tmp_path):
     with_password = url.replace("postgres@", f"postgres:{secret}@", 1)
     assert secret in with_password
     project = write_demo(tmp_path / "shop", db=with_password, users=400).path
+    pyproject = (project / "pyproject.toml").read_text()
+    assert secret not in pyproject and 'db = "postgresql+psycopg://postgres:***@' in pyproject
     try:
         result = dbrunbook("update", "--dry-run", "--db", with_password, "--out", str(tmp_path / "runs"),
                            cwd=project)
@@ -204,6 +206,17 @@ def test_a_stage_that_leaks_the_secret_fails_the_run(tmp_path):
         assert secret not in (run_dir / "01-leak.ipynb").read_text()
         manifest = json.loads((run_dir / "manifest.json").read_text())
         assert manifest["secret_scan"] == {"clean": False, "files": [str(run_dir / "01-leak.ipynb")]}
+    finally:
+        from dbrunbook.db import drop_database
+        drop_database(url)
+
+
+def test_a_demo_built_on_a_server_names_that_server_in_its_project(tmp_path):
+    url = new_database("postgresql", tmp_path)
+    try:
+        project = write_demo(tmp_path / "shop", db=url, users=400).path
+        from dbrunbook.config import load_target
+        assert load_target(project).db == url
     finally:
         from dbrunbook.db import drop_database
         drop_database(url)
