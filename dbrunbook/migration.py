@@ -346,6 +346,7 @@ def review_migration(plan: MigrationPlan, target: Target, *, measure: bool = Tru
     """Lint the plan's upgrade SQL, estimate its locks, and check its rollback; the target is only read."""
     from . import locks, reversibility
     from .lint import load_config, lint_migration, parse_sql
+    from .lint.pysilence import silence_revisions
     from .lint.source import known_columns
 
     if plan.empty:
@@ -363,6 +364,7 @@ def review_migration(plan: MigrationPlan, target: Target, *, measure: bool = Tru
         raised.append(Finding("MG004", "block", f"a revision raised while its operations were read: "
                                                 f"{type(exc).__name__}: {exc}", plan.head or ""))
     ops_up, ops_down = parse_sql(up_sql, "postgresql", "operations"), parse_sql(down_sql, "postgresql", "operations")
+    raised += silence_revisions(plan.script_dir, plan.revisions, migration, ops_up)
     report = lint_migration(migration, load_config(target.project_dir), rollback=(ops_up, ops_down))
     report.findings[:0] = raised
     sizes = locks.table_sizes(target.db)

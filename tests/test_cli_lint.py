@@ -147,3 +147,37 @@ def test_unreadable_sql(tmp_path):
     assert [f["code"] for f in json.loads(result.stdout)] == ["LN003"]
     broken = _lint(tmp_path, sql="ALTER TABLE t ADD COLUMN 'oops;")
     assert broken.exit_code == 2 and broken.stderr.startswith("error: cannot read the SQL")
+
+
+SILENCED_BATCH = SQLITE_BATCH.replace(
+    '        batch.drop_column("notes")',
+    '        # dbrunbook-ignore: DS002, RB003 notes were exported to the CRM (OPS-12)\n'
+    '        batch.drop_column("notes")')
+
+
+@pytest.mark.parametrize("dialect", ["sqlite", "postgresql"])
+def test_python_comment_silences_the_operation_below_it(tmp_path, dialect):
+    from alembic.config import Config
+
+    from dbrunbook.migration import apply_upgrade
+
+    require(dialect)
+    url = (f"sqlite:///{tmp_path / 'app.db'}" if dialect == "sqlite"
+           else "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")  # PostgreSQL: rendered offline
+    target = write_project(tmp_path / "p", url, {"0001_base.py": BASE, "0002_batch.py": SILENCED_BATCH})
+    spec = []
+    if dialect == "sqlite":
+        assert apply_upgrade(Config(target.alembic_config), url, "0001").ok
+    else:
+        spec = ["0002"]
+    args = [*spec, "--project", str(tmp_path / "p"), "--db", url, "--alembic-config", target.alembic_config,
+            "--format", "json"]
+    findings = {(f["code"], f["object"]) for f in json.loads(CliRunner().invoke(main, ["lint", *args]).stdout)}
+    assert ("DS002", "accounts.notes") not in findings and ("RB003", "accounts.notes") not in findings
+    assert any(code.startswith("LK") for code, _ in findings)  # the NOT NULL on email is not silenced
+
+    unreasoned = SILENCED_BATCH.replace(" notes were exported to the CRM (OPS-12)", "")
+    (tmp_path / "p" / "migrations" / "versions" / "0002_batch.py").write_text(unreasoned)
+    found = json.loads(CliRunner().invoke(main, ["lint", *args]).stdout)
+    codes = [(f["code"], f["object"]) for f in found]
+    assert ("DS002", "accounts.notes") in codes and ("LN001", "") in codes

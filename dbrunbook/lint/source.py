@@ -28,6 +28,7 @@ from ..reversibility import operations_sql
 from ..migration import alembic_config, apply_downgrade, apply_upgrade, current_revision
 from ..results import Finding
 from .model import parse_sql
+from .pysilence import PySilence, apply_silences, python_silences, revision_paths
 from .runner import LintConfig, LintReport, lint_migration
 
 
@@ -49,6 +50,9 @@ class RenderedRevisions:
     #: The revisions' own Alembic operations rendered for PostgreSQL (upgrade, downgrade):
     #: what reversibility compares, the same on every dialect.
     operations: tuple[str, str] = ("", "")
+    #: ``# dbrunbook-ignore`` comments of the revision files, and LN001 for those without a reason.
+    silences: list[PySilence] = field(default_factory=list)
+    unreasoned: list[Finding] = field(default_factory=list)
 
 
 def revision_id(path: Path) -> str:
@@ -122,6 +126,7 @@ def render_revisions(target: Target, spec: str = "", workdir: Path | None = None
                 rendered = RenderedRevisions(dialect, revisions, up, down, spec or "pending revisions",
                                              in_transaction=facts(dialect).transactional_ddl)
             rendered.operations = operations_sql(Path(scripts.dir), revisions)
+            rendered.silences, rendered.unreasoned = python_silences(revision_paths(Path(scripts.dir), revisions))
         except CommandError as exc:
             raise ConfigError(f"Alembic: {exc}") from None
     rendered.known_columns = known_columns(target)
@@ -170,7 +175,10 @@ def lint_revisions(target: Target, spec: str = "", config: LintConfig | None = N
     migration.known_columns = {**migration.known_columns, **rendered.known_columns}
     up, down = (parse_sql(sql, "postgresql", f"{rendered.source} (operations)") for sql in rendered.operations)
     up.known_columns = dict(migration.known_columns)
+    for silenced in (migration, up):
+        apply_silences(silenced, rendered.silences)
     report = lint_migration(migration, config, rollback=(up, down))
+    report.findings[:0] = rendered.unreasoned
     if rendered.upgrade_sql.startswith(_FAILED):
         report.findings.insert(0, Finding("LN002", "block", rendered.upgrade_sql.strip("- \n"), rendered.source,
                                           {"source": rendered.source}, "fix the revision so it runs on this dialect"))
