@@ -67,8 +67,8 @@ def _operations(tree: ast.AST) -> list[tuple[int, int, set[str]]]:
                 if isinstance(expr, ast.Call) and isinstance(expr.func, ast.Attribute) \
                         and expr.func.attr == "batch_alter_table":
                     inner |= _strings(expr)
-            for child in node.body:
-                visit(child, inner)
+            for body_node in node.body:
+                visit(body_node, inner)
             return
         if isinstance(node, ast.Expr) and isinstance(node.value, ast.Call) \
                 and isinstance(node.value.func, ast.Attribute):
