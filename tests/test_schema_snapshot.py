@@ -77,3 +77,18 @@ def test_stages_1_and_2_record_snapshot_impact_and_design(demo, tmp_path):
     assert dropped["classes"] == ["destructive", "breaking"] and dropped["rows_affected"] > 0
     design = load_result(run.path, "02-design-validation")
     assert design.verdict == "pass" and design.stage == "02-design-validation"
+
+
+def test_the_index_a_server_makes_for_an_unnamed_foreign_key_is_not_a_change(db_url):
+    from dbrunbook.analysis import compare
+
+    meta = sa.MetaData()
+    sa.Table("parent", meta, sa.Column("id", sa.Integer, primary_key=True))
+    sa.Table("child", meta, sa.Column("id", sa.Integer, primary_key=True),
+             sa.Column("pid", sa.Integer, sa.ForeignKey("parent.id")))
+    engine = make_engine(db_url)
+    try:
+        meta.create_all(engine)
+        assert compare(engine, meta) == []
+    finally:
+        engine.dispose()

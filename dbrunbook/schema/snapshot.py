@@ -181,7 +181,10 @@ def _action(value: str | None) -> str | None:
 
 
 def _live_indexes(raw: list[dict[str, Any]], table: Table, sa_dialect: str, name: str) -> list[Index]:
-    implicit = {(f.name, tuple(f.columns)) for f in table.foreign_keys} if _IMPLICIT_FK_INDEX.get(name) else set()
+    # InnoDB names the index it makes for a foreign key after the constraint, or after its first
+    # column when the author left the constraint unnamed (the constraint is then *_ibfk_N).
+    implicit = {(n, tuple(f.columns)) for f in table.foreign_keys for n in (f.name, f.columns[0])} \
+        if _IMPLICIT_FK_INDEX.get(name) else set()
     # MariaDB reports a unique constraint again as a unique index; keep it once.
     unique_keys = [u.columns for u in table.uniques]
     out = []
