@@ -48,6 +48,12 @@ _LAZY = {
     "profile_table": "profile", "profile_tables": "profile", "TableProfile": "profile",
     "plan_backfill": "backfill", "backfill_plans": "backfill", "time_backfill": "backfill",
     "BackfillPlan": "backfill",
+    # stage 6: application code impact; stage 8: performance impact
+    "scan_code": "code_impact:scan", "CodeImpact": "code_impact",
+    "compare_performance": "performance", "load_queries": "performance",
+    # stage 12: post-migration validation
+    "validate_migration": "validation:validate", "Validation": "validation",
+    "prove_unchanged": "validation:unchanged",
     # stages 4, 7, 9 and rollback: rehearsal, volume, fingerprints, round trip, backup
     "rehearse": "rehearsal", "Rehearsal": "rehearsal",
     "Scale": "volume", "TimingCurve": "volume", "grow": "volume", "timing_curve": "volume",
