@@ -14,6 +14,7 @@ from typing import Any
 from .config import Target, load_metadata, load_target
 from .db import check_connection, make_engine
 from .errors import (
+    ApplyRefused,
     ConfigError,
     DatabaseUnreachable,
     DbrunbookError,
@@ -51,6 +52,11 @@ _LAZY = {
     # stage 6: application code impact; stage 8: performance impact
     "scan_code": "code_impact:scan", "CodeImpact": "code_impact",
     "compare_performance": "performance", "load_queries": "performance",
+    # stage 10: checklist ticked by evidence, production plan; stage 11: the guarded apply
+    "ChecklistItem": "production", "ProductionPlan": "production", "production_plan": "production",
+    "production_checklist": "production:checklist",
+    "plan_apply": "apply", "apply_plan": "apply:apply", "apply_run": "apply", "ApplyPlan": "apply",
+    "ApplyOutcome": "apply",
     # stage 12: post-migration validation
     "validate_migration": "validation:validate", "Validation": "validation",
     "prove_unchanged": "validation:unchanged",
@@ -74,7 +80,7 @@ def __getattr__(name: str) -> Any:
 
 
 __all__ = sorted([
-    "ConfigError", "DatabaseUnreachable", "DbrunbookError", "Finding", "SecretLeak", "Stage", "StageFailed",
+    "ApplyRefused", "ConfigError", "DatabaseUnreachable", "DbrunbookError", "Finding", "SecretLeak", "Stage", "StageFailed",
     "StageResult", "Target", "ToolMissing", "UnknownParameterError", "UnknownRunError", "UsageError",
     "VerificationFailed", "__version__", "check_connection", "load_metadata", "load_result", "load_target",
     "make_engine", "mask_url", "open_stage", "record", *_LAZY,

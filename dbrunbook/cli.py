@@ -34,6 +34,7 @@ _LAZY_COMMANDS = {
     "profile": "dbrunbook.commands.profile",
     "backup": "dbrunbook.commands.backup",
     "rehearse": "dbrunbook.commands.rehearse",
+    "apply": "dbrunbook.commands.apply",
 }
 
 
@@ -128,10 +129,11 @@ def update(db: str | None, models: str | None, alembic_config: str | None, proje
                          rollback_plan=rollback_plan, keep_going=keep_going,
                          parameters={**{k: v for k, v in shortcuts.items() if v}, **_params(params)},
                          progress=progress, runbooks=runbooks)
-    _finish(run_runbook(target, options))
+    finish_run(run_runbook(target, options))
 
 
-def _finish(run: Any) -> None:
+def finish_run(run: Any) -> None:
+    """Print a finished run and exit with its documented code (shared by the commands that run stages)."""
     click.echo(render_run(run.path))
     code = run_exit_code(run)
     if code == EXIT_STAGE_ERROR and run.failed:
@@ -150,7 +152,7 @@ def demo(out: Path, db: str | None, users: int) -> None:
     from .demo import run_demo
 
     click.echo(f"writing the demo project to {out} ...")
-    _finish(run_demo(out, db=db, users=users))
+    finish_run(run_demo(out, db=db, users=users))
 
 
 @main.command("runs")

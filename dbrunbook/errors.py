@@ -8,6 +8,7 @@ the data a caller needs, plus the process exit code the CLI maps it to::
     │   ├── ConfigError                         [tool.dbrunbook], --models, alembic.ini
     │   ├── UnknownRunError                     no run matches the given id
     │   └── UnknownParameterError               a parameter the stage template does not declare
+    ├── ApplyRefused                    exit 1  a guard of `dbrunbook apply` failed (target untouched)
     ├── DatabaseUnreachable             exit 5  cannot connect to a database server
     ├── StageFailed                     exit 3  a stage notebook raised
     ├── VerificationFailed              exit 4  a run folder does not match its manifest
@@ -20,7 +21,7 @@ at least one stage blocked. The CLI prints ``str(error)`` on one line and never 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Sequence
 
 EXIT_PASS = 0
 EXIT_BLOCKED = 1
@@ -82,6 +83,19 @@ class UnknownParameterError(UsageError):
         self.stage = stage
         self.names = list(names)
         self.known = list(known)
+
+
+class ApplyRefused(DbrunbookError):
+    """A guard of ``dbrunbook apply`` failed and was not accepted: the target was not touched.
+
+    ``guards`` are the failed guards (each with ``id`` and ``detail``).
+    """
+
+    exit_code = EXIT_BLOCKED
+
+    def __init__(self, guards: Sequence[Any]) -> None:
+        super().__init__("apply refused: " + "; ".join(f"{g.id}: {g.detail}" for g in guards))
+        self.guards = list(guards)
 
 
 class DatabaseUnreachable(DbrunbookError):

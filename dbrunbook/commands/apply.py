@@ -1,0 +1,25 @@
+"""``dbrunbook apply``: apply a plan run to its target, guarded and monitored, into a new apply run."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+
+@click.command("apply")
+@click.argument("run")
+@click.option("--project", type=click.Path(file_okay=False, path_type=Path), default=Path("."),
+              help="Project root holding pyproject.toml [tool.dbrunbook].")
+@click.option("--db", envvar="DBRUNBOOK_DB", help="Target database URL (or env DBRUNBOOK_DB); must be the plan's.")
+@click.option("--runs-dir", type=click.Path(file_okay=False, path_type=Path),
+              help="Folder holding the plan run [default: runs]; the apply run is written beside the plan run.")
+@click.option("--accept", multiple=True, metavar="GUARD",
+              help="Apply although this guard failed (recorded in the apply run); repeatable.")
+@click.option("--dry-run", is_flag=True, help="Check the guards and show what would run; change nothing.")
+def command(run: str, project: Path, db: str | None, runs_dir: Path | None, accept: tuple[str, ...],
+            dry_run: bool) -> None:
+    """Apply the plan run RUN to its target: guards, one transaction where possible, monitor and abort."""
+    from ..apply import apply_run
+    from ..cli import finish_run
+
+    finish_run(apply_run(run, project=project, db=db, runs_dir=runs_dir, accept=list(accept), dry_run=dry_run))

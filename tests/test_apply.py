@@ -1,0 +1,369 @@
+"""`dbrunbook apply` on real databases: guards refuse, the upgrade applies, fails atomically or is aborted.
+
+One plan run per dialect (stages 01, 03 and 10 of a small healthy project) is made once per module and
+reused; every test first resets the target database to exactly the planned state.
+"""
+from __future__ import annotations
+
+import dataclasses
+import os
+import shutil
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+from dbrunbook import RunOptions, run_runbook
+from dbrunbook.apply import GUARDS, ApplyRefused, apply, guards, outcome_findings, plan_apply, plan_findings
+from dbrunbook.clone import scratch_copy, sync_key_generators
+from dbrunbook.config import Target, load_target
+from dbrunbook.db import create_database, drop_database, make_engine
+from dbrunbook.errors import EXIT_BLOCKED
+from dbrunbook.fingerprint import compare, fingerprint, schema_snapshot
+from dbrunbook.migration import alembic_config, apply_upgrade, current_revision
+from dbrunbook.results import load_result
+from dbrunbook.runbook import verify_run
+from dbrunbook.runbook.engine import runbook_folder
+
+from conftest import new_database
+
+CUSTOMERS = 40
+_MODELS = '''
+import sqlalchemy as sa
+
+metadata = sa.MetaData()
+customers = sa.Table(
+    "customers", metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("name", sa.String(80), nullable=False),
+    sa.Column("email", sa.String(120), nullable=True),
+    sa.Column("phone", sa.String(30), nullable=True),
+    sa.Index("ix_customers_email", "email"),
+)
+orders = sa.Table(
+    "orders", metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("customer_id", sa.Integer, nullable=False),
+    sa.Column("total", sa.Integer, nullable=False),
+)
+'''
+_BASE = '''
+revision = "0001"
+down_revision = None
+
+def upgrade():
+    op.create_table("customers", sa.Column("id", sa.Integer(), primary_key=True),
+                    sa.Column("name", sa.String(80), nullable=False), sa.Column("email", sa.String(120), nullable=True))
+    op.create_table("orders", sa.Column("id", sa.Integer(), primary_key=True),
+                    sa.Column("customer_id", sa.Integer(), nullable=False), sa.Column("total", sa.Integer(), nullable=False))
+
+def downgrade():
+    op.drop_table("orders")
+    op.drop_table("customers")
+'''
+#: The healthy change: a nullable column and an index. {middle} is where the variants below go.
+_CHANGE = '''
+revision = "0002"
+down_revision = "0001"
+
+def upgrade():
+    op.add_column("customers", sa.Column("phone", sa.String(30), nullable=True))
+    {middle}
+    op.create_index("ix_customers_email", "customers", ["email"])
+
+def downgrade():
+    op.drop_index("ix_customers_email", table_name="customers")
+    op.drop_column("customers", "phone")
+'''
+#: Fails midway: the names repeat, so a unique index on them is refused by the database.
+_FAILS = 'op.create_index("uq_customers_name", "customers", ["name"], unique=True)'
+#: Runs longer than the abort limit; SQLite has no sleep, so a long count stands in for it.
+_SLEEP = {
+    "postgresql": 'op.execute("SELECT pg_sleep(5)")',
+    "mariadb": 'op.execute("SELECT SLEEP(5)")',
+    "sqlite": 'op.execute("WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c LIMIT 500000000) '
+              'SELECT COUNT(*) FROM c")',
+}
+CHECKLIST = ["schema-analysed", "design-valid", "migration-reviewed", "rollback-present", "rehearsed",
+             "data-checks-pass", "code-impact-clear", "tests-pass", "performance-ok", "staging-within-window",
+             "rollback-proven", "backup-verified"]
+
+
+def _revision(folder: Path, name: str, body: str) -> None:
+    (folder / "versions" / f"{name}.py").write_text("from alembic import op\nimport sqlalchemy as sa\n"
+                                                    + textwrap.dedent(body))
+
+
+@dataclasses.dataclass
+class Planned:
+    """A project at revision 0001 with rows, and its plan run to 0002."""
+
+    dialect: str
+    url: str
+    project: Path
+    plan_run: Path = Path()
+
+    def target(self) -> Target:
+        return load_target(self.project)
+
+    def reset(self) -> None:
+        """The target exactly as planned: revision 0001 and the same rows."""
+        drop_database(self.url)
+        create_database(self.url)
+        scripts = self.project / "migrations"
+        cfg = alembic_config(self.target(), scripts)
+        assert apply_upgrade(cfg, self.url, "0001").ok
+        engine = make_engine(self.url)
+        with engine.begin() as conn:
+            conn.execute(sa.text("INSERT INTO customers (id, name, email) VALUES (:i, :n, :e)"),
+                         [{"i": i, "n": f"name {i % 7}", "e": f"c{i}@example.com"} for i in range(1, CUSTOMERS + 1)])
+            conn.execute(sa.text("INSERT INTO orders (id, customer_id, total) VALUES (:i, :c, :t)"),
+                         [{"i": i, "c": 1 + i % CUSTOMERS, "t": i * 3} for i in range(1, 2 * CUSTOMERS + 1)])
+            # rows written with explicit keys: move the sequences on, as the application's inserts would have
+            meta = sa.MetaData()
+            meta.reflect(conn, only=["customers", "orders"])
+            sync_key_generators(conn, list(meta.tables.values()))
+        engine.dispose()
+
+    def state(self, url: str | None = None) -> tuple[str | None, dict, dict]:
+        engine = make_engine(url or self.url)
+        try:
+            return current_revision(engine), schema_snapshot(engine), fingerprint(engine).to_json()["tables"]
+        finally:
+            engine.dispose()
+
+    def plan(self, tmp: Path, stages: tuple[str, ...] = ("01", "03", "10"), waive: list[str] = CHECKLIST) -> Path:
+        """A plan run of ``stages``, the checklist items in ``waive`` waived (stages 02, 04-09 do not run)."""
+        parameters = {"waive": {item: "not needed for this test" for item in waive},
+                      **({"measure_throughput": False} if "03" in stages else {})}
+        options = RunOptions(out=tmp / "runs", stages=list(stages), dry_run=True, parameters=parameters)
+        run = run_runbook(self.target(), options)
+        assert [s.status for s in run.stages if s.status == "error"] == [], run.stages
+        return run.path
+
+
+def _project(tmp: Path, url: str) -> Path:
+    project = tmp / "shop"
+    (project / "apply_shop").mkdir(parents=True)
+    (project / "apply_shop" / "__init__.py").write_text("")
+    (project / "apply_shop" / "models.py").write_text(_MODELS)
+    alembic_config(Target.from_url(url, models="apply_shop.models:metadata", project_dir=project),
+                   project / "migrations")  # writes env.py, script.py.mako and versions/
+    _revision(project / "migrations", "0001_base", _BASE)
+    _revision(project / "migrations", "0002_phone", _CHANGE.format(middle="pass"))
+    (project / "alembic.ini").write_text("[alembic]\nscript_location = %(here)s/migrations\n")
+    (project / "pyproject.toml").write_text(f'[tool.dbrunbook]\ndb = "{url}"\nmodels = "apply_shop.models:metadata"\n'
+                                            'alembic_config = "alembic.ini"\n')
+    return project
+
+
+@pytest.fixture(scope="module", params=["sqlite", "postgresql", "mariadb"])
+def planned(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory):
+    tmp = tmp_path_factory.mktemp(f"apply-{request.param}")
+    url = new_database(request.param, tmp)
+    made = Planned(request.param, url, _project(tmp, url))
+    made.reset()
+    made.plan_run = made.plan(tmp)
+    yield made
+    drop_database(url)
+
+
+def dbrunbook(*args: str) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if k != "DBRUNBOOK_DB"}
+    return subprocess.run([sys.executable, "-m", "dbrunbook", *args], capture_output=True, text=True, env=env, timeout=300)
+
+
+def _folder(output: str) -> Path:
+    """The run folder the command printed."""
+    return Path(next(line.split(None, 1)[1] for line in output.splitlines() if line.strip().startswith("folder ")))
+
+
+def test_dry_run_changes_nothing_then_apply_moves_to_head(planned, tmp_path):
+    planned.reset()
+    before = planned.state()
+    plan = plan_apply(planned.plan_run, planned.target())
+    assert [g.id for g in plan.guards] == list(GUARDS) and plan.refused == [], plan.guards
+    assert (plan.revision_from, plan.revision_to, plan.revisions) == ("0001", "0002", ["0002"])
+    assert "phone" in plan.upgrade_sql and plan.session and plan.abort_after_seconds >= 30
+    assert planned.state() == before  # planning only reads
+
+    run = run_runbook(planned.target(), RunOptions(runbooks=runbook_folder("apply"), out=tmp_path,
+                                                   parameters={"plan_run": str(planned.plan_run), "execute": True}))
+    assert [(s.name, s.status) for s in run.stages] == [("11-guarded-apply", "pass"), ("12-post-migration", "pass")]
+    validated = load_result(run.path, "12-post-migration")
+    assert validated.data["applied"] is True and not [f for f in validated.findings if f.severity != "info"]
+    revision, schema, data = planned.state()
+    assert revision == "0002"
+    assert "phone" in {c["name"] for c in schema["tables"]["customers"]["columns"]}
+    assert "ix_customers_email" in {i["name"] for i in schema["tables"]["customers"]["indexes"]}
+    assert data["customers"]["rows"] == CUSTOMERS and data["orders"] == before[2]["orders"]
+    result = load_result(run.path, "11-guarded-apply")
+    assert result.data["applied"] is True and result.data["aborted"] is False
+    assert (result.data["revision_before"], result.data["revision_after"]) == ("0001", "0002")
+    assert result.data["plan_run"] == str(planned.plan_run) and all(g["ok"] for g in result.data["guards"])
+    assert (run.path / result.data["fingerprint_before"]).stat().st_size > 0
+    assert any("phone" in s["sql"] for s in result.data["statements"]) and result.data["monitor"]
+    assert (run.path / "11-guarded-apply" / "monitor.png").stat().st_size > 0
+    assert verify_run(run.path)["target"] == planned.target().db
+    # the plan run is spent: a second apply is refused by the revision and schema guards
+    again = {g.id: g for g in guards(planned.plan_run, planned.target())}
+    assert not again["revision-unchanged"].ok and "already at the plan's head" in again["revision-unchanged"].detail
+    assert not again["no-schema-drift"].ok and again["manifest-verified"].ok
+
+
+def test_drift_after_planning_is_refused(planned, tmp_path):
+    planned.reset()
+    _drift(planned.url)
+    before = planned.state()
+    plan = plan_apply(planned.plan_run, planned.target())
+    assert [g.id for g in plan.refused] == ["no-schema-drift"] and "orders.note" in plan.refused[0].detail
+    with pytest.raises(ApplyRefused, match="no-schema-drift"):
+        apply(plan, planned.target(), tmp_path / "refused")
+    assert planned.state() == before and not (tmp_path / "refused").exists()
+
+
+def _drift(url: str) -> None:
+    engine = make_engine(url)
+    with engine.begin() as conn:
+        conn.execute(sa.text("ALTER TABLE orders ADD COLUMN note VARCHAR(20)"))
+    engine.dispose()
+
+
+@pytest.mark.parametrize("planned", ["sqlite"], indirect=True)
+def test_cli_refuses_a_drifted_target_and_records_why(planned):
+    planned.reset()
+    _drift(planned.url)
+    before = planned.state()
+    refused = dbrunbook("apply", str(planned.plan_run), "--project", str(planned.project), "--dry-run")
+    assert refused.returncode == EXIT_BLOCKED, refused.stdout + refused.stderr
+    assert "block AP005 [no-schema-drift]" in " ".join(refused.stdout.split())
+    folder = _folder(refused.stdout)
+    assert folder.parent == planned.plan_run.parent  # the apply run lands beside its plan run
+    manifest = verify_run(folder)
+    assert manifest["options"]["dry_run"] is True
+    assert manifest["parameters"]["11-guarded-apply"]["execute"] is False
+    assert manifest["parameters"]["11-guarded-apply"]["plan_run"] == str(planned.plan_run)
+    recorded = load_result(folder, "11-guarded-apply")
+    assert recorded.verdict == "block" and recorded.data["applied"] is False
+    assert recorded.data["fingerprint_before"] is None
+    assert planned.state() == before
+
+
+def test_wrong_target_changed_plan_and_accept(planned, tmp_path):
+    planned.reset()
+    with scratch_copy(planned.url) as other:
+        elsewhere = Target.from_url(other.render_as_string(hide_password=False), project_dir=planned.project)
+        checked = {g.id: g for g in guards(planned.plan_run, elsewhere)}
+        assert [k for k, g in checked.items() if not g.ok] == ["same-target"], checked
+        assert "not " + elsewhere.db in checked["same-target"].detail
+        accepted = plan_apply(planned.plan_run, elsewhere, accept=["same-target"])
+        assert accepted.refused == [] and accepted.accepted == ["same-target"]
+        assert [(f.code, f.severity) for f in plan_findings(accepted, True)] == [("AP003", "warn")]
+    copy = tmp_path / planned.plan_run.name
+    shutil.copytree(planned.plan_run, copy)
+    sql = copy / "03-migration" / "upgrade.sql"
+    sql.write_text(sql.read_text() + "\nDROP TABLE orders;\n")
+    checked = {g.id: g for g in guards(copy, planned.target())}
+    assert [k for k, g in checked.items() if not g.ok] == ["manifest-verified"]
+    assert "03-migration/upgrade.sql was changed" in checked["manifest-verified"].detail
+    with pytest.raises(Exception, match="unknown guard"):
+        plan_apply(planned.plan_run, planned.target(), accept=["no-such-guard"])
+
+
+def test_unticked_checklist_is_refused(tmp_path):
+    url = new_database("sqlite", tmp_path)
+    made = Planned("sqlite", url, _project(tmp_path, url))
+    made.reset()
+    # stage 10 alone: the items of stages that did not run are waived, except the tests
+    plan_run = made.plan(tmp_path, stages=("10",), waive=[i for i in CHECKLIST if i != "tests-pass"])
+    checked = {g.id: g for g in guards(plan_run, made.target())}
+    assert not checked["plan-ready"].ok and checked["plan-ready"].detail.endswith("not ticked: tests-pass")
+    assert checked["manifest-verified"].ok and checked["same-target"].ok
+
+
+def _variant(planned: Planned, tmp: Path, middle: str):
+    """The plan of ``planned`` with a revision 0002 that runs ``middle`` between its two operations."""
+    plan = plan_apply(planned.plan_run, planned.target())
+    assert plan.refused == [], plan.refused
+    scripts = tmp / "scripts"
+    shutil.copytree(plan.script_dir, scripts, ignore=shutil.ignore_patterns("__pycache__"))
+    _revision(scripts, "0002_phone", _CHANGE.format(middle=middle))
+    return dataclasses.replace(plan, script_dir=scripts)
+
+
+def test_failure_midway_leaves_a_transactional_target_unchanged(planned, tmp_path):
+    planned.reset()
+    before = planned.state()
+    variant = _variant(planned, tmp_path, _FAILS)
+    outcome = apply(variant, planned.target(), tmp_path / "stage")
+    assert not outcome.applied and not outcome.aborted and outcome.error
+    assert "uq_customers_name" in outcome.failed_statement and outcome.statements[-1]["failed"]
+    assert any("phone" in s["sql"] for s in outcome.statements)  # the column was added before the failure
+    [finding] = [f for f in outcome_findings(variant, outcome) if f.code == "AP012"]
+    assert finding.severity == "block"
+    after = planned.state()
+    if planned.dialect == "mariadb":  # no transactional DDL: the column stays, the revision does not move
+        assert not outcome.rolled_back and after[0] == "0001"
+        assert "phone" in {c["name"] for c in after[1]["tables"]["customers"]["columns"]}
+        assert "revisions applied before the failure: none" in finding.message
+    else:
+        assert outcome.rolled_back and "as it was" in finding.message
+        assert after == before
+        assert compare(fingerprint_of(planned), fingerprint_from(tmp_path / "stage")) == []
+
+
+def fingerprint_of(planned: Planned):
+    engine = make_engine(planned.url)
+    try:
+        return fingerprint(engine)
+    finally:
+        engine.dispose()
+
+
+def fingerprint_from(stage: Path):
+    from dbrunbook.fingerprint import Fingerprint
+
+    return Fingerprint.load(stage / "fingerprint-before.json")
+
+
+def _block_reader(url: str, delay: float) -> threading.Thread:
+    """A session that reads customers while the migration holds its lock."""
+    def read() -> None:
+        time.sleep(delay)
+        engine = make_engine(url)
+        try:
+            with engine.connect() as conn:
+                conn.execute(sa.text("SELECT COUNT(*) FROM customers")).scalar()
+        finally:
+            engine.dispose()
+
+    thread = threading.Thread(target=read, daemon=True)
+    thread.start()
+    return thread
+
+
+def test_abort_cancels_a_long_revision(planned, tmp_path):
+    planned.reset()
+    before = planned.state()
+    plan = dataclasses.replace(_variant(planned, tmp_path, _SLEEP[planned.dialect]), abort_after_seconds=1.0)
+    reader = _block_reader(planned.url, 0.4) if planned.dialect == "postgresql" else None
+    started = time.perf_counter()
+    outcome = apply(plan, planned.target(), tmp_path / "stage")
+    assert time.perf_counter() - started < 4.5
+    assert outcome.aborted and not outcome.applied and outcome.error.startswith("aborted after 1s")
+    assert outcome.monitor[-1]["t"] > 1.0 and planned.state()[0] == "0001"
+    codes = {f.code: f for f in outcome_findings(plan, outcome)}
+    assert codes["AP013"].severity == "block"
+    if planned.dialect == "mariadb":  # the column added before the sleep stays: DDL committed at once
+        assert not outcome.rolled_back
+        assert "phone" in {c["name"] for c in planned.state()[1]["tables"]["customers"]["columns"]}
+    else:
+        assert outcome.rolled_back and planned.state() == before
+    if reader is not None:  # the reader waited for the migration's lock, and the monitor saw it
+        reader.join(timeout=5)
+        assert max(s["blocked"] for s in outcome.monitor) >= 1 and "AP014" in codes
