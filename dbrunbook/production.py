@@ -70,9 +70,10 @@ def _blocks(result: StageResult, prefix: str = "") -> list[Finding]:
     return [f for f in result.findings if f.severity == "block" and f.code.startswith(prefix)]
 
 
-def _quote(findings: list[Finding], limit: int = 2) -> str:
+def _quote(findings: list[Finding], limit: int = 1) -> str:
     shown = "; ".join(f"{f.code}{f' [{f.object}]' if f.object else ''}: {f.message}" for f in findings[:limit])
-    return shown + (f"; and {len(findings) - limit} more" if len(findings) > limit else "")
+    rest = [f"{f.code}{f' [{f.object}]' if f.object else ''}" for f in findings[limit:]]
+    return shown + (f"; and {len(rest)} more: {', '.join(rest)}" if rest else "")
 
 
 _Verdict = tuple[bool, str, str]  # an item's verdict: ticked, evidence, how to get what is missing
