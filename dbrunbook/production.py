@@ -73,7 +73,7 @@ def _blocks(result: StageResult, prefix: str = "") -> list[Finding]:
 def _quote(findings: list[Finding], limit: int = 1) -> str:
     shown = "; ".join(f"{f.code}{f' [{f.object}]' if f.object else ''}: {f.message}" for f in findings[:limit])
     rest = [f"{f.code}{f' [{f.object}]' if f.object else ''}" for f in findings[limit:]]
-    return shown + (f"; and {len(rest)} more: {', '.join(rest)}" if rest else "")
+    return shown + (f"; and {len(rest)} more: {', '.join(dict.fromkeys(rest))}" if rest else "")
 
 
 _Verdict = tuple[bool, str, str]  # an item's verdict: ticked, evidence, how to get what is missing

@@ -82,3 +82,17 @@ def test_optional_stages_run_after_the_analysis_and_before_the_production_plan(t
     assert [t.stem for t in templates(tmp_path, RunOptions(rollback_plan=True))] == \
         ["01-a", "09-b", "rollback-plan", "10-c", "11-d"]
     assert [t.stem for t in templates(tmp_path, RunOptions())] == ["01-a", "09-b", "10-c", "11-d"]
+
+
+def test_latest_can_mean_the_latest_run_holding_a_file(tmp_path):
+    from dbrunbook.errors import UnknownRunError
+    from dbrunbook.runbook.archive import find_run
+
+    for name in ("20260101T000000Z-db-aaaaaa", "20260102T000000Z-db-bbbbbb"):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "manifest.json").write_text("{}")
+    (tmp_path / "20260101T000000Z-db-aaaaaa" / "10-production-plan.result.json").write_text("{}")
+    assert find_run("latest", tmp_path).name.endswith("bbbbbb")
+    assert find_run("latest", tmp_path, holding="10-production-plan.result.json").name.endswith("aaaaaa")
+    with pytest.raises(UnknownRunError):
+        find_run("bbbbbb", tmp_path, holding="10-production-plan.result.json")

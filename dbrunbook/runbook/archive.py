@@ -132,12 +132,17 @@ def list_runs(runs_dir: Path) -> list[dict[str, Any]]:
     return found
 
 
-def find_run(run: str, runs_dir: Path) -> Path:
-    """A run folder from a path, a run id, or a unique prefix/suffix of one."""
+def find_run(run: str, runs_dir: Path, holding: str = "") -> Path:
+    """A run folder from a path, a run id, or a unique prefix/suffix of one.
+
+    ``holding``: among the folders of ``runs_dir``, only runs that hold this file count (e.g. the plan
+    runs, for ``apply latest``, where the newest folder may be an earlier apply run).
+    """
     as_path = Path(run)
     if (as_path / MANIFEST).exists():
         return as_path.resolve()
-    candidates = [p for p in runs_dir.iterdir() if (p / MANIFEST).is_file()] if runs_dir.is_dir() else []
+    candidates = [p for p in runs_dir.iterdir() if (p / MANIFEST).is_file() and (not holding or (p / holding).is_file())] \
+        if runs_dir.is_dir() else []
     hits = [p for p in candidates if p.name == run] or [p for p in candidates if run and run in p.name]
     if run == "latest" and candidates:
         hits = [max(candidates, key=lambda p: p.name)]
