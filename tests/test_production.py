@@ -178,3 +178,20 @@ def test_bad_waivers_are_usage_errors(tmp_path, waive, message):
         checklist(tmp_path, waive=waive)
     with pytest.raises(UsageError, match="window_seconds must be a positive number"):
         checklist(tmp_path, window_seconds=0)
+
+
+def test_performance_measured_only_on_a_schema_copy_is_evidence_not_gathered(tmp_path):
+    import json as _json
+
+    from dbrunbook.results import StageResult, sidecar_path
+
+    def stage_08(data):
+        path = sidecar_path(tmp_path, "08-performance")
+        path.write_text(_json.dumps(StageResult("08-performance", "warn", "7 queries", data=data).to_json()))
+        return next(i for i in checklist(tmp_path) if i.id == "performance-ok")
+
+    untimed = stage_08({"upgrade_error": "NOT NULL constraint failed: users.country"})
+    assert not untimed.ticked and untimed.missing and "schema-only copy" in untimed.evidence
+    assert [f.severity for f in findings([untimed])] == ["warn"]
+    timed = stage_08({"upgrade_error": ""})
+    assert timed.ticked and "08-performance: 7 queries" in timed.evidence
