@@ -92,8 +92,8 @@ def _params(values: tuple[str, ...]) -> dict[str, Any]:
 def _run_options(f: Any) -> Any:
     for option in reversed([
         click.option("--stages", help="Comma-separated stages to run (e.g. 01,03 or schema-analysis)."),
-        click.option("--out", type=click.Path(path_type=Path), default=Path("runs"), show_default=True,
-                     help="Folder receiving the run folder."),
+        click.option("--out", type=click.Path(path_type=Path),
+                     help="Folder receiving the run folder [default: runs_dir of [tool.dbrunbook], else runs]."),
         click.option("--keep-going", is_flag=True, help="Run later stages after a stage raised."),
         click.option("-p", "--param", "params", multiple=True, metavar="NAME=VALUE",
                      help="Parameter for the stages that declare NAME (JSON or text)."),
@@ -117,17 +117,19 @@ def _run_options(f: Any) -> Any:
 @click.option("--scale", help="Rehearse on a copy grown to this size, e.g. 10x or users=1000000 (stage 04).")
 @_run_options
 def update(db: str | None, models: str | None, alembic_config: str | None, project: Path, dry_run: bool,
-           rollback_plan: bool, test_cmd: str | None, scale: str | None, stages: str | None, out: Path,
+           rollback_plan: bool, test_cmd: str | None, scale: str | None, stages: str | None, out: Path | None,
            keep_going: bool, params: tuple[str, ...], progress: bool, runbooks: Path | None) -> None:
     """Analyse, check and rehearse a schema change; never changes the target database."""
-    from .config import load_target
+    from .config import load_run_settings, load_target
     from .runbook import RunOptions, run_runbook
 
     target = load_target(project, db=db, models=models, alembic_config=alembic_config)
+    settings = load_run_settings(project)
     shortcuts = {"test_cmd": test_cmd, "scale": scale}
-    options = RunOptions(stages=stages.split(",") if stages else None, out=out, dry_run=dry_run,
-                         rollback_plan=rollback_plan, keep_going=keep_going,
+    options = RunOptions(stages=stages.split(",") if stages else settings.stages, out=out or settings.runs_dir,
+                         dry_run=dry_run, rollback_plan=rollback_plan, keep_going=keep_going,
                          parameters={**{k: v for k, v in shortcuts.items() if v}, **_params(params)},
+                         project_parameters=settings.parameters,
                          progress=progress, runbooks=runbooks)
     finish_run(run_runbook(target, options))
 

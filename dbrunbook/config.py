@@ -21,7 +21,7 @@ from .errors import ConfigError
 from .secrets import kernel_environment, mask_url, parse_url
 
 #: Keys accepted in ``[tool.dbrunbook]``.
-CONFIG_KEYS = ("db", "models", "alembic_config", "runs_dir", "stages", "lint", "renames")
+CONFIG_KEYS = ("db", "models", "alembic_config", "runs_dir", "stages", "parameters", "lint", "renames")
 
 
 @dataclass(frozen=True)
@@ -155,3 +155,28 @@ def load_renames(project_dir: Path | None = None) -> dict[str, str]:
         if ("." in old) != ("." in new) or ("." in old and old.split(".")[0] != new.split(".")[0]):
             raise ConfigError(f"renames: {old!r} = {new!r} must both be columns of one table or both tables")
     return dict(raw)
+
+
+@dataclass(frozen=True)
+class RunSettings:
+    """What ``[tool.dbrunbook]`` says about runs: where they go, which stages, the stages' parameters."""
+
+    runs_dir: Path
+    stages: list[str] | None = None
+    parameters: dict[str, Any] = field(default_factory=dict)
+
+
+def load_run_settings(project_dir: Path | None = None) -> RunSettings:
+    """``runs_dir`` (relative to the project, default ``runs``), ``stages`` and ``parameters`` of the project."""
+    project_dir = (project_dir or Path.cwd()).resolve()
+    table = read_pyproject(project_dir)
+    runs_dir, stages, parameters = table.get("runs_dir", "runs"), table.get("stages"), table.get("parameters", {})
+    if not isinstance(runs_dir, str) or not runs_dir:
+        raise ConfigError("runs_dir in [tool.dbrunbook] must be a folder name")
+    if isinstance(stages, str):
+        stages = [s.strip() for s in stages.split(",") if s.strip()]
+    if stages is not None and not (isinstance(stages, list) and all(isinstance(s, str) for s in stages)):
+        raise ConfigError('stages in [tool.dbrunbook] must be a list of stages, e.g. ["01", "03"]')
+    if not isinstance(parameters, dict):
+        raise ConfigError("parameters in [tool.dbrunbook] must be a table of stage parameters")
+    return RunSettings(project_dir / runs_dir, stages or None, dict(parameters))

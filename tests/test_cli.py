@@ -220,3 +220,29 @@ def test_a_demo_built_on_a_server_names_that_server_in_its_project(tmp_path):
     finally:
         from dbrunbook.db import drop_database
         drop_database(url)
+
+
+def test_project_settings_choose_the_runs_folder_the_stages_and_their_parameters(tmp_path):
+    project = write_demo(tmp_path / "shop", users=400).path
+    pyproject = project / "pyproject.toml"
+    base = pyproject.read_text()
+    pyproject.write_text(base + 'runs_dir = "audit/runs"\nstages = ["02"]\n\n[tool.dbrunbook.parameters]\n'
+                                'skip_rules = "DV001,DV002,DV003,DV004,DV005,DV006,DV007,DV008,DV009,DV010"\n')
+    result = dbrunbook("update", "--dry-run", "--project", str(project), cwd=tmp_path)
+    assert result.returncode == 0, result.stdout + result.stderr
+    [run_dir] = list((project / "audit" / "runs").iterdir())
+    manifest = json.loads((run_dir / "manifest.json").read_text())
+    assert [s["name"] for s in manifest["stages"]] == ["02-design-validation"]
+    assert manifest["parameters"]["02-design-validation"]["skip_rules"].count("DV") == 10
+    # the command line wins over the project
+    override = dbrunbook("update", "--dry-run", "--project", str(project), "--stages", "01,02",
+                         "-p", "skip_rules=", "--out", str(tmp_path / "elsewhere"), cwd=tmp_path)
+    assert override.returncode == EXIT_BLOCKED, override.stdout + override.stderr
+    [other] = list((tmp_path / "elsewhere").iterdir())
+    assert json.loads((other / "manifest.json").read_text())["parameters"]["02-design-validation"]["skip_rules"] == ""
+    pyproject.write_text(base + 'stages = 3\n')
+    assert_one_line_error(dbrunbook("update", "--project", str(project), cwd=tmp_path), EXIT_USAGE,
+                          "stages in [tool.dbrunbook] must be a list")
+    pyproject.write_text(base + '\n[tool.dbrunbook.parameters]\nskip_rule = "DV001"\n')  # a typo: no stage has it
+    assert_one_line_error(dbrunbook("update", "--project", str(project), cwd=tmp_path), EXIT_USAGE,
+                          "skip_rule")

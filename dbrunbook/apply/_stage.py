@@ -106,14 +106,15 @@ def summary(plan: ApplyPlan | None, outcome: ApplyOutcome | None) -> str:
 def apply_run(run: str, *, project: Path | None = None, db: str | None = None, runs_dir: Path | None = None,
               accept: list[str] | None = None, dry_run: bool = False) -> Run:
     """Run the apply templates on the plan run ``run`` into a new apply run folder beside it."""
-    from ..config import load_target
+    from ..config import load_run_settings, load_target
     from ..runbook.archive import find_run
     from ..runbook.engine import RunOptions, run_runbook, runbook_folder
     from ..results import sidecar_path
     from ._guards import PLAN_STAGE, check_accept
 
     accepted = check_accept(accept or [])  # before a run folder exists, not as a stage error
-    plan_run = find_run(run, runs_dir or Path("runs"), holding=sidecar_path(Path(), PLAN_STAGE).name)
+    plan_run = find_run(run, runs_dir or load_run_settings(project).runs_dir,
+                        holding=sidecar_path(Path(), PLAN_STAGE).name)
     target = load_target(project, db=db)
     options = RunOptions(runbooks=runbook_folder("apply"), out=plan_run.parent, dry_run=dry_run,
                          parameters={"plan_run": str(plan_run), "execute": not dry_run, "accept": accepted})

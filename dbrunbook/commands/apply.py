@@ -12,7 +12,8 @@ import click
               help="Project root holding pyproject.toml [tool.dbrunbook].")
 @click.option("--db", envvar="DBRUNBOOK_DB", help="Target database URL (or env DBRUNBOOK_DB); must be the plan's.")
 @click.option("--runs-dir", type=click.Path(file_okay=False, path_type=Path),
-              help="Folder holding the plan run [default: runs]; the apply run is written beside the plan run.")
+              help="Folder holding the plan run [default: runs_dir of [tool.dbrunbook], else runs]; the apply run "
+                   "is written beside the plan run.")
 @click.option("--accept", multiple=True, metavar="GUARD",
               help="Apply although this guard failed (recorded in the apply run); repeatable.")
 @click.option("--dry-run", is_flag=True, help="Check the guards and show what would run; change nothing.")

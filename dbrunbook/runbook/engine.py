@@ -40,6 +40,9 @@ class RunOptions:
     rollback_plan: bool = False
     keep_going: bool = False
     parameters: dict[str, Any] = field(default_factory=dict)
+    #: Parameters from the project's ``[tool.dbrunbook.parameters]``: given to the chosen stages that declare
+    #: them, below ``parameters``; only a name no template of the folder declares is an error.
+    project_parameters: dict[str, Any] = field(default_factory=dict)
     runbooks: Path | None = None
     progress: bool = False
 
@@ -136,9 +139,16 @@ def stage_parameters(chosen: list[Path], target: Target, run_dir: Path, options:
     unknown = [k for k in options.parameters if k not in known]
     if unknown:
         raise UnknownParameterError(", ".join(declared), unknown, known)
+    if options.project_parameters:
+        folder = chosen[0].parent if chosen else runbook_folder()
+        anywhere = set().union(*(declared_parameters(t) for t in folder.glob("*.ipynb")))
+        typos = [k for k in options.project_parameters if k not in anywhere]
+        if typos:
+            raise UnknownParameterError(f"any stage of {folder.name}", typos, sorted(anywhere))
     common = {"db": target.db, "models": target.models, "alembic_config": target.alembic_config,
               "run_dir": str(run_dir), "project_dir": str(target.project_dir),
-              "dry_run": options.dry_run, "rollback_plan": options.rollback_plan, **options.parameters}
+              "dry_run": options.dry_run, "rollback_plan": options.rollback_plan,
+              **options.project_parameters, **options.parameters}
     return {stage: {k: v for k, v in common.items() if k in names} for stage, names in declared.items()}
 
 
