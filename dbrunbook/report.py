@@ -8,6 +8,9 @@ from .errors import EXIT_BLOCKED, EXIT_PASS, EXIT_STAGE_ERROR
 from .results import load_result
 from .runbook.archive import load_manifest
 
+#: The stage whose plan ``dbrunbook apply`` follows.
+_PLAN_STAGE = "10-production-plan"
+
 
 def run_exit_code(run: Any) -> int:
     """The documented exit code of a finished run."""
@@ -30,6 +33,9 @@ def render_run(run_dir: Path) -> str:
                 where = f" [{f.object}]" if f.object else ""
                 lines.append(f"      {f.severity:<5} {f.code}{where}: {f.message}")
     lines.append(f"verdict: {manifest['verdict'].upper()}")
+    planned = any(stage["name"] == _PLAN_STAGE for stage in manifest["stages"])
+    if planned and manifest["verdict"] != "block":
+        lines.append(f"next: dbrunbook apply {manifest['run_id']} --dry-run   (then without --dry-run)")
     return "\n".join(lines)
 
 
