@@ -14,12 +14,14 @@ from typing import TYPE_CHECKING, Any, Mapping
 import sqlalchemy as sa
 
 from .results import Finding
-from .schema import KINDS, Change, RenameHint, SchemaDiff, assess, diff, snapshot, snapshot_metadata
+from .schema import KINDS, Change, RenameHint, SchemaDiff, as_changes, assess, diff, snapshot, snapshot_metadata
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
-__all__ = ["KINDS", "Change", "analyse", "compare", "findings", "relations_figure", "table"]
+    from .stage import Stage
+
+__all__ = ["KINDS", "Change", "analyse", "compare", "findings", "relations_figure", "run_changes", "table"]
 
 
 def analyse(engine: sa.Engine, metadata: sa.MetaData, renames: Mapping[str, str] | None = None,
@@ -40,6 +42,22 @@ def analyse(engine: sa.Engine, metadata: sa.MetaData, renames: Mapping[str, str]
 def compare(engine: sa.Engine, metadata: sa.MetaData, renames: Mapping[str, str] | None = None) -> list[Change]:
     """The changes from the live database to ``metadata``, classified and measured."""
     return analyse(engine, metadata, renames).changes
+
+
+def run_changes(stage: "Stage", metadata: sa.MetaData | None) -> tuple[list[Change], str]:
+    """The schema changes of ``stage``'s run, and where they came from.
+
+    Stage 01's recorded changes when it ran (so later stages judge the same changes), else computed
+    from ``metadata`` read-only, else none.
+    """
+    from .config import load_renames
+
+    recorded = stage.earlier("01-schema-analysis")
+    if recorded is not None and "changes" in recorded.data:
+        return as_changes(recorded.data["changes"]), recorded.stage
+    if metadata is not None:
+        return compare(stage.engine, metadata, load_renames(stage.target.project_dir)), "computed"
+    return [], "none"
 
 
 def _measure(engine: sa.Engine, change: Change) -> None:

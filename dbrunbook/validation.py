@@ -27,7 +27,7 @@ from .errors import UsageError
 from .fingerprint import Fingerprint, FingerprintDiff, compare, fingerprint
 from .migration import alembic_config, current_revision
 from .results import Finding, load_result, verdict_of
-from .schema import Change, diff, load_snapshot, snapshot
+from .schema import Change, as_changes, diff, load_snapshot, snapshot
 
 #: Tables whose content is bookkeeping, not data: the revision check covers Alembic's.
 _BOOKKEEPING = ("alembic_version",)
@@ -110,11 +110,6 @@ def head_revision(target: Target) -> str | None:
 
 
 # -- data ----------------------------------------------------------------------------------------
-
-def as_changes(changes: Iterable[Change | Mapping[str, Any]] | None) -> list[Change]:
-    """Changes as :class:`Change` objects (a sidecar holds them as JSON)."""
-    return [c if isinstance(c, Change) else Change(**dict(c)) for c in changes or []]
-
 
 def _column(change: Change) -> str:  # a column change's object is "table.column"
     return change.object.split(".")[1] if "." in change.object else ""

@@ -14,9 +14,9 @@ registry = Registry("code_impact", "dbrunbook.code_impact")
 
 from ._model import InsertSite, Reference, Watch, build_watch, narrows  # noqa: E402
 from ._runner import ImpactContext, findings  # noqa: E402  (rules import the registry)
-from ._scan import MAX_BYTES, SKIP_DIRS, CodeImpact, changes_from, mapped_classes, scan  # noqa: E402
+from ._scan import MAX_BYTES, SKIP_DIRS, CodeImpact, mapped_classes, scan  # noqa: E402
 from ._table import summary, table  # noqa: E402
 
 __all__ = ["CodeImpact", "ImpactContext", "InsertSite", "MAX_BYTES", "Reference", "SKIP_DIRS", "Watch",
-           "build_watch", "changes_from", "findings", "mapped_classes", "narrows", "registry", "scan", "summary",
+           "build_watch", "findings", "mapped_classes", "narrows", "registry", "scan", "summary",
            "table"]

@@ -19,7 +19,7 @@ import sqlalchemy as sa
 
 from ..config import read_pyproject
 from ..errors import ConfigError
-from ..schema import Change
+from ..schema import Change, as_changes
 from . import _sql
 from ._model import InsertSite, Reference, Watch, build_watch
 from ._python import FileScan, tablenames
@@ -51,11 +51,6 @@ class CodeImpact:
                 "classes": self.watch.classes, "class_sources": self.class_sources,
                 "references": [r.to_json() for r in self.references],
                 "inserts": [i.to_json() for i in self.inserts]}
-
-
-def changes_from(raw: Iterable[Change | Mapping[str, Any]]) -> list[Change]:
-    """Changes as objects, from :class:`Change` objects or their JSON (the stage-01 sidecar's ``changes``)."""
-    return [c if isinstance(c, Change) else Change(**dict(c)) for c in raw]
 
 
 def mapped_classes(models: str, project_dir: Path) -> tuple[dict[str, str], dict[tuple[str, str], str], Path | None]:
@@ -211,7 +206,7 @@ def scan(project_dir: Path | str, changes: Iterable[Change | Mapping[str, Any]],
                 static.update(tablenames(trees[rel][1]))
         else:
             trees[rel] = (text, ast.Module(body=[], type_ignores=[]))
-    watch = build_watch(changes_from(changes), metadata, {**static, **classes}, attributes)
+    watch = build_watch(as_changes(changes), metadata, {**static, **classes}, attributes)
     impact = CodeImpact(project_dir, watch, scanned=list(trees),
                         class_sources=[s for s, found in (("models", classes), ("code", static)) if found])
     impact.skipped = skipped

@@ -8,12 +8,12 @@
 from __future__ import annotations
 
 from ._model import Column, Constraint, ForeignKey, Index, Snapshot, Table, View, load_snapshot
-from .diff import OPS, Change, RenameHint, SchemaDiff, diff
+from .diff import OPS, Change, RenameHint, SchemaDiff, as_changes, diff
 from .impact import KINDS, assess, classify, dependencies
 from .snapshot import dialect_for, diff_specs, load_side, snapshot, snapshot_metadata
 
 __all__ = [
     "Change", "Column", "Constraint", "ForeignKey", "Index", "KINDS", "OPS", "RenameHint", "SchemaDiff",
-    "Snapshot", "Table", "View", "assess", "classify", "dependencies", "diff", "diff_specs", "dialect_for", "load_side",
+    "Snapshot", "Table", "View", "as_changes", "assess", "classify", "dependencies", "diff", "diff_specs", "dialect_for", "load_side",
     "load_snapshot", "snapshot", "snapshot_metadata",
 ]

@@ -52,6 +52,11 @@ class Change:
         return asdict(self)
 
 
+def as_changes(changes: Iterable[Change | Mapping[str, Any]] | None) -> list[Change]:
+    """Changes as :class:`Change` objects, from objects or their JSON (as a stage-01 sidecar holds them)."""
+    return [c if isinstance(c, Change) else Change(**dict(c)) for c in changes or []]
+
+
 @dataclass
 class RenameHint:
     """A dropped and an added object that are probably one object renamed."""
