@@ -114,6 +114,13 @@ def alembic_config(target: Target, script_dir: Path) -> Config:
     return cfg
 
 
+def revision_paths(script_dir: Path, revisions: list[str]) -> list[Path]:
+    """The files of ``revisions`` in the Alembic scripts at ``script_dir``."""
+    scripts = ScriptDirectory(str(script_dir))
+    found = (scripts.get_revision(r) for r in revisions)
+    return [Path(s.path) for s in found if s is not None]
+
+
 def current_revision(engine: sa.Engine) -> str | None:
     """The revision the database is at (None when Alembic never ran on it)."""
     with engine.connect() as conn:

@@ -367,3 +367,26 @@ def test_abort_cancels_a_long_revision(planned, tmp_path):
     if reader is not None:  # the reader waited for the migration's lock, and the monitor saw it
         reader.join(timeout=5)
         assert max(s["blocked"] for s in outcome.monitor) >= 1 and "AP014" in codes
+
+
+@pytest.mark.parametrize("planned", ["postgresql"], indirect=True)
+def test_a_revision_that_leaves_the_transaction_is_applied_as_its_env_py_runs_it(planned, tmp_path):
+    # What `dbrunbook rewrite` writes: CREATE INDEX CONCURRENTLY in Alembic's autocommit_block.
+    planned.reset()
+    middle = ('with op.get_context().autocommit_block():\n'
+              '        op.create_index("ix_customers_name", "customers", ["name"], postgresql_concurrently=True)')
+    from dbrunbook.apply._run import _outside_transaction
+
+    variant = _variant(planned, tmp_path, middle)
+    planned_as_is = plan_apply(planned.plan_run, planned.target())
+    assert planned_as_is.transactional and planned_as_is.outside_transaction == []
+    outside = _outside_transaction(variant.script_dir, variant.revisions)
+    assert outside == ["0002_phone.py"]
+    variant = dataclasses.replace(variant, outside_transaction=outside, transactional=False)  # as plan_apply sets them
+    [warning] = [f for f in plan_findings(variant, execute=True) if f.code == "AP016"]
+    assert warning.severity == "warn" and "0002_phone.py" in warning.message
+    outcome = apply(variant, planned.target(), tmp_path / "stage")
+    assert outcome.applied, outcome.error
+    revision, schema, _ = planned.state()
+    assert revision == "0002" and "ix_customers_name" in {i["name"] for i in schema["tables"]["customers"]["indexes"]}
+    assert any("CONCURRENTLY" in s["sql"] for s in outcome.statements)

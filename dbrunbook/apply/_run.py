@@ -24,7 +24,7 @@ from ..config import Target
 from ..db import check_connection, dialect_name, engine_facts, make_engine
 from ..errors import ApplyRefused, DbrunbookError, UsageError
 from ..fingerprint import fingerprint
-from ..migration import ApplyResult, alembic_config, current_revision
+from ..migration import ApplyResult, alembic_config, current_revision, revision_paths
 from ..rehearsal import revision_timings
 from ..runbook.archive import load_manifest
 from ..secrets import mask_url
@@ -63,6 +63,9 @@ class ApplyPlan:
     lock_timeout_ms: int
     statement_timeout_ms: int
     transactional: bool
+    #: Revisions that run statements outside any transaction (``autocommit_block``, e.g. CREATE INDEX
+    #: CONCURRENTLY): with them the plan runs revision by revision, as Alembic's env.py opens it.
+    outside_transaction: list[str] = field(default_factory=list)
     monitor_queries: list[str] = field(default_factory=list)
     expected_seconds: float | None = None
     restore_command: str | None = None
@@ -129,6 +132,8 @@ def plan_apply(plan_run: Path | str, target: Target, accept: Iterable[str] = ())
     finally:
         engine.dispose()
     facts = _facts(dialect)
+    script_dir, revisions = inside(folder, plan.get("script_dir")), list(plan.get("revisions") or [])
+    outside = _outside_transaction(script_dir, revisions)
     abort_after = float(plan.get("abort_after_seconds") or 30.0)
     lock_ms = int(plan.get("lock_timeout_ms") or 5000)
     statement_ms = int(abort_after * 1000) + _STATEMENT_TIMEOUT_GRACE_MS
@@ -140,13 +145,24 @@ def plan_apply(plan_run: Path | str, target: Target, accept: Iterable[str] = ())
     return ApplyPlan(
         plan_run=folder, plan_run_id=manifest_id, target=target.db, dialect=dialect, guards=checked,
         revision_now=now, revision_from=plan.get("revision_from"), revision_to=plan.get("revision_to"),
-        revisions=list(plan.get("revisions") or []), script_dir=inside(folder, plan.get("script_dir")),
+        revisions=revisions, script_dir=script_dir, outside_transaction=outside,
         upgrade_sql=sql_file.read_text() if sql_file and sql_file.is_file() else "",
         session=session_sql(facts, lock_ms, statement_ms), abort_after_seconds=abort_after,
-        lock_timeout_ms=lock_ms, statement_timeout_ms=statement_ms, transactional=transactional,
+        lock_timeout_ms=lock_ms, statement_timeout_ms=statement_ms, transactional=transactional and not outside,
         monitor_queries=[q for q in (facts.blocked_sql, facts.waiting_sql) if q],
         expected_seconds=plan.get("expected_seconds"), restore_command=plan.get("restore_command"),
         accepted=[g.id for g in checked if g.accepted])
+
+
+def _outside_transaction(script_dir: Path | None, revisions: list[str]) -> list[str]:
+    """The revisions whose code leaves the transaction (``op.get_context().autocommit_block()``)."""
+    if script_dir is None or not script_dir.is_dir():
+        return []
+    try:
+        paths = revision_paths(script_dir, revisions)
+    except Exception:  # unreadable scripts: the scripts-present guard reports them
+        return []
+    return [path.name for path in paths if "autocommit_block" in path.read_text()]
 
 
 def _facts(dialect: str) -> ApplyFacts:
@@ -265,15 +281,24 @@ def _upgrade(plan: ApplyPlan, target: Target, scripts: Path, outcome: ApplyOutco
 
 
 def _run_steps(conn: sa.Connection, cfg: Any, steps: list[str], outcome: ApplyOutcome, transactional: bool) -> None:
-    """Each step in its own transaction (one step when DDL is transactional); stop at the first error."""
+    """One transaction around all steps where DDL is transactional; otherwise each step as its env.py runs it.
+
+    Alembic's ``autocommit_block`` only leaves a transaction Alembic opened itself, so a plan that has one
+    is never wrapped. Stops at the first error.
+    """
     for step in steps:
-        transaction = conn.begin()
+        transaction = conn.begin() if transactional else None
         try:
             command.upgrade(cfg, step)
-            transaction.commit()
+            if transaction is not None:
+                transaction.commit()
+            elif conn.in_transaction():
+                conn.commit()
         except Exception as exc:  # the database's own error is the evidence we record
-            if transaction.is_active:
+            if transaction is not None and transaction.is_active:
                 transaction.rollback()
+            elif conn.in_transaction():
+                conn.rollback()
             orig = getattr(exc, "orig", None) or exc
             text = str(orig).strip()
             outcome.error = text.splitlines()[0] if text else repr(orig)

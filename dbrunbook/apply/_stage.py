@@ -35,6 +35,12 @@ def plan_findings(plan: ApplyPlan | None, execute: bool) -> list[Finding]:
             out.append(Finding(GUARD_CODES[guard.id], "warn" if guard.accepted else "block",
                                f"guard {guard.id} failed{accepted}: {guard.detail}", guard.id,
                                {"guard": guard.to_json()}, _GUARD_FIX[guard.id]))
+    if plan.outside_transaction:
+        out.append(Finding("AP016", "warn", f"{', '.join(plan.outside_transaction)} run statements outside a "
+                                            "transaction (autocommit_block): the revisions are applied one by one, and "
+                                            "a failure leaves the revisions before it applied", "",
+                           {"revisions": plan.outside_transaction},
+                           "keep non-transactional operations (CREATE INDEX CONCURRENTLY) in a revision of their own"))
     if not plan.revisions:
         out.append(Finding("AP015", "info", "the plan has no revision to apply"))
     elif not execute and not plan.refused:

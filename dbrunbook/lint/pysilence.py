@@ -20,6 +20,7 @@ import tokenize
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..migration import revision_paths
 from ..results import Finding
 from .model import _SILENCE, Action, Migration
 
@@ -121,15 +122,6 @@ def apply_silences(migration: Migration, silences: list[PySilence]) -> None:
         for silence in silences:
             if changes and all(_touches_only(a, silence.names) for a in changes):
                 stmt.silenced.setdefault(silence.code, f"{silence.reason} ({silence.source}:{silence.line})")
-
-
-def revision_paths(script_dir: Path, revisions: list[str]) -> list[Path]:
-    """The files of ``revisions`` in the Alembic scripts at ``script_dir``."""
-    from alembic.script import ScriptDirectory
-
-    scripts = ScriptDirectory(str(script_dir))
-    found = (scripts.get_revision(r) for r in revisions)
-    return [Path(s.path) for s in found if s is not None]
 
 
 def silence_revisions(script_dir: Path, revisions: list[str], *migrations: Migration) -> list[Finding]:

@@ -25,10 +25,10 @@ from ..db import dialect_name, make_engine
 from ..dialects import facts
 from ..errors import ConfigError, DatabaseUnreachable, UsageError
 from ..reversibility import operations_sql
-from ..migration import alembic_config, apply_downgrade, apply_upgrade, current_revision
+from ..migration import alembic_config, apply_downgrade, apply_upgrade, current_revision, revision_paths
 from ..results import Finding
 from .model import parse_sql
-from .pysilence import PySilence, apply_silences, python_silences, revision_paths
+from .pysilence import PySilence, apply_silences, python_silences
 from .runner import LintConfig, LintReport, lint_migration
 
 
