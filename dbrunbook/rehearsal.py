@@ -3,10 +3,11 @@
 :func:`rehearse` copies the target (:func:`dbrunbook.clone.scratch_copy`), optionally grows the
 copy to a production-like volume (:func:`dbrunbook.volume.grow`), runs the upgrade on it with
 every statement and revision timed, and returns the outcome, including the database's exact
-error when it fails. After a successful upgrade it probes each constraint the migration adds
+error when it fails. After a successful upgrade it probes (:mod:`dbrunbook.probes`) each constraint the migration adds
 with a row that constraint must reject (and a control row that differs only there, which
 must be accepted), and runs the user's test command against the copy with ``DATABASE_URL`` and
-``DBRUNBOOK_CLONE_URL`` exported. The target is only read; the copy is always dropped.
+``DBRUNBOOK_CLONE_URL`` exported, counting its SQL per test (:mod:`dbrunbook.querycount`). The target is
+only read; the copy is always dropped.
 """
 from __future__ import annotations
 
@@ -14,30 +15,26 @@ import os
 import re
 import signal
 import subprocess
+import tempfile
 import time
-import uuid
 from dataclasses import asdict, dataclass, field
-from decimal import Decimal
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote, quote_plus
 
-import sqlalchemy as sa
 from alembic.script import ScriptDirectory
 from sqlalchemy.engine import URL
-from sqlalchemy.exc import DBAPIError
 
 from .clone import scratch_copy
 from .config import Target
-from .db import check_connection, dialect_name, make_engine
+from .db import check_connection, make_engine
 from .migration import ApplyResult, alembic_config, apply_upgrade, current_revision
+from .probes import Probe, constraint_snapshot, probe_findings, run_probes
+from .querycount import parse_log, plugin_environment
 from .results import Finding
 from .secrets import MASK, mask_url, secret_values
 from .volume import Scale, grow
 
-#: Session statements that make a probe meet the constraint the schema declares (SQLite only
-#: enforces foreign keys when asked, per connection).
-_PROBE_SESSION = {"sqlite": ("PRAGMA foreign_keys = ON",)}
 #: Characters of a test command's output kept in the record (the end, where failures are).
 OUTPUT_TAIL = 20_000
 #: What marks the end of one revision among the captured statements: Alembic's own
@@ -57,24 +54,9 @@ class TestRun:
     seconds: float
     output: str
     timed_out: bool = False
-
-
-@dataclass
-class Probe:
-    """A row one new constraint must reject, tried on the migrated copy and rolled back."""
-
-    kind: str  # not-null | unique | foreign-key
-    table: str
-    columns: list[str]
-    status: str = "inconclusive"  # rejected | accepted | inconclusive
-    error: str = ""
-    note: str = ""
-    values: dict[str, Any] = field(default_factory=dict)
-    references: list[str] = field(default_factory=list)  # foreign keys: table, then columns
-
-    def describe(self) -> str:
-        where = f" -> {self.references[0]}({', '.join(self.references[1:])})" if self.references else ""
-        return f"{self.kind} on {self.table}({', '.join(self.columns)}){where}"
+    #: Per test, its statements counted by shape (see :mod:`dbrunbook.querycount`); None when not
+    #: counted: counting was off, or the command did not load the pytest plugin.
+    query_counts: list[dict[str, Any]] | None = None
 
 
 @dataclass
@@ -174,20 +156,37 @@ def mask_output(text: str, url: URL | str) -> str:
     return text
 
 
-def environment_for_tests(url: URL) -> dict[str, str]:
-    """The environment a test command sees: ours plus the copy's URL under both names."""
+def environment_for_tests(url: URL, query_log: Path | None = None) -> dict[str, str]:
+    """The environment a test command sees: ours plus the copy's URL under both names.
+
+    With ``query_log``, pytest also loads the query-counting plugin (its folder prepended to
+    ``PYTHONPATH``, ``-p`` appended to ``PYTEST_ADDOPTS``), which appends its counts there.
+    """
     real = url.render_as_string(hide_password=False)
-    return {**os.environ, "DATABASE_URL": real, "DBRUNBOOK_CLONE_URL": real}
+    env = {**os.environ, "DATABASE_URL": real, "DBRUNBOOK_CLONE_URL": real}
+    return {**env, **plugin_environment(query_log)} if query_log is not None else env
 
 
-def run_tests(command: str, url: URL, cwd: Path | None = None, timeout: float = 900.0) -> TestRun:
+def run_tests(command: str, url: URL, cwd: Path | None = None, timeout: float = 900.0,
+              count_queries: bool = True) -> TestRun:
     """Run ``command`` (a shell command line) against the database at ``url``; record the outcome.
 
     The output is recorded with the URL's password masked. The command runs in its own
     process group, so a timeout or Ctrl-C stops its children too before the copy is dropped.
+    With ``count_queries`` a pytest command counts each test's statements by shape
+    (``TestRun.query_counts``); other commands ignore it.
     """
+    with tempfile.TemporaryDirectory(prefix="dbrunbook-querycount-") as folder:
+        log = Path(folder) / "query-counts.jsonl" if count_queries else None
+        run = _run_command(command, url, cwd, timeout, environment_for_tests(url, log))
+        if log is not None and log.exists():  # absent: the command did not load the plugin
+            run.query_counts = parse_log(mask_output(log.read_text(errors="replace"), url))
+    return run
+
+
+def _run_command(command: str, url: URL, cwd: Path | None, timeout: float, env: dict[str, str]) -> TestRun:
     started = time.perf_counter()
-    proc = subprocess.Popen(command, shell=True, cwd=str(cwd) if cwd else None, env=environment_for_tests(url),
+    proc = subprocess.Popen(command, shell=True, cwd=str(cwd) if cwd else None, env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
     timed_out = False
     try:
@@ -232,22 +231,6 @@ def findings(rehearsal: Rehearsal) -> list[Finding]:
     return out
 
 
-def probe_findings(probes: list[Probe]) -> list[Finding]:
-    """One finding per probe that did not come out as expected, and a summary of the rest."""
-    out = []
-    rejected = [p for p in probes if p.status == "rejected"]
-    if rejected:
-        out.append(Finding("RH010", "info", f"{len(rejected)} constraint probe(s) rejected as they must be", "",
-                           {"probes": [p.describe() for p in rejected]}))
-    for p in probes:
-        if p.status == "accepted":
-            out.append(Finding("RH011", "warn", f"the database accepted a row that {p.describe()} must reject",
-                               p.table, {"values": p.values}, "check the constraint is created and enforced"))
-        elif p.status == "inconclusive":
-            out.append(Finding("RH012", "info", f"could not probe {p.describe()}: {p.note}", p.table))
-    return out
-
-
 def findings_for_tests(rehearsal: Rehearsal | None) -> list[Finding]:
     """Pass or fail of the user's test command, or why it was not run (None: no command given)."""
     if rehearsal is None:
@@ -271,131 +254,3 @@ def finding_for_test_run(tests: TestRun) -> Finding:
     why = "timed out" if tests.timed_out else f"exited with {tests.returncode}"
     return Finding("RH021", "block", f"the test command {why} against the migrated copy", "tests", evidence,
                    "read the output; the application does not work with the new schema")
-
-
-def constraint_snapshot(url: URL | str) -> dict[str, dict[str, set[Any]]]:
-    """Per table: NOT NULL columns, unique column sets and foreign keys, by reflection."""
-    engine = make_engine(url)
-    try:
-        inspector = sa.inspect(engine)
-        columns = inspector.get_multi_columns()
-        uniques = inspector.get_multi_unique_constraints()
-        indexes = inspector.get_multi_indexes()
-        fks = inspector.get_multi_foreign_keys()
-    finally:
-        engine.dispose()
-    snapshot: dict[str, dict[str, set[Any]]] = {}
-    for key, cols in columns.items():
-        unique = {frozenset(u["column_names"]) for u in uniques.get(key, [])}
-        # Expression indexes name no column (None): no probe row can be built for them.
-        unique |= {frozenset(c for c in i["column_names"] if c is not None) for i in indexes.get(key, [])
-                   if i.get("unique") and None not in i["column_names"]}
-        snapshot[key[1]] = {
-            "columns": {c["name"] for c in cols},
-            "not_null": {c["name"] for c in cols if not c["nullable"]},
-            "unique": unique,
-            "fks": {(tuple(f["constrained_columns"]), f["referred_table"], tuple(f["referred_columns"]))
-                    for f in fks.get(key, [])},
-        }
-    return snapshot
-
-
-def _new_probes(before: dict[str, dict[str, set[Any]]], after: dict[str, dict[str, set[Any]]]) -> list[Probe]:
-    """A probe per constraint the migration added to a table that existed before it."""
-    probes = []
-    for table, now in sorted(after.items()):
-        old = before.get(table)
-        if old is None or table == "alembic_version":
-            continue  # a new table holds no data the constraint could have been tested on
-        probes += [Probe("not-null", table, [c]) for c in sorted(now["not_null"] - old["not_null"])]
-        probes += [Probe("unique", table, sorted(u)) for u in sorted(now["unique"] - old["unique"], key=sorted)]
-        probes += [Probe("foreign-key", table, list(f[0]), references=[f[1], *f[2]])
-                   for f in sorted(now["fks"] - old["fks"])]
-    return probes
-
-
-def _fresh(conn: sa.Connection, column: sa.ColumnElement[Any], offset: int) -> Any:
-    """A value of ``column``'s type that no row holds yet (None when the type has no such rule)."""
-    try:
-        kind = column.type.python_type
-    except NotImplementedError:
-        return None
-    if kind is str:
-        text = f"probe-{uuid.uuid4().hex}"
-        length = getattr(column.type, "length", None)
-        return text[-length:] if length else text
-    if kind in (int, float, Decimal):
-        top = conn.execute(sa.select(sa.func.max(column))).scalar()
-        return (top or 0) + 1000 + offset
-    return None
-
-
-def _rows_for(conn: sa.Connection, table: sa.Table, probe: Probe,
-              unique_sets: set[Any]) -> tuple[dict[str, Any], dict[str, Any]] | None:
-    """The control row (a copy of an existing row with fresh keys) and the probe row."""
-    query = sa.select(table).limit(1)
-    if probe.kind == "unique":
-        query = query.where(*[table.c[c].is_not(None) for c in probe.columns])
-    base = conn.execute(query).mappings().first()
-    if base is None:
-        return None
-    control = dict(base)
-    keyed = {c.name for c in table.primary_key.columns}.union(*unique_sets)
-    for n, name in enumerate(sorted(keyed)):
-        value = _fresh(conn, table.c[name], n)
-        if value is not None:
-            control[name] = value
-    bad = dict(control)
-    for n, name in enumerate(probe.columns):
-        if probe.kind == "not-null":
-            bad[name] = None
-        elif probe.kind == "unique":
-            bad[name] = base[name]
-        else:  # a key the referenced table does not hold
-            parent = sa.table(probe.references[0], sa.column(probe.references[1 + n], table.c[name].type))
-            bad[name] = _fresh(conn, parent.c[probe.references[1 + n]], 7)
-    return control, bad
-
-
-def _attempt(engine: sa.Engine, table: sa.Table, row: dict[str, Any]) -> str | None:
-    """Insert ``row`` and roll it back; the database's error, or None when it was accepted."""
-    with engine.connect() as conn:
-        for statement in _PROBE_SESSION.get(dialect_name(engine), ()):
-            conn.exec_driver_sql(statement)
-        conn.commit()
-        try:
-            conn.execute(table.insert().values(row))
-            return None
-        except DBAPIError as exc:
-            text = str(getattr(exc, "orig", None) or exc).strip()
-            return text.splitlines()[0] if text else type(exc).__name__
-        finally:
-            conn.rollback()
-
-
-def run_probes(url: URL | str, before: dict[str, dict[str, set[Any]]]) -> list[Probe]:
-    """Try, on the migrated copy at ``url``, a row each constraint added since ``before`` must reject."""
-    after = constraint_snapshot(url)
-    probes = _new_probes(before, after)
-    engine = make_engine(url)
-    try:
-        meta = sa.MetaData()
-        meta.reflect(engine, only=sorted({p.table for p in probes}))
-        for probe in probes:
-            table = meta.tables[probe.table]
-            with engine.connect() as conn:
-                rows = _rows_for(conn, table, probe, after[probe.table]["unique"])
-            if rows is None:
-                probe.note = "the table is empty"
-                continue
-            control, bad = rows
-            probe.values = {**probe.values, **{c: bad[c] for c in probe.columns}}
-            refused = _attempt(engine, table, control)
-            if refused:
-                probe.note = f"a control row was refused too: {refused}"
-                continue
-            probe.error = _attempt(engine, table, bad) or ""
-            probe.status = "rejected" if probe.error else "accepted"
-    finally:
-        engine.dispose()
-    return probes

@@ -52,13 +52,28 @@ def plot(c: Comparison) -> Figure:
 
 
 def n_plus_one_findings(tests: StageResult | None) -> list[Finding]:
-    """N+1 patterns are not measured: say why, never guess."""
-    ran = bool(tests and (tests.data.get("tests") or {}).get("command"))
-    why = ("stage 07 ran the tests but per-request query counts are not collected" if ran
-           else "no test command ran in stage 07")
+    """N+1 suspects counted in stage 07's test run (QC001), or why they were not measured."""
+    data = tests.data if tests is not None else {}
+    suspects = data.get("n_plus_one")
+    if isinstance(suspects, list):
+        measured = {"query_counts": data.get("query_counts"), "tests": data.get("query_counts_tests"),
+                    "threshold": data.get("n_plus_one_threshold"), "suspects": suspects[:20]}
+        if suspects:
+            worst = max(suspects, key=lambda s: s["count"])
+            return [Finding("PF009", "info", f"N+1: {len(suspects)} suspect(s) in stage 07 (QC001), worst "
+                                             f"{worst['test']} with one SELECT run {worst['count']} times",
+                            "tests", measured, "load related rows with selectinload()/joinedload() or one IN query")]
+        return [Finding("PF009", "info", f"N+1: none found over {data.get('query_counts_tests', 0)} tests in "
+                                         f"stage 07 (no SELECT repeated {data.get('n_plus_one_threshold')} times "
+                                         "in one test)", "tests", measured)]
+    if (data.get("tests") or {}).get("command"):
+        why = data.get("query_counts_note") or "stage 07 ran the tests without counting queries"
+    else:
+        why = f"stage 07 did not run the tests: {data['tests_skipped']}" if data.get("tests_skipped") \
+            else "no test command ran in stage 07"
     return [Finding("PF009", "info", f"N+1 queries not measured: {why}", "tests",
-                    fix="count the queries per request in the application's tests (e.g. an SQLAlchemy "
-                        "before_cursor_execute listener) and compare before and after")]
+                    fix="run the application's tests with pytest in stage 07 (--test-cmd \"pytest\"): "
+                        "it counts each test's queries by shape")]
 
 
 def measure_backup(url: str) -> dict[str, Any]:
