@@ -17,7 +17,7 @@ from alembic.script import ScriptDirectory
 
 from ..config import Target
 from ..db import check_connection, make_engine
-from ..errors import ApplyRefused, DatabaseUnreachable, DbrunbookError, UsageError, VerificationFailed
+from ..errors import DatabaseUnreachable, DbrunbookError, UsageError, VerificationFailed
 from ..migration import current_revision
 from ..results import StageResult, load_result
 from ..runbook.archive import load_manifest, verify_run

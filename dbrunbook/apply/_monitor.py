@@ -76,6 +76,21 @@ def session_sql(facts: ApplyFacts, lock_timeout_ms: int, statement_timeout_ms: i
     return [sql.format(**values) for sql in facts.session]
 
 
+#: The statement timeout stands one second past the abort limit: a backstop behind the monitor's cancel.
+STATEMENT_TIMEOUT_GRACE_MS = 1000
+
+
+def statement_timeout_ms(abort_after_seconds: float) -> int:
+    """The statement timeout the apply sets for a plan aborted after ``abort_after_seconds``."""
+    return int(abort_after_seconds * 1000) + STATEMENT_TIMEOUT_GRACE_MS
+
+
+def session_for(dialect: str, lock_timeout_ms: int, abort_after_seconds: float) -> list[str]:
+    """The session statements the apply runs on ``dialect`` (empty for a dialect it does not support)."""
+    facts = APPLY_FACTS.get(dialect)
+    return session_sql(facts, lock_timeout_ms, statement_timeout_ms(abort_after_seconds)) if facts else []
+
+
 def prepare_engine(engine: sa.Engine, facts: ApplyFacts) -> None:
     """Make the migration engine open real transactions (SQLAlchemy's recipe for pysqlite)."""
     if facts.begin_sql is None:

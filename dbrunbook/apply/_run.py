@@ -29,14 +29,12 @@ from ..rehearsal import revision_timings
 from ..runbook.archive import load_manifest
 from ..secrets import mask_url
 from ._guards import Guard, check_accept, guards, inside, read_plan
-from ._monitor import APPLY_FACTS, ApplyFacts, Monitor, prepare_engine, session_sql
+from ._monitor import APPLY_FACTS, ApplyFacts, Monitor, prepare_engine, session_sql, statement_timeout_ms
 
 #: Reads Alembic (and reflection) issue around the revisions: not part of the migration's record.
 _BOOKKEEPING = re.compile(r"^\s*(PRAGMA|SHOW|BEGIN|COMMIT|ROLLBACK)\b|^\s*SELECT\b.*\b(pg_catalog|information_schema|"
                           r"sqlite_master|sqlite_temp_master|alembic_version|pg_backend_pid|CONNECTION_ID)\b",
                           re.I | re.S)
-#: The per-statement timeout is a backstop behind the monitor's abort.
-_STATEMENT_TIMEOUT_GRACE_MS = 1000
 
 
 class ApplyAborted(Exception):
@@ -136,7 +134,7 @@ def plan_apply(plan_run: Path | str, target: Target, accept: Iterable[str] = ())
     outside = _outside_transaction(script_dir, revisions)
     abort_after = float(plan.get("abort_after_seconds") or 30.0)
     lock_ms = int(plan.get("lock_timeout_ms") or 5000)
-    statement_ms = int(abort_after * 1000) + _STATEMENT_TIMEOUT_GRACE_MS
+    statement_ms = statement_timeout_ms(abort_after)
     sql_file = inside(folder, plan.get("upgrade_sql"))
     try:
         manifest_id = str(load_manifest(folder).get("run_id", folder.name))

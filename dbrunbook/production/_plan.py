@@ -1,14 +1,12 @@
 """The production plan of stage 10: the change window step by step, from the run's evidence."""
 from __future__ import annotations
 
-import math
 import os
 import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..dialects import facts, supported
 from ..errors import UsageError
 from ..rollback import decision_criteria
 from ..secrets import PASSWORD_ENV, mask_url, parse_url
@@ -17,13 +15,6 @@ from ._checklist import ChecklistItem, _sidecar
 #: The fallback abort limit: this many times the expected duration, never less than the floor.
 ABORT_FACTOR, ABORT_FLOOR_SECONDS = 3.0, 30.0
 
-#: How to bound lock waits, per dialect (the statement timeout comes from dialects.facts).
-_LOCK_TIMEOUT_SQL = {
-    "postgresql": "SET lock_timeout = '{ms}ms'",
-    "mysql": "SET SESSION lock_wait_timeout = {seconds}",
-    "mariadb": "SET SESSION lock_wait_timeout = {seconds}",
-    "sqlite": "PRAGMA busy_timeout = {ms}",
-}
 _URL = re.compile(r"\b[a-z][a-z0-9+]*://[^\s'\"]+")
 _LONGER_THAN = re.compile(r"longer than (\d+(?:\.\d+)?)s")
 
@@ -90,11 +81,10 @@ def _lock_impact(review: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def _timeouts(dialect: str, lock_ms: int, abort: float) -> list[str]:
-    # The statement timeout is a dialect fact already; an unknown dialect gets no SQL here.
-    lock = _LOCK_TIMEOUT_SQL.get(dialect)
-    statement = facts(dialect).statement_timeout_sql if dialect in supported() else None
-    return [sql.format(ms=ms, seconds=max(1, math.ceil(ms / 1000))) for sql, ms in
-            ((lock, lock_ms), (statement, int(abort * 1000))) if sql]
+    # Exactly what dbrunbook apply will set, so the plan and the apply cannot disagree.
+    from ..apply._monitor import session_for
+
+    return session_for(dialect, lock_ms, abort)
 
 
 def _steps(plan: ProductionPlan) -> list[dict[str, str]]:
