@@ -17,6 +17,7 @@ from typing import Any, Iterator
 
 from sqlalchemy import MetaData
 
+from .alembic_project import ini_url, sqlite_from
 from .errors import ConfigError
 from .secrets import kernel_environment, mask_url, parse_url
 
@@ -91,24 +92,16 @@ def _expand(value: str) -> str:
     return value
 
 
-def _relative_to(url: str, project_dir: Path) -> str:
-    """A relative SQLite path in pyproject.toml is relative to the project, not the shell's folder."""
-    parsed = parse_url(url)
-    path = parsed.database
-    if parsed.get_backend_name() != "sqlite" or not path or path == ":memory:" or Path(path).is_absolute():
-        return url
-    return parsed.set(database=str(project_dir / path)).render_as_string(hide_password=False)
-
-
 def load_target(project_dir: Path | None = None, **options: str | None) -> Target:
-    """Merge CLI ``options`` over ``[tool.dbrunbook]`` of ``project_dir`` into a :class:`Target`."""
+    """Merge CLI ``options`` over ``[tool.dbrunbook]`` of ``project_dir`` into a :class:`Target`.
+
+    Without a database in either, the ``sqlalchemy.url`` of the Alembic config names it, as it
+    does for the ``alembic`` command.
+    """
     project_dir = (project_dir or Path.cwd()).resolve()
     settings = read_pyproject(project_dir)
     merged = {k: v for k, v in settings.items() if k in ("db", "models", "alembic_config")}
     merged.update({k: v for k, v in options.items() if v})
-    db = merged.get("db")
-    if not db:
-        raise ConfigError("no database given: pass --db URL or set db in [tool.dbrunbook]")
     alembic_config = merged.get("alembic_config", "")
     if alembic_config:
         path = Path(alembic_config)
@@ -116,11 +109,25 @@ def load_target(project_dir: Path | None = None, **options: str | None) -> Targe
         if not path.exists():
             raise ConfigError(f"Alembic config {alembic_config} not found")
         alembic_config = str(path)
+    rest = {"models": str(merged.get("models", "")), "alembic_config": alembic_config, "project_dir": project_dir}
+    db = merged.get("db")
+    if not db:
+        url = ini_url(Path(alembic_config), project_dir) if alembic_config else None
+        if url is None:
+            raise ConfigError(_no_database(project_dir, alembic_config))
+        return Target.from_url(url, **rest)
     db = _expand(str(db))
     if "db" not in options or not options["db"]:
-        db = _relative_to(db, project_dir)
-    return Target.from_url(db, models=str(merged.get("models", "")),
-                           alembic_config=alembic_config, project_dir=project_dir)
+        # A relative SQLite path in pyproject.toml is relative to the project, not the shell's folder.
+        db = sqlite_from(db, project_dir)
+    return Target.from_url(db, **rest)
+
+
+def _no_database(project_dir: Path, alembic_config: str) -> str:
+    looked = f"no database given: looked at --db, db in [tool.dbrunbook] of {project_dir / 'pyproject.toml'}"
+    if alembic_config:
+        return f"{looked} and sqlalchemy.url in {alembic_config} (empty or a placeholder); pass --db URL"
+    return f"{looked} and found no Alembic config whose sqlalchemy.url could name it; pass --db URL"
 
 
 def load_metadata(spec: str, project_dir: Path | None = None) -> MetaData:
