@@ -13,6 +13,11 @@ def render_rules_markdown() -> str:
     lines = ["# Lint rules", "",
              "Generated from the rule registry by `dbrunbook.lint.render_rules_markdown()`; do not edit by hand.",
              "", "Families: " + ", ".join(f"**{k}** {v}" for k, v in _FAMILIES.items()) + ".", "",
+             "Each statement is judged against the schema as the statements before it leave it: the target's "
+             "columns, then every CREATE, ALTER, DROP and RENAME of the migration in order. A table the migration "
+             "created, and has not filled from an existing table, is new and empty: locking, rewrite and data-loss "
+             "rules do not report it. SQLite batch mode's `_alembic_tmp_` copy of an existing table holds its rows "
+             "and is not new.", "",
              "| Code | Name | Severity | Dialects | What |", "|---|---|---|---|---|"]
     for rule in rules:
         lines.append(f"| [{rule.code}](#{rule.code.lower()}) | {rule.name} | {rule.severity} | "

@@ -9,23 +9,22 @@ for its current revision and the column definitions the rules compare against.
 from __future__ import annotations
 
 import ast
-import io
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from alembic import command
 from alembic.script import ScriptDirectory
 from alembic.util import CommandError
 
+from .. import fence
 from ..clone import scratch_copy
 from ..config import Target
 from ..db import dialect_name, make_engine
 from ..dialects import facts
 from ..errors import ConfigError, DatabaseUnreachable, UsageError
 from ..reversibility import operations_sql
-from ..migration import alembic_config, apply_downgrade, apply_upgrade, current_revision, revision_paths
+from ..migration import alembic_config, apply_downgrade, apply_upgrade, current_revision, revision_paths, run_alembic
 from ..results import Finding
 from .model import parse_sql
 from .pysilence import PySilence, apply_silences, python_silences
@@ -107,6 +106,11 @@ def _range(scripts: ScriptDirectory, spec: str, target: Target) -> tuple[str | N
 
 def render_revisions(target: Target, spec: str = "", workdir: Path | None = None) -> RenderedRevisions:
     """Render the upgrade and downgrade SQL of the revisions ``spec`` names, for the target's dialect."""
+    with fence.guarding(target.db):
+        return _render_revisions(target, spec, workdir)
+
+
+def _render_revisions(target: Target, spec: str, workdir: Path | None) -> RenderedRevisions:
     if spec.endswith(".py"):
         spec = revision_id(Path(spec))
     with tempfile.TemporaryDirectory(prefix="dbrunbook-lint-") as tmp:
@@ -118,29 +122,32 @@ def render_revisions(target: Target, spec: str = "", workdir: Path | None = None
             engine = make_engine(target.db)
             dialect = dialect_name(engine)
             engine.dispose()
-            if facts(dialect).offline_sql:
-                up, down = _offline(cfg, start, end)
-                rendered = RenderedRevisions(dialect, revisions, up, down, spec or "pending revisions")
+            offline = _offline(cfg, start, end, target.db) if facts(dialect).offline_sql else None
+            if offline is not None:
+                rendered = RenderedRevisions(dialect, revisions, *offline, spec or "pending revisions")
             else:
                 up, down = _captured(cfg, target, start, end)
                 rendered = RenderedRevisions(dialect, revisions, up, down, spec or "pending revisions",
                                              in_transaction=facts(dialect).transactional_ddl)
-            rendered.operations = operations_sql(Path(scripts.dir), revisions)
+            unreadable: dict[str, str] = {}
+            rendered.operations = operations_sql(Path(scripts.dir), revisions, unreadable=unreadable)
             rendered.silences, rendered.unreasoned = python_silences(revision_paths(Path(scripts.dir), revisions))
+            rendered.unreasoned += [Finding("LN003", "info", f"revision {rev}'s operations cannot be read without a "
+                                            f"database ({why}): its rollback pairing was not checked", rev)
+                                    for rev, why in unreadable.items()]
         except CommandError as exc:
             raise ConfigError(f"Alembic: {exc}") from None
     rendered.known_columns = known_columns(target)
     return rendered
 
 
-def _offline(cfg: Any, start: str | None, end: str) -> tuple[str, str]:
-    up, down = io.StringIO(), io.StringIO()
-    cfg.output_buffer = up
-    command.upgrade(cfg, f"{start}:{end}" if start else end, sql=True)
-    cfg.output_buffer = down
-    command.downgrade(cfg, f"{end}:{start or 'base'}", sql=True)
-    cfg.output_buffer = None
-    return up.getvalue(), down.getvalue()
+def _offline(cfg: Any, start: str | None, end: str, url: str) -> tuple[str, str] | None:
+    """Offline SQL of the range, or None when a revision cannot be rendered without a database."""
+    steps = run_alembic(cfg, url, [("upgrade", f"{start}:{end}" if start else end),
+                                   ("downgrade", f"{end}:{start or 'base'}")], sql=True)
+    if len(steps) == 2 and all(step.ok for step in steps):
+        return steps[0].output, steps[1].output
+    return None
 
 
 def _as_sql(statements: list[dict[str, Any]]) -> str:
@@ -160,11 +167,11 @@ def _captured(cfg: Any, target: Target, start: str | None, end: str) -> tuple[st
                 moved = apply_downgrade(cfg, url, start)
             if not moved.ok:
                 raise UsageError(f"cannot bring a schema copy to revision {start}: {moved.error}")
-        up = apply_upgrade(cfg, url, end)
-        if not up.ok:
-            return f"{_FAILED}: {up.error}\n", ""
-        down = apply_downgrade(cfg, url, start or "base")
-    return _as_sql(up.statements), _as_sql(down.statements)
+        steps = run_alembic(cfg, url, [("upgrade", end), ("downgrade", start or "base")])
+    if not steps[0].ok:
+        return f"{_FAILED}: {steps[0].error}\n", ""
+    down = _as_sql(steps[1].statements) if len(steps) > 1 and steps[1].ok else ""
+    return _as_sql(steps[0].statements), down
 
 
 def lint_revisions(target: Target, spec: str = "", config: LintConfig | None = None) -> LintReport:

@@ -1,13 +1,14 @@
 """DROP INDEX without CONCURRENTLY takes ACCESS EXCLUSIVE on the table.
 
 The drop itself is quick, but it queues behind every running query on the table and every
-later query queues behind it.
+later query queues behind it. An index on a table the migration created is not reported.
 """
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Iterator
 
 from .. import registry
+from ._util import locks_existing
 
 if TYPE_CHECKING:
     from ...results import Finding
@@ -18,5 +19,5 @@ if TYPE_CHECKING:
                safe="DROP INDEX CONCURRENTLY IF EXISTS, outside a transaction")
 def check(ctx: LintContext) -> Iterator[Finding]:
     for stmt, action in ctx.actions("drop_index"):
-        if not action.details.get("concurrently"):
+        if not action.details.get("concurrently") and locks_existing(ctx.migration, stmt, action):
             yield ctx.finding(stmt, f"index {action.name} is dropped without CONCURRENTLY", action.name)

@@ -35,7 +35,7 @@ def check(ctx: LintContext) -> Iterator[Finding]:
         elif action.kind == "drop_enum_value":
             yield ctx.finding(stmt, "enum values are deleted from pg_enum by hand", "pg_enum")
         elif action.kind == "modify_column":
-            old = _values(ctx.migration.known_columns.get((action.table, action.column), {}).get("type", ""))
+            old = _values((ctx.migration.column_before(stmt, action.table, action.column) or {}).get("type", ""))
             lost = sorted(set(old) - set(_values(action.details.get("type", ""))))
             if old and lost and _values(action.details.get("type", "")):
                 yield ctx.finding(stmt, f"{action.object} loses enum values {lost}", action.object, lost=lost)

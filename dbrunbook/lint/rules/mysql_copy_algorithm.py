@@ -24,7 +24,9 @@ def check(ctx: LintContext) -> Iterator[Finding]:
     for stmt, action in ctx.actions():
         if not on_existing_table(ctx.migration, stmt, action.table):
             continue
-        algorithm = locks.mysql_algorithm(action, ctx.migration)
+        # The old definition a MODIFY is compared with is the one at this statement.
+        as_of = ctx.migration.as_of(stmt) if action.kind == "modify_column" else ctx.migration
+        algorithm = locks.mysql_algorithm(action, as_of)
         if algorithm == "COPY" and not action.details.get("algorithm"):
             yield ctx.finding(stmt, f"{action.kind.replace('_', ' ')} on {action.object} needs ALGORITHM=COPY: "
                               "writes are blocked while the table is copied", action.object)

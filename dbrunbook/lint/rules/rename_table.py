@@ -1,13 +1,15 @@
 """Renaming a table breaks the code that runs during and after the deploy.
 
 Application servers still running the old code query the old name and fail until they are
-replaced.
+replaced. A table the migration itself created is not reported: no running code uses it yet.
 """
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Iterator
 
 from .. import registry
+from ..state import BATCH_PREFIX
+from ._util import on_existing_table
 
 if TYPE_CHECKING:
     from ...results import Finding
@@ -18,5 +20,5 @@ if TYPE_CHECKING:
                safe="create the new table (or a view with the old name), move code over, drop the old name later")
 def check(ctx: LintContext) -> Iterator[Finding]:
     for stmt, action in ctx.actions("rename_table"):
-        if not action.table.startswith("_alembic_tmp_"):
+        if not action.table.startswith(BATCH_PREFIX) and on_existing_table(ctx.migration, stmt, action.table):
             yield ctx.finding(stmt, f"table {action.table} is renamed to {action.details.get('to')}", action.table)

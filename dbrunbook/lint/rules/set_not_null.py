@@ -32,7 +32,7 @@ def _proved(ctx: LintContext, stmt: Statement, action: Action) -> bool:
 def check(ctx: LintContext) -> Iterator[Finding]:
     for stmt, action in ctx.actions("set_not_null", "modify_column"):
         if action.kind == "modify_column":
-            old = ctx.migration.known_columns.get((action.table, action.column))
+            old = ctx.migration.column_before(stmt, action.table, action.column)
             if not (action.details.get("not_null") and old is not None and not old.get("not_null")):
                 continue
         if on_existing_table(ctx.migration, stmt, action.table) and not _proved(ctx, stmt, action):

@@ -9,6 +9,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Iterator
 
 from .. import registry
+from ..state import BATCH_PREFIX
+from ._util import on_existing_table
 
 if TYPE_CHECKING:
     from ...results import Finding
@@ -19,6 +21,6 @@ if TYPE_CHECKING:
                safe="prefer plain ADD COLUMN / RENAME, which SQLite does in place; run the batch at a quiet time")
 def check(ctx: LintContext) -> Iterator[Finding]:
     for stmt, action in ctx.actions("create_table"):
-        if action.table.startswith("_alembic_tmp_"):
-            table = action.table.removeprefix("_alembic_tmp_")
+        table = action.table.removeprefix(BATCH_PREFIX)
+        if table != action.table and on_existing_table(ctx.migration, stmt, table):
             yield ctx.finding(stmt, f"table {table} is recreated and every row copied", table)

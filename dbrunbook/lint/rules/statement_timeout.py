@@ -25,5 +25,6 @@ def check(ctx: LintContext) -> Iterator[Finding]:
     hit = first_lock_without(ctx, name)
     if hit:
         stmt, action = hit
-        yield ctx.finding(stmt, f"{action.table} is changed with no {name} set before", action.table,
+        table = action.table or f"the table of index {action.name}"
+        yield ctx.finding(stmt, f"{table} is changed with no {name} set before", action.table,
                           fix=f"SET {name} ... before the first statement that locks a table")

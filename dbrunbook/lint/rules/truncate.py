@@ -7,6 +7,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Iterator
 
 from .. import registry
+from ._util import on_existing_table
 
 if TYPE_CHECKING:
     from ...results import Finding
@@ -16,4 +17,5 @@ if TYPE_CHECKING:
 @registry.rule("DS003", "truncate", "block", safe="delete the rows you mean to, in batches, after a backup")
 def check(ctx: LintContext) -> Iterator[Finding]:
     for stmt, action in ctx.actions("truncate"):
-        yield ctx.finding(stmt, f"table {action.table} is truncated", action.table)
+        if on_existing_table(ctx.migration, stmt, action.table):
+            yield ctx.finding(stmt, f"table {action.table} is truncated", action.table)

@@ -43,7 +43,7 @@ def check(ctx: LintContext) -> Iterator[Finding]:
     for stmt, action in ctx.actions("alter_type"):
         if not on_existing_table(ctx.migration, stmt, action.table):
             continue
-        old = ctx.migration.known_columns.get((action.table, action.column), {}).get("type")
+        old = (ctx.migration.column_before(stmt, action.table, action.column) or {}).get("type")
         new = action.details.get("type", "")
         if old and binary_compatible(old, new):
             continue
