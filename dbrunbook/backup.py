@@ -30,6 +30,7 @@ from .errors import ToolMissing, UsageError
 from .fingerprint import FingerprintDiff, compare, fingerprint
 from .results import Finding
 from .secrets import resolve_url
+from .fence import sqlite_read_only_connect
 
 
 @dataclass(frozen=True)
@@ -181,7 +182,7 @@ def _run(args: list[str], env: dict[str, str], stdin: Path | None = None) -> Non
 
 
 def _sqlite_copy(source: str, dest: str) -> None:
-    src, dst = sqlite3.connect(source), sqlite3.connect(dest)
+    src, dst = sqlite_read_only_connect(source), sqlite3.connect(dest)
     try:
         src.backup(dst)
     finally:

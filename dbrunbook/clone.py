@@ -23,8 +23,9 @@ from sqlalchemy.exc import DBAPIError
 
 from .db import create_database, dialect_name, drop_database, engine_facts, make_engine, scratch_name, server_url, with_database
 from .dialects import facts
-from .errors import ToolMissing, UsageError
-from .secrets import resolve_url
+from .fence import sqlite_read_only_connect
+from .errors import DatabaseUnreachable, ToolMissing, UsageError
+from .secrets import mask_url, resolve_url
 
 MODES = ("full", "schema", "sample")
 #: Rows fetched or inserted per round trip when a sample is copied.
@@ -37,7 +38,9 @@ _FK_CHECKS_OFF = {"mysql": "SET FOREIGN_KEY_CHECKS = 0", "mariadb": "SET FOREIGN
 
 
 def _copy_sqlite(source: URL, clone: URL, mode: str) -> None:
-    src = sqlite3.connect(source.database or "")
+    if not Path(source.database or "").exists():  # a copy is never a reason to create the target
+        raise DatabaseUnreachable(mask_url(source), f"no such database file {source.database}")
+    src = sqlite_read_only_connect(source.database or "")
     dst = sqlite3.connect(clone.database or "")
     try:
         if mode == "full":
@@ -76,7 +79,7 @@ def _pg_args(url: URL) -> tuple[list[str], dict[str, str]]:
 def _copy_postgres(source: URL, clone: URL, mode: str) -> None:
     create_template = mode == "full"
     if create_template:
-        engine = make_engine(server_url(source), isolation_level="AUTOCOMMIT")
+        engine = make_engine(server_url(source), admin=True, isolation_level="AUTOCOMMIT")
         try:
             with engine.connect() as conn:
                 q = conn.dialect.identifier_preparer.quote

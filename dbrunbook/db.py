@@ -14,6 +14,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import URL, Engine
 from sqlalchemy.exc import NoSuchModuleError, OperationalError, InterfaceError
 
+from . import fence
 from .dialects import DialectFacts, facts
 from .errors import DatabaseUnreachable, UsageError
 from .secrets import mask_url, parse_url, resolve_url
@@ -25,18 +26,28 @@ def _first_line(exc: BaseException) -> str:
     return text[0] if text else exc.__class__.__name__
 
 
-def make_engine(url: str | URL, **kwargs: Any) -> Engine:
-    """An engine for ``url`` (masked or not) that never prints bound parameters."""
+def make_engine(url: str | URL, *, admin: bool = False, **kwargs: Any) -> Engine:
+    """An engine for ``url`` (masked or not) that never prints bound parameters.
+
+    In a fenced process (:mod:`dbrunbook.fence`) an engine on the target is read-only at the database.
+    ``admin`` marks dbrunbook's own server-maintenance engines (creating and dropping scratch copies).
+    """
     real = resolve_url(url)
     connect_args = dict(facts(real.get_backend_name()).connect_args)
+    read_only = fence.is_fenced(real)
+    if read_only:
+        connect_args.update(fence.read_only_connect_args(real))
     connect_args.update(kwargs.pop("connect_args", {}))
     try:
-        return sa.create_engine(real, hide_parameters=True, connect_args=connect_args, **kwargs)
+        engine = sa.create_engine(real, hide_parameters=True, connect_args=connect_args, **kwargs)
     except NoSuchModuleError:
         raise UsageError(f"no SQLAlchemy dialect for {mask_url(real)}") from None
     except ModuleNotFoundError as exc:
         raise UsageError(f"the driver for {mask_url(real)} is not installed ({exc.name}); "
                          "install dbrunbook[postgres] or dbrunbook[mysql]") from None
+    if admin:
+        setattr(engine.dialect, fence.ADMIN_MARK, True)
+    return fence.make_read_only(engine) if read_only else engine
 
 
 def dialect_name(engine: Engine) -> str:
@@ -80,7 +91,7 @@ def create_database(url: str | URL) -> None:
     real = resolve_url(url)
     if facts(real.get_backend_name()).file_based:
         return
-    engine = make_engine(server_url(real), isolation_level="AUTOCOMMIT")
+    engine = make_engine(server_url(real), admin=True, isolation_level="AUTOCOMMIT")
     try:
         with engine.connect() as conn:
             name = conn.dialect.identifier_preparer.quote(real.database or "")
@@ -97,7 +108,7 @@ def drop_database(url: str | URL) -> None:
             for suffix in ("", "-journal", "-wal", "-shm"):
                 Path(real.database + suffix).unlink(missing_ok=True)
         return
-    engine = make_engine(server_url(real), isolation_level="AUTOCOMMIT")
+    engine = make_engine(server_url(real), admin=True, isolation_level="AUTOCOMMIT")
     try:
         with engine.connect() as conn:
             name = conn.dialect.identifier_preparer.quote(real.database or "")

@@ -10,6 +10,7 @@ the data a caller needs, plus the process exit code the CLI maps it to::
     │   └── UnknownParameterError               a parameter the stage template does not declare
     ├── ApplyRefused                    exit 1  a guard of `dbrunbook apply` failed (target untouched)
     ├── DatabaseUnreachable             exit 5  cannot connect to a database server
+    ├── TargetFenced                    exit 6  code dbrunbook ran (env.py, models) reached for the target
     ├── StageFailed                     exit 3  a stage notebook raised
     ├── VerificationFailed              exit 4  a run folder does not match its manifest
     │   └── SecretLeak                          a secret value was found in a run folder
@@ -29,6 +30,7 @@ EXIT_USAGE = 2
 EXIT_STAGE_ERROR = 3
 EXIT_VERIFY = 4
 EXIT_UNREACHABLE = 5
+EXIT_FENCED = 6
 
 EXIT_CODES = {
     EXIT_PASS: "every stage passed or only warned",
@@ -37,6 +39,7 @@ EXIT_CODES = {
     EXIT_STAGE_ERROR: "a stage notebook raised; its executed notebook is in the run folder",
     EXIT_VERIFY: "verification failed: a run folder does not match its manifest, or a secret leaked into it",
     EXIT_UNREACHABLE: "a database server could not be reached",
+    EXIT_FENCED: "code dbrunbook ran (env.py, settings, models) tried to change the target; it was stopped first",
 }
 
 
@@ -107,6 +110,40 @@ class DatabaseUnreachable(DbrunbookError):
         super().__init__(f"cannot connect to {url}: {reason}")
         self.url = url
         self.reason = reason
+
+
+class TargetFenced(DbrunbookError):
+    """Code that dbrunbook ran tried to connect to the target for writing, and was refused before any statement.
+
+    ``target`` names the database (never a URL with a password); ``mode`` is the fence's mode (``guard`` in
+    dbrunbook's own processes, ``sandbox`` where Alembic runs on a scratch copy); ``where`` is the first
+    ``file:line`` of the caller's own code (usually its ``env.py``).
+    """
+
+    exit_code = EXIT_FENCED
+
+    def __init__(self, target: str, mode: str, where: str = "") -> None:
+        self.target, self.mode = target, mode
+        self.where = where or _user_frame()
+        at = f" from {self.where}" if self.where else ""
+        super().__init__(f"refused a connection to {target}{at}: only dbrunbook apply may change the target")
+
+
+def _user_frame() -> str:
+    """The innermost ``file:line`` of the stack that is neither dbrunbook, the standard library nor a driver."""
+    import sys
+    import sysconfig
+    import traceback
+
+    skip = [sysconfig.get_paths()["stdlib"], "<frozen", "<string>"]
+    for name in ("dbrunbook", "sqlalchemy", "alembic", "psycopg", "psycopg2", "pymysql", "MySQLdb", "IPython"):
+        module = sys.modules.get(name)
+        if module is not None and getattr(module, "__file__", None):
+            skip.append(str(Path(module.__file__ or "").parent))
+    for frame in reversed(traceback.extract_stack()):
+        if not frame.filename.startswith(tuple(skip)):
+            return f"{frame.filename}:{frame.lineno}"
+    return ""
 
 
 class StageFailed(DbrunbookError):

@@ -154,7 +154,9 @@ def analyse(migration: Migration, sizes: dict[str, tuple[int | None, int | None]
     model = _MODELS[migration.dialect]
     rows = []
     for stmt in migration.statements:
-        infos = [(a, model(a, migration)) for a in stmt.actions]
+        # A column's old definition is the one it has just before this statement (it may be new in this migration).
+        infos = [(a, model(a, migration.as_of(stmt) if a.kind in ("alter_type", "modify_column") else migration))
+                 for a in stmt.actions]
         action, info = max(infos, key=lambda p: (p[1].blocks_writes, p[1].rewrite, p[1].scan))
         table = _sized_table(action)
         nrows, nbytes = sizes.get(table, (None, None))

@@ -8,18 +8,22 @@ database (dbrunbook only ever passes it a scratch copy) and records every statem
 """
 from __future__ import annotations
 
+import contextlib
 import io
+import json
+import os
 import re
 import shutil
-import time
+import signal
+import subprocess
+import sys
+import tempfile
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterator
+from typing import TYPE_CHECKING, Any
 
-import contextlib
 import sqlalchemy as sa
-from alembic import command
 from alembic.autogenerate import produce_migrations, render_python_code
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
@@ -27,12 +31,15 @@ from alembic.script import ScriptDirectory
 from alembic.util import CommandError
 from sqlalchemy.engine import URL
 
+from .alembic_project import alembic_config as alembic_config, copied_scripts, project_path
 from .clone import scratch_copy
 from .config import Target, load_metadata
 from .db import dialect_name, engine_facts, make_engine
 from .errors import ConfigError
 from .results import Finding
-from .secrets import mask_url
+from . import fence
+from .fence import sandbox_environment
+from .secrets import kernel_environment, mask_url, parse_url, resolve_url, secret_values
 
 if TYPE_CHECKING:
     from .stage import Stage
@@ -69,54 +76,15 @@ class ApplyResult:
     error: str = ""
     error_type: str = ""
     failed_statement: str = ""
-
-
-def _ini_escape(value: str) -> str:
-    return value.replace("%", "%%")
-
-
-def _init_scripts(dest: Path, models: str) -> None:
-    """A fresh Alembic environment, for projects that do not have one yet."""
-    (dest / "versions").mkdir(parents=True)
-    hook = ""
-    if models:
-        hook = ("from dbrunbook.config import load_metadata\n"
-                f"target_metadata = load_metadata({models!r})\n")
-    (dest / "env.py").write_text((_TEMPLATES / "env.py").read_text().format(target_metadata=hook))
-    shutil.copy(_TEMPLATES / "script.py.mako", dest / "script.py.mako")
-
-
-def alembic_config(target: Target, script_dir: Path) -> Config:
-    """An in-memory Alembic config over a copy of the project's scripts at ``script_dir``."""
-    if target.alembic_config:
-        ini = Path(target.alembic_config)
-        if not ini.exists():
-            raise ConfigError(f"Alembic config {ini} not found")
-        cfg = Config(str(ini))
-        location = cfg.get_main_option("script_location")
-        if not location:
-            raise ConfigError(f"{ini} has no script_location")
-        source = Path(location.replace("%(here)s", str(ini.parent)))
-        source = source if source.is_absolute() else ini.parent / source
-        if not (source / "env.py").exists():
-            raise ConfigError(f"Alembic directory {source} not found (no env.py)")
-        if not script_dir.exists():
-            shutil.copytree(source, script_dir, ignore=shutil.ignore_patterns("__pycache__"))
-    else:
-        cfg = Config()
-        if not script_dir.exists():
-            _init_scripts(script_dir, target.models)
-    cfg.set_main_option("script_location", str(script_dir))
-    cfg.set_main_option("version_locations", str(script_dir / "versions"))
-    cfg.set_main_option("path_separator", "os")
-    cfg.set_main_option("prepend_sys_path", str(target.project_dir))
-    cfg.set_main_option("sqlalchemy.url", _ini_escape(target.db))
-    return cfg
+    #: SQL rendered offline (``--sql``).
+    output: str = ""
+    #: Set when env.py reached for a database other than the one it was given (``target``, ``where``).
+    fenced: dict[str, str] = field(default_factory=dict)
 
 
 def revision_paths(script_dir: Path, revisions: list[str]) -> list[Path]:
-    """The files of ``revisions`` in the Alembic scripts at ``script_dir``."""
-    scripts = ScriptDirectory(str(script_dir))
+    """The files of ``revisions`` in the Alembic scripts at ``script_dir`` (a copy, every version location)."""
+    scripts = copied_scripts(script_dir)
     found = (scripts.get_revision(r) for r in revisions)
     return [Path(s.path) for s in found if s is not None]
 
@@ -159,6 +127,11 @@ def _pending(scripts: ScriptDirectory, current: str | None) -> list[str]:
 def plan_migration(target: Target, out_dir: Path, *, message: str = "dbrunbook update",
                    write_to_project: bool = False) -> MigrationPlan:
     """Find or generate the revisions to apply and render their SQL; the target is only read."""
+    with fence.guarding(target.db):
+        return _plan_migration(target, out_dir, message, write_to_project)
+
+
+def _plan_migration(target: Target, out_dir: Path, message: str, write_to_project: bool) -> MigrationPlan:
     out_dir.mkdir(parents=True, exist_ok=True)
     script_dir = out_dir / "alembic"
     cfg = alembic_config(target, script_dir)
@@ -185,10 +158,10 @@ def plan_migration(target: Target, out_dir: Path, *, message: str = "dbrunbook u
     finally:
         engine.dispose()
     if write_to_project and generated and target.alembic_config:
-        project_versions = Path(Config(target.alembic_config).get_main_option("script_location") or "")
-        project_versions = Path(target.alembic_config).parent / project_versions / "versions"
-        plan.written_to_project = project_versions / generated.name
-        shutil.copy(generated, plan.written_to_project)
+        plan.written_to_project = project_path(script_dir, generated)
+        if plan.written_to_project is not None:
+            plan.written_to_project.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy(generated, plan.written_to_project)
     (out_dir / "upgrade.sql").write_text(plan.upgrade_sql)
     (out_dir / "downgrade.sql").write_text(plan.downgrade_sql)
     return plan
@@ -197,102 +170,108 @@ def plan_migration(target: Target, out_dir: Path, *, message: str = "dbrunbook u
 def render_sql(cfg: Config, target: Target, current: str | None) -> tuple[str, str, str]:
     """Upgrade and downgrade SQL from ``current`` to head, and how it was obtained.
 
-    Offline (Alembic's ``--sql``) where the dialect allows it, else captured while applying the
-    revisions to a schema-only copy of the target.
+    Offline (Alembic's ``--sql``) where the dialect allows it and every revision can be rendered without a
+    database; otherwise captured while applying the revisions to a schema-only copy of the target (a revision
+    that inspects the database, ``op.get_bind()``, cannot be rendered offline).
     """
     engine = make_engine(target.db)
     try:
         offline = engine_facts(engine).offline_sql
     finally:
         engine.dispose()
+    why = "SQLite's batch operations need the live table"
     if offline:
-        return (*_render_offline(cfg, current), "offline")
-    return (*_render_on_copy(cfg, target, current), "captured on a schema-only copy")
-
-
-def _render_offline(cfg: Config, current: str | None) -> tuple[str, str]:
-    up, down = io.StringIO(), io.StringIO()
-    cfg.output_buffer = up
-    command.upgrade(cfg, f"{current}:head" if current else "head", sql=True)
-    cfg.output_buffer = down
-    command.downgrade(cfg, f"head:{current or 'base'}", sql=True)
-    cfg.output_buffer = None
-    return up.getvalue(), down.getvalue()
+        steps = run_alembic(cfg, target.db, [("upgrade", f"{current}:head" if current else "head"),
+                                             ("downgrade", f"head:{current or 'base'}")], sql=True)
+        if len(steps) == 2 and all(step.ok for step in steps):
+            return steps[0].output, steps[1].output, "offline"
+        failed = steps[-1]
+        why = f"offline rendering failed: {failed.error_type}: {failed.error}"
+    up, down = _render_on_copy(cfg, target, current)
+    return up, down, f"captured on a schema-only copy ({why})"
 
 
 def _render_on_copy(cfg: Config, target: Target, current: str | None) -> tuple[str, str]:
     with scratch_copy(target.db, mode="schema") as url:
-        up = apply_upgrade(cfg, url, "head")
-        if not up.ok:
-            return f"-- upgrade failed on an empty copy: {up.error}\n", ""
-        down = apply_downgrade(cfg, url, current or "base")
-    return _as_sql(up.statements), _as_sql(down.statements)
+        steps = run_alembic(cfg, url, [("upgrade", "head"), ("downgrade", current or "base")])
+    if not steps[0].ok:
+        return f"-- upgrade failed on an empty copy: {steps[0].error}\n", ""
+    if len(steps) < 2 or not steps[1].ok:
+        why = steps[1].error if len(steps) > 1 else "not run"
+        return _as_sql(steps[0].statements), f"-- downgrade failed on an empty copy: {why}\n"
+    return _as_sql(steps[0].statements), _as_sql(steps[1].statements)
 
 
 def _as_sql(statements: list[dict[str, Any]]) -> str:
     return "".join(s["sql"].strip() + ";\n\n" for s in statements)
 
 
-@contextlib.contextmanager
-def _capture(engine: sa.Engine) -> Iterator[list[dict[str, Any]]]:
-    statements: list[dict[str, Any]] = []
+def run_alembic(cfg: Config, url: URL | str, steps: list[tuple[str, str]], *, sql: bool = False) -> list[ApplyResult]:
+    """Run Alembic ``steps`` (``("upgrade", "head")``, ...) on the database at ``url``, in a fenced child process.
 
-    def before(conn: Any, cursor: Any, sql: str, params: Any, context: Any, many: bool) -> None:
-        conn.info["dbrunbook_t0"] = time.perf_counter()
+    The child (:mod:`dbrunbook._alembic_child`) may reach only ``url``: the project's ``env.py`` gets the
+    connection in ``config.attributes["connection"]``, ``sqlalchemy.url`` and the usual URL variables point at
+    ``url``, and any connection to another database is refused before a statement runs. With ``sql`` the steps
+    are rendered offline and no database may be reached at all. Returns one result per step that ran; the
+    runs stop at the first failure.
+    """
+    real = resolve_url(url)
+    target = cfg.get_main_option("sqlalchemy.url") or None
+    project = cfg.attributes.get("dbrunbook_project_dir") or cfg.get_main_option("prepend_sys_path") or "."
+    options = {k: v for k, v in (cfg.get_section(cfg.config_ini_section) or {}).items()}
+    with tempfile.TemporaryDirectory(prefix="dbrunbook-alembic-") as tmp:
+        request, result = Path(tmp) / "request.json", Path(tmp) / "result.json"
+        request.write_text(json.dumps({
+            "project_dir": str(project), "ini": cfg.config_file_name, "section": cfg.config_ini_section,
+            "options": options, "url": mask_url(real), "sql": sql, "allowed": [] if sql else [mask_url(real)],
+            "steps": [{"command": c, "revision": r} for c, r in steps]}))
+        shown = real if not sql else parse_url(mask_url(real))
+        env = sandbox_environment(dict(os.environ), target, shown)
+        env.update(kernel_environment(real))
+        done = subprocess.run([sys.executable, "-m", "dbrunbook._alembic_child", str(request), str(result)],
+                              cwd=str(project), env=env, capture_output=True)
+        if done.returncode in (130, -signal.SIGINT):
+            raise KeyboardInterrupt
+        if not result.exists():
+            tail = done.stderr.decode(errors="replace").strip().splitlines()
+            why = tail[-1] if tail else f"exit status {done.returncode}"
+            for secret in secret_values(real):
+                why = why.replace(secret, "***")
+            return [ApplyResult(ok=False, seconds=0.0, error=f"the Alembic process died: {why}",
+                                error_type="ChildProcessError")]
+        payload = json.loads(result.read_text())
+    return [ApplyResult(ok=s["ok"], seconds=s["seconds"], statements=s["statements"], error=_explain(s),
+                        error_type=s.get("error_type", ""), failed_statement=s.get("failed_statement", ""),
+                        output=s.get("output", ""), fenced=s.get("fenced") or {}) for s in payload["steps"]]
 
-    def after(conn: Any, cursor: Any, sql: str, params: Any, context: Any, many: bool) -> None:
-        elapsed = time.perf_counter() - conn.info.pop("dbrunbook_t0", time.perf_counter())
-        if not sql.lstrip().upper().startswith(("PRAGMA", "SELECT", "SHOW")):
-            statements.append({"sql": sql, "seconds": round(elapsed, 6)})
 
-    sa.event.listen(engine, "before_cursor_execute", before)
-    sa.event.listen(engine, "after_cursor_execute", after)
-    try:
-        yield statements
-    finally:
-        sa.event.remove(engine, "before_cursor_execute", before)
-        sa.event.remove(engine, "after_cursor_execute", after)
+#: How a result says that env.py reached past the scratch copy (the fence refused it).
+FENCED = "env.py reached for"
 
 
-def _run_command(cfg: Config, url: URL | str, fn: Any, revision: str) -> ApplyResult:
-    engine = make_engine(url)
-    started = time.perf_counter()
-    failed: dict[str, str] = {}
+def _explain(step: dict[str, Any]) -> str:
+    fenced = step.get("fenced")
+    if not fenced:
+        return str(step.get("error", ""))
+    # The copy of env.py lives in a scratch folder: its name and line are what the user can find.
+    where = f" ({Path(fenced['where']).name})" if fenced.get("where") else ""
+    return (f"{FENCED} {fenced['target']}{where}, not the scratch copy it was given; dbrunbook refused "
+            "the connection and ran nothing there. Make env.py use config.attributes['connection'] when it is set")
 
-    def on_error(context: Any) -> None:
-        failed["sql"] = str(context.statement or "")
 
-    sa.event.listen(engine, "handle_error", on_error)
-    try:
-        with _capture(engine) as statements, engine.connect() as conn:
-            cfg.attributes["connection"] = conn
-            # For env.py files that build their own engine: the real URL, in memory only.
-            real = engine.url.render_as_string(hide_password=False)
-            cfg.set_main_option("sqlalchemy.url", _ini_escape(real))
-            try:
-                fn(cfg, revision)
-                conn.commit()
-            except Exception as exc:  # the database's own error is the evidence we record
-                conn.rollback()
-                orig = getattr(exc, "orig", None) or exc
-                return ApplyResult(ok=False, seconds=time.perf_counter() - started, statements=statements,
-                                   error=str(orig).strip().splitlines()[0] if str(orig).strip() else repr(orig),
-                                   error_type=type(orig).__name__, failed_statement=failed.get("sql", ""))
-            return ApplyResult(ok=True, seconds=time.perf_counter() - started, statements=statements)
-    finally:
-        cfg.attributes.pop("connection", None)
-        cfg.set_main_option("sqlalchemy.url", _ini_escape(mask_url(url)))
-        engine.dispose()
+def _one(cfg: Config, url: URL | str, command_name: str, revision: str) -> ApplyResult:
+    results = run_alembic(cfg, url, [(command_name, revision)])
+    return results[-1]
 
 
 def apply_upgrade(cfg: Config, url: URL | str, revision: str = "head") -> ApplyResult:
-    """Upgrade the database at ``url`` to ``revision``, recording statements and the error if any."""
-    return _run_command(cfg, url, command.upgrade, revision)
+    """Upgrade the database at ``url`` (a scratch copy) to ``revision``, recording statements and the error if any."""
+    return _one(cfg, url, "upgrade", revision)
 
 
 def apply_downgrade(cfg: Config, url: URL | str, revision: str) -> ApplyResult:
-    """Downgrade the database at ``url`` to ``revision``, recording statements and the error if any."""
-    return _run_command(cfg, url, command.downgrade, revision)
+    """Downgrade the database at ``url`` (a scratch copy) to ``revision``, recording statements and the error if any."""
+    return _one(cfg, url, "downgrade", revision)
 
 
 def plan_summary(plan: MigrationPlan, run_dir: Path) -> dict[str, Any]:
@@ -314,8 +293,20 @@ def findings(plan: MigrationPlan) -> list[Finding]:
     if not plan.downgrade_sql.strip():
         out.append(Finding("MG002", "warn", "the migration has no downgrade SQL", plan.head or "",
                            fix="write downgrade() so the change can be rolled back"))
-    if plan.upgrade_sql.startswith("-- upgrade failed"):
+    if plan.upgrade_sql.startswith("-- upgrade failed") and FENCED in plan.upgrade_sql:
+        out.append(Finding("MG007", "block", plan.upgrade_sql.strip("- \n"), "env.py",
+                           fix="in env.py: connection = config.attributes.get('connection'); if it is set, "
+                               "context.configure(connection=connection, ...) instead of making an engine "
+                               "(see the README, 'Your env.py')"))
+    elif plan.upgrade_sql.startswith("-- upgrade failed"):
         out.append(Finding("MG003", "block", plan.upgrade_sql.strip("- \n"), plan.head or ""))
+    elif plan.downgrade_sql.startswith("-- downgrade failed"):
+        out.append(Finding("MG006", "warn", plan.downgrade_sql.strip("- \n"), plan.head or "",
+                           fix="make downgrade() run on an empty copy of the upgraded schema"))
+    if plan.sql_source.startswith("captured") and "offline rendering failed" in plan.sql_source:
+        out.append(Finding("MG005", "info", f"SQL {plan.sql_source}", plan.head or "",
+                           fix="a revision that inspects the database (op.get_bind()) cannot be rendered "
+                               "offline; the SQL shown is what it ran on a schema-only copy"))
     return out
 
 
@@ -359,17 +350,19 @@ def review_migration(plan: MigrationPlan, target: Target, *, measure: bool = Tru
     if plan.empty:
         return Review([], [], [], [], None)
     engine = make_engine(target.db)
-    dialect, captured = dialect_name(engine), not engine_facts(engine).offline_sql
+    dialect, captured = dialect_name(engine), plan.sql_source != "offline"
     engine.dispose()
     migration = parse_sql(plan.upgrade_sql, dialect, "upgrade.sql", in_transaction=captured)
     migration.known_columns = {**migration.known_columns, **known_columns(target)}
     raised: list[Finding] = []
-    try:
-        up_sql, down_sql = reversibility.operations_sql(plan.script_dir, plan.revisions)
-    except Exception as exc:  # the revision's own code raised: that is the finding, not a stage error
-        up_sql = down_sql = ""
-        raised.append(Finding("MG004", "block", f"a revision raised while its operations were read: "
-                                                f"{type(exc).__name__}: {exc}", plan.head or ""))
+    unreadable: dict[str, str] = {}
+    up_sql, down_sql = reversibility.operations_sql(plan.script_dir, plan.revisions, unreadable=unreadable)
+    for revision, why in unreadable.items():
+        # Usually a revision that inspects the live database; its SQL above was captured by running it.
+        raised.append(Finding("MG004", "info", f"revision {revision}'s operations cannot be read without a "
+                                               f"database ({why}): its rollback pairing was not checked",
+                              revision, fix="review its downgrade() by hand; the round trip (--rollback-plan) "
+                                            "runs it on a copy"))
     ops_up, ops_down = parse_sql(up_sql, "postgresql", "operations"), parse_sql(down_sql, "postgresql", "operations")
     raised += silence_revisions(plan.script_dir, plan.revisions, migration, ops_up)
     report = lint_migration(migration, load_config(target.project_dir), rollback=(ops_up, ops_down))

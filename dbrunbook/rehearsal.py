@@ -25,6 +25,7 @@ from urllib.parse import quote, quote_plus
 from alembic.script import ScriptDirectory
 from sqlalchemy.engine import URL
 
+from . import fence
 from .clone import scratch_copy
 from .config import Target
 from .db import check_connection, make_engine
@@ -88,6 +89,12 @@ def rehearse(target: Target, script_dir: Path, mode: str = "full", *, rows: int 
     grows it first; ``probes`` checks the new constraints reject what they must; ``test_cmd``
     runs the user's tests against the migrated copy.
     """
+    with fence.guarding(target.db):
+        return _rehearse(target, script_dir, mode, rows, probes, test_cmd, test_timeout, scale)
+
+
+def _rehearse(target: Target, script_dir: Path, mode: str, rows: int, probes: bool, test_cmd: str,
+              test_timeout: float, scale: Scale | None) -> Rehearsal:
     cfg = alembic_config(target, script_dir)
     engine = make_engine(target.db)
     check_connection(engine)

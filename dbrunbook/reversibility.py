@@ -19,8 +19,8 @@ from typing import Any, Sequence
 
 from alembic.operations import Operations
 from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
 
+from .alembic_project import copied_scripts
 from .errors import ConfigError
 from .lint.model import Action, Migration, Statement, parse_sql
 from .lint.rules.type_change import binary_compatible
@@ -156,21 +156,35 @@ def findings(upgrade: Migration, downgrade: Migration | None) -> list[Finding]:
                           rollback=(upgrade, downgrade if downgrade is not None else empty)).findings
 
 
-def operations_sql(script_dir: Path, revisions: Sequence[str], dialect: str = "postgresql") -> tuple[str, str]:
-    """Upgrade and downgrade SQL of ``revisions`` rendered offline from their Alembic operations."""
-    scripts = ScriptDirectory(str(script_dir))
+def operations_sql(script_dir: Path, revisions: Sequence[str], dialect: str = "postgresql",
+                   unreadable: dict[str, str] | None = None) -> tuple[str, str]:
+    """Upgrade and downgrade SQL of ``revisions`` rendered offline from their Alembic operations.
+
+    A revision that needs a live database (``op.get_bind()``, ``sa.inspect``) cannot be rendered so: with
+    ``unreadable`` given, its reason is recorded there and the others are still rendered; without, it raises.
+    """
+    scripts = copied_scripts(script_dir)
     up, down = io.StringIO(), io.StringIO()
     for rev in revisions:
         script = scripts.get_revision(rev)
         if script is None:
             raise ConfigError(f"no Alembic revision {rev} in {script_dir}")
-        for fn, buf in ((script.module.upgrade, up), (getattr(script.module, "downgrade", None), down)):
-            if fn is None:
-                continue
-            context = MigrationContext.configure(dialect_name=dialect, opts={"as_sql": True, "output_buffer": buf,
-                                                                             "literal_binds": True})
-            with Operations.context(context):
-                fn()
+        mark_up, mark_down = up.tell(), down.tell()
+        try:
+            for fn, buf in ((script.module.upgrade, up), (getattr(script.module, "downgrade", None), down)):
+                if fn is None:
+                    continue
+                context = MigrationContext.configure(dialect_name=dialect, opts={
+                    "as_sql": True, "output_buffer": buf, "literal_binds": True})
+                with Operations.context(context):
+                    fn()
+        except Exception as exc:  # the revision's own code: recorded per revision when asked
+            if unreadable is None:
+                raise
+            unreadable[rev] = f"{type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc).strip() else ''}"
+            for buf, mark in ((up, mark_up), (down, mark_down)):
+                buf.seek(mark)
+                buf.truncate()
     return up.getvalue(), down.getvalue()
 
 

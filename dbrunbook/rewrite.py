@@ -28,6 +28,7 @@ from sqlglot import exp
 
 from typing import TYPE_CHECKING, Any
 
+from .alembic_project import copied_scripts
 from .errors import ConfigError, UsageError
 from .lint.model import Action, Statement, parse_sql
 from .lint.runner import LintConfig, lint_migration
@@ -176,12 +177,11 @@ def plan_rewrite(script_dir: Path, revision: str, url: str | None = None, cfg: C
     config over ``script_dir``); the target itself is never touched.
     """
     from alembic.config import Config
-    from alembic.script import ScriptDirectory
 
     from ._rewrite_type import parent_columns
     from .reversibility import operations_sql
 
-    script = ScriptDirectory(str(script_dir)).get_revision(revision)
+    script = copied_scripts(script_dir).get_revision(revision)
     if script is None:
         raise ConfigError(f"no Alembic revision {revision} in {script_dir}")
     down = script.down_revision

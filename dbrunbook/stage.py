@@ -20,6 +20,7 @@ from typing import Any
 
 from sqlalchemy.engine import Engine
 
+from . import fence
 from .config import Target
 from .db import make_engine
 from .demo import ensure_demo
@@ -70,14 +71,26 @@ class Stage:
         return record(result, self.run_dir)
 
 
+#: The one stage that is meant to change the target (``dbrunbook apply``); every other stage is fenced.
+CHANGES_TARGET = frozenset({"11-guarded-apply"})
+
+
 def open_stage(name: str, db: str = "demo", models: str = "", alembic_config: str = "",
                run_dir: str = "", project_dir: str = "") -> Stage:
-    """Open stage ``name``; ``db="demo"`` targets the demo project, ``run_dir=""`` a scratch folder."""
+    """Open stage ``name``; ``db="demo"`` targets the demo project, ``run_dir=""`` a scratch folder.
+
+    Every stage but ``dbrunbook apply``'s fences its kernel first (:func:`dbrunbook.fence.guard`): the
+    target can then only be read, whatever the project's code does.
+    """
     if db == "demo":
         target = ensure_demo().target()
     else:
         target = Target.from_url(db, models=models, alembic_config=alembic_config,
                                  project_dir=Path(project_dir or ".").resolve())
+    if name in CHANGES_TARGET:
+        fence.lift()
+    else:
+        fence.guard(target.db)
     folder = Path(run_dir) if run_dir else Path(tempfile.mkdtemp(prefix="dbrunbook-stage-"))
     folder.mkdir(parents=True, exist_ok=True)
     return Stage(name=name, run_dir=folder.resolve(), target=target)

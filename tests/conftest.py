@@ -12,6 +12,7 @@ from typing import Iterator
 import pytest
 import sqlalchemy as sa
 
+from dbrunbook import fence
 from dbrunbook.db import create_database, drop_database, make_engine, scratch_name, with_database
 from dbrunbook.demo import DemoProject, write_demo
 
@@ -46,6 +47,13 @@ def require(dialect: str) -> None:
         if os.environ.get("CI"):
             pytest.fail(f"CI requires the {dialect} server: {reason}")
         pytest.skip(reason)
+
+
+@pytest.fixture(autouse=True)
+def _no_fence_left() -> Iterator[None]:
+    """A test that planned or linted fenced this process; the next test starts unfenced."""
+    yield
+    fence.lift()
 
 
 @pytest.fixture(autouse=True, scope="session")

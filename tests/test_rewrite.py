@@ -89,6 +89,7 @@ def test_rewrite_plan_orders_the_safe_steps(tmp_path):
 @pytest.mark.parametrize("dialect", ["sqlite"], indirect=True)
 def test_rewrite_on_sqlite_gives_advice_only(dialect, tmp_path):
     url = new_database("sqlite", tmp_path)
+    sa.create_engine(url).connect().close()  # the target exists (dbrunbook never creates it)
     target = write_project(tmp_path / "p", url, {"0001_base.py": BASE, "0002_unsafe.py": UNSAFE.replace(
         'server_default=sa.text("gen_random_uuid()::text")', 'server_default="x"')})
     result = CliRunner().invoke(main, ["rewrite", "0002", "--project", str(tmp_path / "p"), "--db", url,
@@ -172,7 +173,8 @@ def test_type_change_rewrite_keeps_schema_and_values(pg_pair, tmp_path):
     shutil.copy(result.files[0], tmp_path / "safe" / "migrations" / "versions" / result.files[0].name)
     after = lint_revisions(safe, "0001:head")
     assert [f for f in after.findings if f.severity != "info"] == []
-    assert {f.code for f in after.silenced} >= {"DS002", "BC002"}
+    # The swap's rename of value_new (added by the same migration) is no BC002: no running code uses it.
+    assert {f.code for f in after.silenced} >= {"DS002"}
 
     for target, url in ((original, original_url), (safe, safe_url)):
         cfg = Config(target.alembic_config)

@@ -18,6 +18,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from .. import fence
 from ..config import Target, load_metadata
 from ..db import check_connection, make_engine
 from ..migration import alembic_config
@@ -105,9 +106,14 @@ def templates(folder: Path | None = None, options: RunOptions | None = None) -> 
 
 
 def _select(all_templates: list[Path], wanted: list[str] | None) -> list[Path]:
+    """The templates ``wanted`` names, in run order; an optional stage whose option was given always runs.
+
+    ``templates`` holds an optional stage only when its option (``--rollback-plan``) was given, so
+    keeping it here means ``--stages 03,10 --rollback-plan`` runs the rollback plan as asked.
+    """
     if not wanted:
         return all_templates
-    chosen = []
+    chosen = [p for p in all_templates if p.stem in OPTIONAL_STAGES]
     for name in wanted:
         hits = [p for p in all_templates if p.stem == name or p.stem.startswith(f"{name}-")
                 or p.stem.split("-", 1)[-1] == name]
@@ -210,7 +216,8 @@ def run_runbook(target: Target, options: RunOptions | None = None) -> Run:
     # Kernels inherit this process's environment: the secret is lent for the run only, and
     # PATH makes sure the kernel is this interpreter.
     kernel_path = str(Path(sys.executable).parent) + os.pathsep + os.environ.get("PATH", "")
-    with target.environment(PATH=kernel_path):
+    # This process only reads the target while the run lasts; each stage fences its own kernel.
+    with target.environment(PATH=kernel_path), fence.guarding(target.db):
         return _run(target, options)
 
 
