@@ -22,7 +22,7 @@ import json
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 #: Statements that only read or set up a session; not part of what a migration does.
 _NOT_MIGRATION = ("PRAGMA", "SELECT", "SHOW")
@@ -51,15 +51,20 @@ def _fenced(exc: BaseException | None) -> Any:
     return None
 
 
+def _reads(env_py: Path, *names: str) -> bool:
+    """Whether ``env.py``'s source mentions any of ``names`` (it is the user's file; it is read, not run, here)."""
+    try:
+        source = env_py.read_text()
+    except OSError:
+        return False
+    return any(name in source for name in names)
+
+
 def _async_url(url: Any, env_py: Path) -> Any:
     """The copy's URL with an async driver when ``env.py`` builds an async engine from ``sqlalchemy.url``."""
     import importlib.util
 
-    try:
-        source = env_py.read_text()
-    except OSError:
-        return url
-    if not any(marker in source for marker in _ASYNC_MARKERS):
+    if not _reads(env_py, *_ASYNC_MARKERS):
         return url
     for module, driver in _ASYNC_DRIVERS.get(url.get_backend_name(), ()):
         if importlib.util.find_spec(module) is not None:
@@ -187,8 +192,27 @@ def run(request: dict[str, Any]) -> list[dict[str, Any]]:
         sys.path.insert(0, project)
     fence.sandbox(*request.get("allowed", []))
     # Alembic and env.py print and log; the parent reads only the result file.
-    with contextlib.redirect_stdout(sys.stderr):
+    env_py = Path(str(request.get("options", {}).get("script_location", "."))) / "env.py"
+    flask_app = request.get("flask_app", "") if _reads(env_py, "current_app") else ""
+    with contextlib.redirect_stdout(sys.stderr), _flask_context(flask_app):
         return _run_offline(request) if request.get("sql") else _run_online(request)
+
+
+@contextlib.contextmanager
+def _flask_context(app_path: str) -> Iterator[None]:
+    """The application context a Flask-Migrate ``env.py`` reads ``current_app`` from (as ``flask db`` gives it).
+
+    The app is loaded the way the ``flask`` command loads it (a module, ``module:app`` or a factory call); its
+    URL comes from the environment, which points at the scratch copy here, or the fence refuses it.
+    """
+    if not app_path:
+        yield
+        return
+    from flask.cli import ScriptInfo
+
+    app = ScriptInfo(app_import_path=app_path).load_app()
+    with app.app_context():
+        yield
 
 
 def main(argv: list[str]) -> int:

@@ -143,6 +143,9 @@ def resolve_project(ini: Path, project_dir: Path, section: str = "alembic") -> A
         location = cfg.get_alembic_option("script_location")
         locations = cfg.get_version_locations_list() or []
         recursive = cfg.get_alembic_boolean_option("recursive_version_locations")
+    if not location and (ini.parent / "env.py").exists():
+        # Flask-Migrate keeps alembic.ini inside the script directory and sets script_location in code.
+        location = str(ini.parent)
     if not location:
         raise ConfigError(f"{ini} has no script_location in [{section}]")
     with _importable(_sys_paths(cfg, ini, project_dir)):

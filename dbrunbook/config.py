@@ -22,7 +22,7 @@ from .errors import ConfigError
 from .secrets import kernel_environment, mask_url, parse_url
 
 #: Keys accepted in ``[tool.dbrunbook]``.
-CONFIG_KEYS = ("db", "models", "alembic_config", "runs_dir", "stages", "parameters", "lint", "renames")
+CONFIG_KEYS = ("db", "models", "alembic_config", "runs_dir", "stages", "parameters", "lint", "renames", "flask_app")
 
 
 @dataclass(frozen=True)

@@ -28,6 +28,7 @@ import importlib
 import os
 import sqlite3
 import threading
+import types
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterator
@@ -159,7 +160,9 @@ def _on_do_connect(dialect: Any, conn_rec: Any, cargs: list[Any], cparams: dict[
     read_only = getattr(dialect, READ_ONLY_MARK, False) or _params_read_only(family, cargs, cparams)
     _decide(found, read_only, family)
     module = getattr(dialect, "loaded_dbapi", None)
-    original = _originals.get(getattr(module, "__name__", ""))
+    # Async dialects wrap the driver in an adapter that forwards attributes (even __name__): only a real module's
+    # connect is ours to call.
+    original = _originals.get(module.__name__) if isinstance(module, types.ModuleType) else None
     # Checked here already: connect with the unwrapped function so the raw layer does not judge twice
     # (it cannot see what SQLAlchemy knows, e.g. which engine asked).
     return original(*cargs, **cparams) if original else None

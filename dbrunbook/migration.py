@@ -33,7 +33,7 @@ from sqlalchemy.engine import URL
 
 from .alembic_project import alembic_config as alembic_config, copied_scripts, project_path
 from .clone import scratch_copy
-from .config import Target, load_metadata
+from .config import Target, load_metadata, read_pyproject
 from .db import dialect_name, engine_facts, make_engine
 from .errors import ConfigError
 from .results import Finding
@@ -224,7 +224,7 @@ def run_alembic(cfg: Config, url: URL | str, steps: list[tuple[str, str]], *, sq
         request.write_text(json.dumps({
             "project_dir": str(project), "ini": cfg.config_file_name, "section": cfg.config_ini_section,
             "options": options, "url": mask_url(real), "sql": sql, "allowed": [] if sql else [mask_url(real)],
-            "steps": [{"command": c, "revision": r} for c, r in steps]}))
+            "steps": [{"command": c, "revision": r} for c, r in steps], "flask_app": _flask_app(Path(project))}))
         shown = real if not sql else parse_url(mask_url(real))
         env = sandbox_environment(dict(os.environ), target, shown)
         env.update(kernel_environment(real))
@@ -247,6 +247,15 @@ def run_alembic(cfg: Config, url: URL | str, steps: list[tuple[str, str]], *, sq
 
 #: How a result says that env.py reached past the scratch copy (the fence refused it).
 FENCED = "env.py reached for"
+
+
+def _flask_app(project: Path) -> str:
+    """The Flask app whose context a Flask-Migrate env.py needs: ``flask_app`` in [tool.dbrunbook], or FLASK_APP."""
+    try:
+        configured = read_pyproject(project).get("flask_app", "")
+    except ConfigError:
+        configured = ""
+    return str(configured or os.environ.get("FLASK_APP", ""))
 
 
 def _explain(step: dict[str, Any]) -> str:
