@@ -33,7 +33,7 @@ from .migration import ApplyResult, alembic_config, apply_upgrade, current_revis
 from .probes import Probe, constraint_snapshot, probe_findings, run_probes
 from .querycount import parse_log, plugin_environment
 from .results import Finding
-from .secrets import MASK, mask_url, secret_values
+from .secrets import MASK, mask_url, resolve_url, secret_values
 from .volume import Scale, grow
 
 #: Characters of a test command's output kept in the record (the end, where failures are).
@@ -113,7 +113,8 @@ def _rehearse(target: Target, script_dir: Path, mode: str, rows: int, probes: bo
         if result.ok and snapshot is not None:
             outcome.probes = run_probes(url, snapshot)
         if result.ok and test_cmd:
-            outcome.tests = run_tests(test_cmd, url, cwd=target.project_dir, timeout=test_timeout)
+            outcome.tests = run_tests(test_cmd, resolve_url(url), cwd=target.project_dir, timeout=test_timeout,
+                                      target=target.db)
         elif test_cmd:
             outcome.tests_skipped = f"the upgrade fails on the copy: {result.error}"
     engine = make_engine(target.db)
@@ -163,19 +164,19 @@ def mask_output(text: str, url: URL | str) -> str:
     return text
 
 
-def environment_for_tests(url: URL, query_log: Path | None = None) -> dict[str, str]:
-    """The environment a test command sees: ours plus the copy's URL under both names.
+def environment_for_tests(url: URL, query_log: Path | None = None, target: str | None = None) -> dict[str, str]:
+    """The environment a test command sees: ours with every URL variable (and any naming ``target``) on the copy.
 
     With ``query_log``, pytest also loads the query-counting plugin (its folder prepended to
     ``PYTHONPATH``, ``-p`` appended to ``PYTEST_ADDOPTS``), which appends its counts there.
     """
     real = url.render_as_string(hide_password=False)
-    env = {**os.environ, "DATABASE_URL": real, "DBRUNBOOK_CLONE_URL": real}
+    env = {**fence.sandbox_environment(dict(os.environ), target, url), "DBRUNBOOK_CLONE_URL": real}
     return {**env, **plugin_environment(query_log)} if query_log is not None else env
 
 
 def run_tests(command: str, url: URL, cwd: Path | None = None, timeout: float = 900.0,
-              count_queries: bool = True) -> TestRun:
+              count_queries: bool = True, target: str | None = None) -> TestRun:
     """Run ``command`` (a shell command line) against the database at ``url``; record the outcome.
 
     The output is recorded with the URL's password masked. The command runs in its own
@@ -185,7 +186,7 @@ def run_tests(command: str, url: URL, cwd: Path | None = None, timeout: float = 
     """
     with tempfile.TemporaryDirectory(prefix="dbrunbook-querycount-") as folder:
         log = Path(folder) / "query-counts.jsonl" if count_queries else None
-        run = _run_command(command, url, cwd, timeout, environment_for_tests(url, log))
+        run = _run_command(command, url, cwd, timeout, environment_for_tests(url, log, target))
         if log is not None and log.exists():  # absent: the command did not load the plugin
             run.query_counts = parse_log(mask_output(log.read_text(errors="replace"), url))
     return run
