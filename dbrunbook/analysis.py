@@ -61,14 +61,19 @@ def run_changes(stage: "Stage", metadata: sa.MetaData | None) -> tuple[list[Chan
 
 
 def _measure(engine: sa.Engine, change: Change) -> None:
-    """Count exactly what a destructive change would destroy."""
+    """Count exactly what a destructive change would destroy (unknown, None, when the database cannot say)."""
     with engine.connect() as conn:
         if change.op == "remove_column":
-            column: sa.ColumnClause[Any] = sa.column(change.object.split(".", 1)[1])
+            # The object is "table.column"; either name may hold dots of its own.
+            column: sa.ColumnClause[Any] = sa.column(change.object[len(change.table) + 1:])
             query = sa.select(sa.func.count()).select_from(sa.table(change.table, column)).where(column.is_not(None))
         else:
             query = sa.select(sa.func.count()).select_from(sa.table(change.table))
-        change.rows_affected = int(conn.execute(query).scalar_one())
+        try:
+            change.rows_affected = int(conn.execute(query).scalar_one())
+        except sa.exc.SQLAlchemyError as exc:
+            change.rows_affected = None
+            change.extra["measure_error"] = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
 
 
 def table(changes: list[Change]) -> list[dict[str, Any]]:
@@ -87,7 +92,9 @@ def findings(changes: list[Change], hints: list[RenameHint] | tuple[RenameHint, 
         if c.kind == "destructive":
             lost = c.rows_affected or 0
             what = "non-empty values" if c.op == "remove_column" else "rows"
-            out.append(Finding("SA001", "block" if lost else "warn", f"{c.detail}: {lost} {what} would be lost",
+            counted = f"{lost} {what} would be lost" if "measure_error" not in c.extra \
+                else f"could not count the {what} that would be lost: {c.extra['measure_error']}"
+            out.append(Finding("SA001", "block" if lost else "warn", f"{c.detail}: {counted}",
                                c.object, {"rows": lost},
                                "copy the data elsewhere first, or stop using the column in code and drop it "
                                "in a later release"))

@@ -3,9 +3,11 @@
 :func:`plan_backfill` only reads the target: it finds the batch boundaries (every
 ``batch_size``-th primary key, by a window function) and writes one UPDATE per batch,
 ``WHERE key > lower AND key <= upper AND <rows to fill>``, so each batch touches a bounded
-key range and can be committed on its own. :func:`time_backfill` runs the first batches on a
-scratch copy (:func:`dbrunbook.clone.scratch_copy`), never on the target, and extrapolates
-the duration of the whole plan.
+key range and can be committed on its own; a composite key is compared as a row value
+(``(a, b) > (1, 'x')``), and a table without a primary key gets one unbatched statement.
+:func:`time_backfill` runs the first batches on a scratch copy (:func:`dbrunbook.clone.scratch_copy`),
+never on the target, and extrapolates the duration of the whole plan. :func:`backfill_plans`
+never raises on the target's data: a column it cannot plan comes back with ``skipped`` set.
 """
 from __future__ import annotations
 
@@ -21,7 +23,8 @@ from .checks import CheckReport
 from .checks._base import read_only
 from .clone import scratch_copy
 from .db import make_engine
-from .errors import UsageError
+from .errors import DbrunbookError, UsageError
+from .results import Finding
 
 
 @dataclass
@@ -47,6 +50,8 @@ class BackfillPlan:
     timed_seconds: float | None = None
     estimated_seconds: float | None = None
     notes: list[str] = field(default_factory=list)
+    #: Why no plan could be made for this column (then there are no statements).
+    skipped: str = ""
 
     @property
     def batches(self) -> int:
@@ -54,6 +59,8 @@ class BackfillPlan:
 
     def script(self, limit: int | None = None) -> str:
         """The statements as one reviewable script, each batch committed on its own."""
+        if self.skipped:
+            return f"-- backfill {self.table}.{self.column}: not planned: {self.skipped}"
         shown = self.statements if limit is None else self.statements[:limit]
         body = "\n".join(f"{s};\nCOMMIT;" for s in shown)
         more = f"\n-- ... {self.batches - len(shown)} more batches" if len(shown) < self.batches else ""
@@ -70,23 +77,45 @@ class BackfillPlan:
         return data
 
 
-def _key(table: sa.Table) -> sa.Column[Any]:
-    key = list(table.primary_key.columns)
-    if len(key) != 1:
-        raise UsageError(f"table {table.name!r} needs a one-column primary key for a keyset backfill")
-    return key[0]
+def _keys(table: sa.Table) -> list[sa.Column[Any]]:
+    return list(table.primary_key.columns)
+
+
+def _term(keys: list[sa.Column[Any]]) -> sa.ColumnElement[Any]:
+    """The key as one comparable term: the column, or a row value for a composite key."""
+    return keys[0] if len(keys) == 1 else sa.tuple_(*keys)
+
+
+def _value(keys: list[sa.Column[Any]], value: Any) -> Any:
+    """A boundary as the term's counterpart (placeholders and single values as they are)."""
+    if len(keys) == 1 or isinstance(value, sa.ColumnElement):
+        return value
+    return sa.tuple_(*(sa.literal(v, k.type) for v, k in zip(value, keys)))
 
 
 def _update(table: sa.Table, column: str, expression: str, only_null: bool, lower: Any, upper: Any) -> sa.Update:
-    key = _key(table)
-    bounds = [key > lower] if lower is not None else []
-    bounds += [key <= upper] if upper is not None else []
+    keys = _keys(table)
+    bounds = []
+    if keys and lower is not None:
+        bounds.append(_term(keys) > _value(keys, lower))
+    if keys and upper is not None:
+        bounds.append(_term(keys) <= _value(keys, upper))
     where = table.c[column].is_(None) if only_null else sa.true()
     return sa.update(table).where(*bounds, where).values({column: sa.literal_column(expression)})
 
 
 def _sql(conn: Connection, statement: sa.ClauseElement) -> str:
     return str(statement.compile(dialect=conn.dialect, compile_kwargs={"literal_binds": True}))
+
+
+def _boundaries(conn: Connection, keys: list[sa.Column[Any]], where: Any, batch_size: int) -> list[Any]:
+    """Every ``batch_size``-th key (a tuple for a composite key) among the rows to fill, in key order."""
+    labels = [k.label(f"dbrunbook_k{i}") for i, k in enumerate(keys)]
+    numbered = sa.select(*labels, sa.func.row_number().over(order_by=keys).label("dbrunbook_n")) \
+        .where(where).subquery("dbrunbook_numbered")
+    found = [numbered.c[f"dbrunbook_k{i}"] for i in range(len(keys))]
+    rows = conn.execute(sa.select(*found).where(numbered.c.dbrunbook_n % batch_size == 0).order_by(*found))
+    return [r[0] if len(keys) == 1 else tuple(r) for r in rows]
 
 
 def plan_backfill(engine: Engine, table: str, column: str, expression: str, only_null: bool = True,
@@ -106,26 +135,25 @@ def plan_backfill(engine: Engine, table: str, column: str, expression: str, only
             raise UsageError(f"table {table!r} already has a column {column!r}")
         if add is None and column not in live.c:
             raise UsageError(f"table {table!r} has no column {column!r}")
-        key = _key(live)
+        keys = _keys(live)
         # Rows to fill are found on the live table, where a new column does not exist yet.
         where = live.c[column].is_(None) if only_null and add is None else sa.true()
         if add is not None:
             live.append_column(sa.Column(column, add, nullable=True))
-        numbered = sa.select(key.label("k"), sa.func.row_number().over(order_by=key).label("n")) \
-            .where(where).subquery("numbered")
-        boundaries = [r[0] for r in conn.execute(
-            sa.select(numbered.c.k).where(numbered.c.n % batch_size == 0).order_by(numbered.c.k))]
+        boundaries = _boundaries(conn, keys, where, batch_size) if keys else []
         rows = int(conn.execute(sa.select(sa.func.count()).select_from(live).where(where)).scalar_one())
         edges: list[Any] = [None, *boundaries]
-        if rows and (not boundaries or rows % batch_size):
+        if rows and (not boundaries or rows % batch_size or not keys):
             edges.append(None)  # the last, partial batch is open-ended
         pairs = list(zip(edges, edges[1:]))
         statements = [_sql(conn, _update(live, column, expression, only_null, lo, hi)) for lo, hi in pairs]
         template = _sql(conn, _update(live, column, expression, only_null, sa.literal_column(":last_key"),
                                       sa.literal_column(":upper_key")))
         added = add.compile(dialect=conn.dialect) if add is not None else ""
-    plan = BackfillPlan(table, column, expression, key.name, batch_size, rows, boundaries, statements, template,
-                        only_null=only_null, added_type=added)
+    plan = BackfillPlan(table, column, expression, ", ".join(k.name for k in keys), batch_size, rows, boundaries,
+                        statements, template, only_null=only_null, added_type=added)
+    if not keys:
+        plan.notes.append(f"{table} has no primary key to batch by: one statement updates every row")
     if add is not None:
         plan.before.append(f"op.add_column({table!r}, sa.Column({column!r}, {add!r}, nullable=True))")
         plan.after.append(f"op.alter_column({table!r}, {column!r}, nullable=False)")
@@ -184,7 +212,7 @@ def _zero(type_: sa.types.TypeEngine[Any]) -> str | None:
     """A placeholder value of ``type_`` for a new column, or None when there is no obvious one."""
     if isinstance(type_, sa.Boolean):
         return "FALSE"
-    if isinstance(type_, (sa.Integer, sa.Numeric)):
+    if isinstance(type_, (sa.Integer, sa.Numeric, sa.Float)):
         return "0"
     if isinstance(type_, sa.String):
         return "''"
@@ -224,29 +252,73 @@ def backfill_plans(engine: Engine, url: str, report: CheckReport, expressions: d
     converted: set[tuple[str, str]] = set()
     engine.dispose()  # PostgreSQL copies by TEMPLATE only when nobody is connected to the target
     for result in report.results:
-        if result.code == "DC005" and result.count > 0 and metadata is not None \
-                and (result.table, result.columns[0]) not in converted:
-            converted.add((result.table, result.columns[0]))
-            plan = _conversion(engine, result.table, result.columns[0], metadata, expressions or {}, batch_size)
-            plans.append(time_backfill(url, plan, batches=timed_batches) if timed_batches else plan)
+        if result.count <= 0 or not result.columns:
             continue
-        if result.problem not in ("null", "required") or result.count <= 0:
+        key = (result.table, result.columns[0])
+        conversion = result.code == "DC005" and metadata is not None and key not in converted
+        if not conversion and result.problem not in ("null", "required"):
             continue
-        name = f"{result.table}.{result.columns[0]}"
-        given = (expressions or {}).get(name)
-        add = None
-        if result.problem == "required":
-            if metadata is None or result.table not in metadata.tables:
-                continue
-            add = metadata.tables[result.table].c[result.columns[0]].type
-            expression = given or _zero(add)
-            if expression is None:
-                continue
-        else:
-            expression = given or suggest_expression(engine, result.table, result.columns[0])
-        plan = plan_backfill(engine, result.table, result.columns[0], expression, batch_size=batch_size, add=add)
-        if not given:
-            plan.notes.append(f"{expression} is a suggestion (a placeholder value): review it, or pass "
-                              f"backfills={{{name!r}: <expression>}}")
-        plans.append(time_backfill(url, plan, batches=timed_batches) if timed_batches else plan)
+        try:
+            if conversion and metadata is not None:
+                converted.add(key)
+                plan: BackfillPlan | None = _conversion(engine, *key, metadata, expressions or {}, batch_size)
+            else:
+                plan = _fill(engine, result.problem, *key, metadata, expressions or {}, batch_size)
+        except (DbrunbookError, sa.exc.SQLAlchemyError) as exc:
+            plans.append(_skipped(*key, batch_size, exc))
+            continue
+        if plan is None:
+            continue
+        if timed_batches:
+            try:
+                plan = time_backfill(url, plan, batches=timed_batches)
+            except (DbrunbookError, sa.exc.SQLAlchemyError) as exc:
+                plan.notes.append(f"not timed: {_reason(exc)}")
+        plans.append(plan)
     return plans
+
+
+def _fill(engine: Engine, problem: str, table: str, column: str, metadata: sa.MetaData | None,
+          expressions: dict[str, str], batch_size: int) -> BackfillPlan | None:
+    """The plan filling NULLs (``null``) or a new required column (``required``); None: nothing to suggest."""
+    name = f"{table}.{column}"
+    given = expressions.get(name)
+    add = None
+    if problem == "required":
+        if metadata is None or table not in metadata.tables:
+            return None
+        add = metadata.tables[table].c[column].type
+        expression = given or _zero(add)
+        if expression is None:
+            return None
+    else:
+        expression = given or suggest_expression(engine, table, column)
+    plan = plan_backfill(engine, table, column, expression, batch_size=batch_size, add=add)
+    if not given:
+        plan.notes.append(f"{expression} is a suggestion (a placeholder value): review it, or pass "
+                          f"backfills={{{name!r}: <expression>}}")
+    return plan
+
+
+def _reason(exc: Exception) -> str:
+    text = str(getattr(exc, "orig", None) or exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def _skipped(table: str, column: str, batch_size: int, exc: Exception) -> BackfillPlan:
+    return BackfillPlan(table, column, "", "", batch_size, 0, [], [], "", skipped=_reason(exc))
+
+
+def findings(plans: list[BackfillPlan]) -> list[Finding]:
+    """DC100 (info) per planned backfill with its batches and estimate; DC103 (warn) per column that could not be planned."""
+    out = []
+    for p in plans:
+        where = f"{p.table}.{p.column}"
+        if p.skipped:
+            out.append(Finding("DC103", "warn", f"could not plan the backfill of {where}: {p.skipped}", where))
+            continue
+        out.append(Finding("DC100", "info", f"backfill {where}: {p.rows} rows in {p.batches} batches, "
+                                            f"estimated {p.estimated_seconds or 0:.2f}s", where,
+                           {"rows": p.rows, "batches": p.batches, "estimated_seconds": p.estimated_seconds},
+                           p.script(3)))
+    return out

@@ -4,9 +4,14 @@
 :func:`run_probes` compares the copy after the upgrade with the snapshot before it and, for each
 constraint the migration added, inserts a row that constraint must reject (next to a control row
 that differs only there, which must be accepted), always rolled back. Used by stage 4.
+
+A composite foreign key is probed with a row whose key tuple has no parent; a probe that cannot
+build its rows (a type with no fresh value, a query the database refuses) is inconclusive with
+the reason, never an error.
 """
 from __future__ import annotations
 
+import datetime as dt
 import uuid
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -14,7 +19,7 @@ from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import URL
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import SQLAlchemyError, StatementError
 
 from .db import dialect_name, make_engine
 from .results import Finding
@@ -105,41 +110,62 @@ def _fresh(conn: sa.Connection, column: sa.ColumnElement[Any], offset: int) -> A
         kind = column.type.python_type
     except NotImplementedError:
         return None
+    length = getattr(column.type, "length", None)
     if kind is str:
         text = f"probe-{uuid.uuid4().hex}"
-        length = getattr(column.type, "length", None)
         return text[-length:] if length else text
-    if kind in (int, float, Decimal):
+    if kind is uuid.UUID:
+        return uuid.uuid4()
+    if kind is bytes:
+        raw = uuid.uuid4().bytes
+        return raw[:length] if length else raw
+    if kind in (int, float, Decimal, dt.date, dt.datetime):
         top = conn.execute(sa.select(sa.func.max(column))).scalar()
+        if kind in (dt.date, dt.datetime):
+            start = dt.datetime(2000, 1, 1) if kind is dt.datetime else dt.date(2000, 1, 1)
+            return (top or start) + dt.timedelta(days=1000 + offset)
         return (top or 0) + 1000 + offset
     return None
 
 
 def _rows_for(conn: sa.Connection, table: sa.Table, probe: Probe,
-              unique_sets: set[Any]) -> tuple[dict[str, Any], dict[str, Any]] | None:
-    """The control row (a copy of an existing row with fresh keys) and the probe row."""
+              unique_sets: set[Any]) -> tuple[dict[str, Any], dict[str, Any]] | str:
+    """The control row (a copy of an existing row with fresh keys) and the probe row, or why there are none."""
     query = sa.select(table).limit(1)
     if probe.kind == "unique":
         query = query.where(*[table.c[c].is_not(None) for c in probe.columns])
     base = conn.execute(query).mappings().first()
     if base is None:
-        return None
+        return "the table is empty"
     control = dict(base)
-    keyed = {c.name for c in table.primary_key.columns}.union(*unique_sets)
+    # Foreign key columns keep the copied row's value, so the control row still has its parents.
+    foreign = {c.name for fk in table.foreign_key_constraints for c in fk.columns}
+    keyed = {c.name for c in table.primary_key.columns}.union(*unique_sets) - foreign
     for n, name in enumerate(sorted(keyed)):
         value = _fresh(conn, table.c[name], n)
         if value is not None:
             control[name] = value
     bad = dict(control)
-    for n, name in enumerate(probe.columns):
+    if probe.kind == "foreign-key":
+        orphaned = 0
+        for n, name in enumerate(probe.columns):  # a key tuple no parent row has: one fresh part is enough
+            parent = sa.table(probe.references[0], sa.column(probe.references[1 + n], table.c[name].type))
+            value = _fresh(conn, parent.c[probe.references[1 + n]], 7)
+            if value is not None:
+                bad[name], orphaned = value, orphaned + 1
+        if not orphaned:
+            return "no column of the key has a type a value no parent holds can be made for"
+    for name in probe.columns:
         if probe.kind == "not-null":
             bad[name] = None
         elif probe.kind == "unique":
             bad[name] = base[name]
-        else:  # a key the referenced table does not hold
-            parent = sa.table(probe.references[0], sa.column(probe.references[1 + n], table.c[name].type))
-            bad[name] = _fresh(conn, parent.c[probe.references[1 + n]], 7)
     return control, bad
+
+
+def _first_line(exc: Exception) -> str:
+    text = str(getattr(exc, "orig", None) or exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
 
 
 def _attempt(engine: sa.Engine, table: sa.Table, row: dict[str, Any]) -> str | None:
@@ -151,9 +177,8 @@ def _attempt(engine: sa.Engine, table: sa.Table, row: dict[str, Any]) -> str | N
         try:
             conn.execute(table.insert().values(row))
             return None
-        except DBAPIError as exc:
-            text = str(getattr(exc, "orig", None) or exc).strip()
-            return text.splitlines()[0] if text else type(exc).__name__
+        except StatementError as exc:  # the database's refusal, or a value the driver cannot send
+            return _first_line(exc)
         finally:
             conn.rollback()
 
@@ -168,10 +193,13 @@ def run_probes(url: URL | str, before: dict[str, dict[str, set[Any]]]) -> list[P
         meta.reflect(engine, only=sorted({p.table for p in probes}))
         for probe in probes:
             table = meta.tables[probe.table]
-            with engine.connect() as conn:
-                rows = _rows_for(conn, table, probe, after[probe.table]["unique"])
-            if rows is None:
-                probe.note = "the table is empty"
+            try:
+                with engine.connect() as conn:
+                    rows = _rows_for(conn, table, probe, after[probe.table]["unique"])
+            except (SQLAlchemyError, ValueError, TypeError) as exc:  # a value the driver cannot read back
+                rows = f"its rows could not be built: {_first_line(exc)}"
+            if isinstance(rows, str):
+                probe.note = rows
                 continue
             control, bad = rows
             probe.values = {**probe.values, **{c: bad[c] for c in probe.columns}}

@@ -3,17 +3,20 @@
 :func:`grow` multiplies a copy's rows (``Scale("10x")``) or brings tables to given row counts
 (``Scale("users=200000")``) with synthetic rows made in the database, one ``INSERT ... SELECT``
 per table that replays the table's own rows ``k`` times. One aggregate pass per table (the
-column profile) decides how each column is replayed:
+column profile) decides how each column is replayed (:mod:`dbrunbook._volume_values`):
 
-- keys and near-unique integer columns are shifted by ``k`` times their span, so they stay unique;
-- near-unique and unique text columns get a ``r<k>-`` prefix (cut to the column's length);
-- foreign keys follow their parent's shift, so every reference points at an existing row;
+- one column of each primary key and unique constraint, and near-unique integer and text
+  columns, get fresh values (shifted numbers, dates and times, prefixed text, derived UUIDs);
+- foreign keys follow their parent's rule, so every reference points at an existing row;
 - everything else keeps the replayed row's value, so null rates, distributions and the data's
   problems (duplicates, NULLs where a constraint is coming) keep their proportions.
 
-:func:`growth_sql` is the twin of :func:`grow` that returns the statements without running them.
-:func:`timing_curve` grows fresh copies to two or three sizes, times the upgrade on each, fits
-time against rows (least squares, numpy) and predicts the time at the production size.
+A table that cannot be grown (a unique key of booleans, an INSERT the database refuses) is left
+as it is, with the reason in :attr:`Growth.skipped`, and the other tables still grow; stage 9
+reports it as VL004. :func:`growth_sql` is the twin of :func:`grow` that returns the statements
+without running them. :func:`timing_curve` grows fresh copies to two or three sizes, times the
+upgrade on each, fits time against rows (least squares, numpy) and predicts the time at the
+production size.
 """
 from __future__ import annotations
 
@@ -27,6 +30,8 @@ import sqlalchemy as sa
 from sqlalchemy.engine import URL
 from sqlalchemy.exc import DBAPIError
 
+from ._volume_plan import _SKIP, MAX_ROUNDS, Growth, TableGrowth, growth_plan, insert_statement, reason
+from ._volume_values import NEAR_UNIQUE, NEAR_UNIQUE_MIN_ROWS, ColumnRule
 from .clone import disable_fk_checks, scratch_copy, sync_key_generators
 from .config import Target
 from .db import dialect_name, make_engine
@@ -37,14 +42,10 @@ from .results import Finding
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
-#: A column whose distinct values cover at least this share of its non-null rows is replayed
-#: as a fresh value, not a copy (e-mails, external ids), so growth does not invent duplicates.
-NEAR_UNIQUE = 0.9
-#: Fewer non-null values than this say too little to call an undeclared column near-unique.
-NEAR_UNIQUE_MIN_ROWS = 20
-#: Most replays of a table one statement makes (the rounds are a UNION ALL of constants).
-MAX_ROUNDS = 1000
-_SKIP = ("alembic_version",)
+__all__ = ["NEAR_UNIQUE", "NEAR_UNIQUE_MIN_ROWS", "ColumnRule", "Growth", "Scale", "TableGrowth", "TimingCurve",
+           "TimingPoint", "findings", "fit", "grow", "grow_report", "growth_plan", "growth_sql", "insert_statement",
+           "plot", "row_counts", "time_at", "timing_curve"]
+
 #: Statement run on each grown table afterwards, so the copy looks like a settled production
 #: database (statistics gathered, PostgreSQL's visibility hints set) rather than a fresh bulk load.
 _SETTLE = {
@@ -87,154 +88,6 @@ class Scale:
         return round(rows * self.factor)
 
 
-@dataclass
-class ColumnRule:
-    """How one column is replayed: copy, shift by span, prefix, or follow a parent key."""
-
-    rule: str  # copy | shift | prefix | parent
-    span: int = 0
-    length: int | None = None
-    parent: tuple[str, str] | None = None
-
-
-@dataclass
-class TableGrowth:
-    """The growth of one table: rows now, rows wanted, and how each column is replayed."""
-
-    table: str
-    rows: int
-    target: int
-    full_rounds: int = 0
-    partial_rows: int = 0
-    threshold: Any = None
-    columns: dict[str, ColumnRule] = field(default_factory=dict)
-
-
-def _is_int(column: sa.Column[Any]) -> bool:
-    try:
-        kind = column.type.python_type
-    except NotImplementedError:
-        return False
-    return kind is int
-
-
-def _is_text(column: sa.Column[Any]) -> bool:
-    try:
-        return column.type.python_type is str
-    except NotImplementedError:
-        return False
-
-
-def _profile(conn: sa.Connection, table: sa.Table) -> dict[str, Any]:
-    """One aggregate pass: rows, and per column non-null and distinct counts, and integer spans."""
-    parts: list[sa.ColumnElement[Any]] = [sa.func.count().label("rows")]
-    for i, col in enumerate(table.columns):
-        parts += [sa.func.count(col).label(f"n{i}"), sa.func.count(sa.distinct(col)).label(f"d{i}")]
-        if _is_int(col):
-            parts += [sa.func.min(col).label(f"lo{i}"), sa.func.max(col).label(f"hi{i}")]
-    return dict(conn.execute(sa.select(*parts).select_from(table)).mappings().one())
-
-
-def _rules(table: sa.Table, profile: dict[str, Any], keys: set[str]) -> dict[str, ColumnRule]:
-    rules = {}
-    for i, col in enumerate(table.columns):
-        nonnull, distinct = profile[f"n{i}"], profile[f"d{i}"]
-        unique_like = col.name in keys or (nonnull >= NEAR_UNIQUE_MIN_ROWS and distinct >= NEAR_UNIQUE * nonnull)
-        if unique_like and _is_int(col):
-            lo, hi = profile[f"lo{i}"], profile[f"hi{i}"]
-            rules[col.name] = ColumnRule("shift", span=(hi - lo + 1) if hi is not None else 0)
-        elif unique_like and _is_text(col):
-            rules[col.name] = ColumnRule("prefix", length=getattr(col.type, "length", None))
-        elif col.name in keys:
-            raise UsageError(f"cannot grow {table.name}: no synthetic rule for key column {col.name} "
-                             f"of type {col.type}")
-        else:
-            rules[col.name] = ColumnRule("copy")
-    return rules
-
-
-def _unique_columns(table: sa.Table) -> set[str]:
-    keys = {c.name for c in table.primary_key.columns}
-    for constraint in table.constraints:
-        if isinstance(constraint, sa.UniqueConstraint):
-            keys |= {c.name for c in constraint.columns}
-    for index in table.indexes:
-        if index.unique:
-            keys |= {c.name for c in index.columns if isinstance(c, sa.Column)}
-    return keys
-
-
-def _threshold(conn: sa.Connection, table: sa.Table, partial: int) -> Any:
-    """The key value of the ``partial``-th row in key order: rows up to it make the partial round."""
-    if partial == 0 or len(table.primary_key.columns) != 1:
-        return None
-    key = next(iter(table.primary_key.columns))
-    return conn.execute(sa.select(key).order_by(key).offset(partial - 1).limit(1)).scalar()
-
-
-def growth_plan(conn: sa.Connection, meta: sa.MetaData, scale: Scale) -> list[TableGrowth]:
-    """How each table would grow (parents first); reads the copy, changes nothing."""
-    tables = [t for t in meta.sorted_tables if t.name not in _SKIP]
-    unknown = sorted({name for name, _ in scale.rows} - {t.name for t in tables})
-    if unknown:
-        raise UsageError(f"--scale names tables the database does not have: {', '.join(unknown)}")
-    plans: dict[str, TableGrowth] = {}
-    for table in tables:
-        profile = _profile(conn, table)
-        rows = int(profile["rows"])
-        plan = TableGrowth(table.name, rows, scale.target_rows(table.name, rows) if rows else 0)
-        if rows:
-            plan.full_rounds = plan.target // rows - 1
-            plan.partial_rows = plan.target - rows * (plan.full_rounds + 1)
-            if plan.partial_rows and len(table.primary_key.columns) != 1:
-                plan.full_rounds, plan.partial_rows = plan.full_rounds + 1, 0  # no order to cut by: round up
-            if plan.full_rounds + (1 if plan.partial_rows else 0) > MAX_ROUNDS:
-                raise UsageError(f"growing {table.name} to {plan.target} rows needs more than {MAX_ROUNDS} "
-                                 f"replays of its {rows} rows")
-            plan.threshold = _threshold(conn, table, plan.partial_rows)
-            plan.columns = _rules(table, profile, _unique_columns(table))
-        for fk in table.foreign_key_constraints:
-            parent = plans.get(fk.referred_table.name)
-            for col, element in zip(fk.columns, fk.elements):
-                if parent and element.column.name in parent.columns:
-                    plan.columns[col.name] = ColumnRule("parent", parent=(parent.table, element.column.name))
-        plans[table.name] = plan
-    return list(plans.values())
-
-
-def _replayed(col: sa.Column[Any], rule: ColumnRule, k: sa.ColumnElement[Any],
-              plans: dict[str, TableGrowth]) -> sa.ColumnElement[Any]:
-    if rule.rule == "shift":
-        return col + k * rule.span
-    if rule.rule == "prefix":
-        value = sa.literal("r") + sa.cast(k, sa.String(12)) + sa.literal("-") + sa.cast(col, sa.String())
-        return sa.func.substr(value, 1, rule.length) if rule.length else value
-    if rule.rule == "parent" and rule.parent:
-        parent = plans[rule.parent[0]]
-        parent_rule = parent.columns[rule.parent[1]]
-        if parent_rule.rule in ("shift", "prefix"):
-            shifted = _replayed(col, parent_rule, k, plans)
-            return sa.case((k <= parent.full_rounds, shifted), else_=col)
-    return col
-
-
-def insert_statement(table: sa.Table, plan: TableGrowth, plans: dict[str, TableGrowth]) -> sa.Insert | None:
-    """The ``INSERT ... SELECT`` that replays ``table``'s rows for ``plan`` (None: nothing to add)."""
-    rounds = plan.full_rounds + (1 if plan.partial_rows else 0)
-    if rounds <= 0:
-        return None
-    # The replay numbers as constants in the SQL: a bound parameter would have no type in a UNION.
-    numbers = [sa.select(sa.literal_column(str(k), sa.Integer).label("k")) for k in range(1, rounds + 1)]
-    r = (sa.union_all(*numbers) if rounds > 1 else numbers[0]).subquery("dbrunbook_rounds")
-    k = r.c.k
-    columns = [_replayed(c, plan.columns[c.name], k, plans).label(c.name) for c in table.columns]
-    query = sa.select(*columns).select_from(table).join(r, sa.true())
-    if plan.partial_rows:
-        key = next(iter(table.primary_key.columns))
-        query = query.where(sa.or_(k <= plan.full_rounds, key <= plan.threshold))
-    return table.insert().from_select([c.name for c in table.columns], query)
-
-
 def growth_sql(url: URL | str, scale: Scale) -> list[str]:
     """The statements :func:`grow` would run on the database at ``url``; reads it, changes nothing."""
     engine = make_engine(url)
@@ -251,24 +104,36 @@ def growth_sql(url: URL | str, scale: Scale) -> list[str]:
 
 def grow(url: URL | str, scale: Scale) -> dict[str, int]:
     """Grow the (scratch) database at ``url`` by ``scale``; returns the rows per table after."""
+    return grow_report(url, scale).rows
+
+
+def grow_report(url: URL | str, scale: Scale) -> Growth:
+    """Grow the (scratch) database at ``url`` by ``scale``, table by table; never raises on its data.
+
+    Each table grows in its own transaction, parents first; one the database refuses is left as
+    it was, named in :attr:`Growth.skipped` with the reason, and its children keep their keys.
+    """
     engine = make_engine(url)
     try:
         meta = sa.MetaData()
         meta.reflect(engine)
-        with engine.begin() as conn:
+        with engine.connect() as conn:
             plans = {p.table: p for p in growth_plan(conn, meta, scale)}
-            disable_fk_checks(conn)
-            for name, plan in plans.items():
-                statement = insert_statement(meta.tables[name], plan, plans)
-                if statement is not None:
-                    try:
-                        conn.execute(statement)
-                    except DBAPIError as exc:
-                        reason = str(getattr(exc, "orig", exc)).strip().splitlines()[0]
-                        raise UsageError(f"growing {name} failed: {reason}") from None
-            sync_key_generators(conn, [meta.tables[n] for n in plans])
-        _settle(engine, [n for n, p in plans.items() if p.full_rounds or p.partial_rows])
-        return row_counts(engine)
+        for name, plan in plans.items():
+            statement = insert_statement(meta.tables[name], plan, plans)  # built now: a parent may have stopped
+            if statement is None:
+                continue
+            try:
+                with engine.begin() as conn:
+                    disable_fk_checks(conn)
+                    conn.execute(statement)
+            except DBAPIError as exc:
+                plan.stop(f"the database refused the synthetic rows: {reason(exc)}")
+        grown = [n for n, p in plans.items() if p.rounds]
+        with engine.begin() as conn:
+            sync_key_generators(conn, [meta.tables[n] for n in grown])
+        _settle(engine, grown)
+        return Growth(row_counts(engine), {n: p.problem for n, p in plans.items() if p.problem})
     finally:
         engine.dispose()
 
@@ -303,6 +168,8 @@ class TimingPoint:
     ok: bool
     error: str = ""
     grow_seconds: float = 0.0
+    #: Tables the copy could not grow (left as they were, or grown less), with why.
+    skipped: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -338,11 +205,11 @@ def time_at(target: Target, script_dir: Path, scale: Scale, mode: str = "full", 
     cfg = alembic_config(target, script_dir)
     with scratch_copy(target.db, mode=mode, rows=rows) as url:
         started = time.perf_counter()
-        counts = grow(url, scale)
+        growth = grow_report(url, scale)
         grown = time.perf_counter() - started
         result = apply_upgrade(cfg, url, "head")
-    return TimingPoint(scale.factor, sum(counts.values()), round(result.seconds, 6), result.ok, result.error,
-                       round(grown, 3))
+    return TimingPoint(scale.factor, sum(growth.rows.values()), round(result.seconds, 6), result.ok, result.error,
+                       round(grown, 3), growth.skipped)
 
 
 def _fastest(points: list[TimingPoint]) -> TimingPoint:
@@ -407,10 +274,15 @@ def plot(curve: TimingCurve) -> Figure:
 
 
 def findings(curve: TimingCurve, max_seconds: float = 60.0) -> list[Finding]:
-    """The prediction, and whether the upgrade fails or runs longer than ``max_seconds``."""
+    """The prediction, whether the upgrade fails or runs longer than ``max_seconds``, and tables not grown (VL004)."""
     out = []
     failed = [p for p in curve.points if not p.ok]
     evidence = {"points": [asdict(p) for p in curve.points], "slope": curve.slope, "intercept": curve.intercept}
+    skipped = {table: why for p in curve.points for table, why in p.skipped.items()}
+    for table, why in sorted(skipped.items()):
+        out.append(Finding("VL004", "warn", f"table {table} was not grown as asked: {why}; the prediction counts "
+                                            f"its rows as they are", table, {"reason": why},
+                           "check the table's keys; a key the copy cannot vary keeps the table at its size"))
     if failed:
         out.append(Finding("VL002", "block", f"the upgrade fails on grown copies: {failed[0].error}",
                            "", evidence, "see stage 04 for the failing statement; times are until the failure"))

@@ -54,8 +54,9 @@ def test_large_tables_get_a_labelled_estimate(engine, dialect):
     assert set(p.frame()["distinct is"]) - {""} == {"estimate"}
 
 
-def test_bad_names_are_clear_errors(engine, dialect):
-    with pytest.raises(UsageError, match="no table"):
-        profile_table(engine, "nope")
+def test_a_missing_table_has_nothing_to_profile_and_a_missing_column_is_a_clear_error(engine, dialect):
+    p = profile_table(engine, "nope")
+    assert (p.exists, p.rows, p.columns) == (False, 0, []) and "does not exist" in p.note
+    assert p.frame().empty and chart(p) is not None
     with pytest.raises(UsageError, match="no column"):
         profile_table(engine, TABLE, columns=["nope"])

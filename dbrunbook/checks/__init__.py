@@ -23,7 +23,6 @@ from typing import Any, Sequence
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
-from sqlalchemy.exc import DBAPIError
 
 from ..db import dialect_name
 from ..results import Finding
@@ -83,9 +82,9 @@ def run_checks(engine: Engine, metadata: sa.MetaData, sample: int = 10, timeout_
             ctx.rule = rule
             try:
                 results.extend(run_rule(rule, ctx))
-            except DBAPIError as exc:
-                results.append(failed(ctx, rule.name, exc))
+            except Exception as exc:  # one check that cannot run must not hide the others: reported
                 reopen()
+                results.append(failed(ctx, rule.name, exc))
     tables = sorted({table_of(d) for d in found} - {""})
     return CheckReport(results, tables, name, dialect.strict, [_describe(d) for d in found])
 

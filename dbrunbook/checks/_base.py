@@ -155,10 +155,20 @@ class CheckContext:
                            sample=sample, remedies=remedies, query=self.sql(count_query))
 
 
-def failed(ctx: CheckContext, table: str, error: DBAPIError) -> CheckResult:
-    """The result of a check whose query failed or timed out: reported, never passed."""
+def unused_alias(table: sa.Table, *outer: sa.Table) -> sa.FromClause:
+    """An alias of ``table`` whose name none of the ``outer`` tables of the query has."""
+    taken = {t.name for t in outer}
+    name = f"dbrunbook_{table.name}"
+    while name in taken:
+        name += "_"
+    return table.alias(name)
+
+
+def failed(ctx: CheckContext, table: str, error: Exception) -> CheckResult:
+    """The result of a check whose query failed or timed out (or that could not be built): reported, never passed."""
     assert ctx.rule is not None
-    reason = str(getattr(error, "orig", error)).strip().splitlines()[0]
+    text = str(getattr(error, "orig", None) or error).strip()
+    reason = text.splitlines()[0] if text else type(error).__name__
     return CheckResult(ctx.rule.code, ctx.rule.name, table, [], "error", -1, UNKNOWN,
                        f"check could not run on {table}: {reason}")
 

@@ -8,13 +8,16 @@ PrimaryKeyConstraint)`` and ``("modify_enum", None, table, column, live_values, 
 """
 from __future__ import annotations
 
-import re
 from typing import Any
 
 import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy.engine import Connection
+
+from ..db import dialect_name
+from ..schema._canonical import canonical_sql
+from ..schema._normalise import clause_text
 
 Diff = tuple[Any, ...]
 
@@ -26,17 +29,19 @@ def _flatten(diffs: list[Any]) -> list[Diff]:
     return flat
 
 
-def _norm(sql: str) -> str:
-    return re.sub(r"[\s\"`'()\[\]]+", "", sql).lower()
+def _norm(clause: Any, conn: Connection) -> str:
+    # The database's words and the model's compared after parsing (IN vs = ANY, casts, quotes).
+    name = dialect_name(conn.engine)
+    return canonical_sql(clause_text(clause, conn.dialect), name) or ""
 
 
-def _checks(live: sa.Table, target: sa.Table) -> list[Diff]:
-    """CHECK constraints of ``target`` that the live table lacks (or holds with other text)."""
-    have = {_norm(str(c.sqltext)) for c in live.constraints if isinstance(c, sa.CheckConstraint)}
+def _checks(conn: Connection, live: sa.Table, target: sa.Table) -> list[Diff]:
+    """CHECK constraints of ``target`` that the live table lacks (or holds with another meaning)."""
+    have = {_norm(c.sqltext, conn) for c in live.constraints if isinstance(c, sa.CheckConstraint)}
     out: list[Diff] = []
     for constraint in target.constraints:
         if isinstance(constraint, sa.CheckConstraint) and not getattr(constraint, "_type_bound", False):
-            if _norm(str(constraint.sqltext)) not in have:
+            if _norm(constraint.sqltext, conn) not in have:
                 out.append(("add_check", constraint))
     return out
 
@@ -77,7 +82,7 @@ def diffs(conn: Connection, target: sa.MetaData) -> tuple[list[Diff], sa.MetaDat
     touched = {table_of(d) for d in found} | set(shared)
     live.reflect(conn, only=sorted(t for t in touched if t in existing))
     for name in shared:
-        found.extend(_checks(live.tables[name], target.tables[name]))
+        found.extend(_checks(conn, live.tables[name], target.tables[name]))
         found.extend(_enums(live.tables[name], target.tables[name]))
         found.extend(_primary_key(live.tables[name], target.tables[name]))
     return found, live

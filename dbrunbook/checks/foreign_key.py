@@ -9,7 +9,7 @@ from typing import Iterator
 
 import sqlalchemy as sa
 
-from ._base import CheckContext, CheckResult, rule
+from ._base import CheckContext, CheckResult, rule, unused_alias
 
 
 @rule("DC003", "foreign-key", "block",
@@ -17,15 +17,17 @@ from ._base import CheckContext, CheckResult, rule
 def check(ctx: CheckContext) -> Iterator[CheckResult]:
     for diff in ctx.of("add_fk"):
         fk: sa.ForeignKeyConstraint = diff[1]
-        child = ctx.table(fk.parent.name)
-        parent = ctx.table(fk.referred_table.name)
-        parent = _reflect(ctx, fk.referred_table.name) if parent is None else parent
         names = list(fk.column_keys)
-        refs = [e.column.name for e in fk.elements]
+        # Read from the key's text: resolving ``fk.referred_table`` raises when the models lack it.
+        refs = [e.target_fullname.rsplit(".", 1)[-1] for e in fk.elements]
+        referred = fk.elements[0].target_fullname.rsplit(".", 1)[0].split(".")[-1] if fk.elements else ""
+        child = ctx.table(fk.parent.name)
+        parent = ctx.table(referred)
+        parent = _reflect(ctx, referred) if parent is None else parent
         if child is None or parent is None or not all(n in child.c for n in names) \
                 or not all(r in parent.c for r in refs):
             continue
-        other = parent.alias("parent")
+        other = unused_alias(parent, child)
         columns = [child.c[n] for n in names]
         has_parent = sa.exists().where(*(other.c[r] == c for r, c in zip(refs, columns)))
         where = sa.and_(*(c.is_not(None) for c in columns), ~has_parent)

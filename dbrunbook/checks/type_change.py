@@ -41,7 +41,7 @@ def check(ctx: CheckContext) -> Iterator[CheckResult]:
 def _probes(ctx: CheckContext, column: sa.Column[Any], new: Any) -> Iterator[tuple[str, Any, str, Any]]:
     """(problem, predicate, words, fix expression) for each way ``column`` can break as ``new``."""
     old = column.type
-    is_text, is_number = isinstance(old, sa.String), isinstance(old, (sa.Numeric, sa.Integer))
+    is_text, is_number = isinstance(old, sa.String), isinstance(old, (sa.Numeric, sa.Float, sa.Integer))
     if isinstance(new, sa.String) and not isinstance(new, sa.Text) and new.length:
         value = column if is_text else sa.cast(column, sa.Text)
         yield ("too_long", ctx.dialect.chars(value) > new.length, f"are longer than {new.length} characters",

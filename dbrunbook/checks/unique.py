@@ -11,7 +11,7 @@ from typing import Any, Iterator
 import pandas as pd
 import sqlalchemy as sa
 
-from ._base import CheckContext, CheckResult, rule
+from ._base import CheckContext, CheckResult, rule, unused_alias
 
 
 @rule("DC002", "unique", "block",
@@ -32,22 +32,27 @@ def check(ctx: CheckContext) -> Iterator[CheckResult]:
 
 def _duplicates(ctx: CheckContext, table: sa.Table, columns: list[sa.Column[Any]], name: str) -> CheckResult:
     # One GROUP BY gives the totals (window sums over the groups) and the first groups to show.
-    groups = (sa.select(*columns, sa.func.count().label("n"))
+    # Every output column carries our own label, so no user column name (n, rows, ...) can clash.
+    width = len(columns)
+    keys = [c.label(f"dbrunbook_k{i}") for i, c in enumerate(columns)]
+    groups = (sa.select(*keys, sa.func.count().label("dbrunbook_n"))
               .where(*(c.is_not(None) for c in columns))
-              .group_by(*columns).having(sa.func.count() > 1).subquery("dup"))
-    first = sa.select(*groups.c, sa.func.count().over().label("groups"),
-                      sa.func.sum(groups.c.n).over().label("rows")).order_by(*groups.c[:-1]).limit(ctx.sample)
+              .group_by(*columns).having(sa.func.count() > 1).subquery("dbrunbook_dup"))
+    group_keys = [groups.c[f"dbrunbook_k{i}"] for i in range(width)]
+    first = sa.select(*group_keys, sa.func.count().over().label("dbrunbook_groups"),
+                      sa.func.sum(groups.c.dbrunbook_n).over().label("dbrunbook_rows")) \
+        .order_by(*group_keys).limit(ctx.sample)
     shown_groups = ctx.conn.execute(first).all()
-    n_groups = int(shown_groups[0].groups) if shown_groups else 0
-    in_groups = int(shown_groups[0].rows) if shown_groups else 0
+    n_groups = int(shown_groups[0][width]) if shown_groups else 0
+    in_groups = int(shown_groups[0][width + 1]) if shown_groups else 0
     surplus = in_groups - n_groups
     key = ctx.key(table)
     shown = [*key, *[c for c in columns if c not in key]]
     names = [c.name for c in columns]
     sample = pd.DataFrame(columns=[c.name for c in shown])
     if shown_groups:
-        keys = [tuple(row[: len(columns)]) for row in shown_groups]
-        match = sa.tuple_(*columns).in_(keys) if len(columns) > 1 else columns[0].in_([k[0] for k in keys])
+        values = [tuple(row[:width]) for row in shown_groups]
+        match = sa.tuple_(*columns).in_(values) if width > 1 else columns[0].in_([v[0] for v in values])
         sample = ctx.frame(sa.select(*shown).where(match).order_by(*columns, *key))
     result = ctx.result(table.name, names, "duplicate", surplus,
                         f"{surplus} duplicate rows of {table.name} in {n_groups} groups "
@@ -62,7 +67,7 @@ def _duplicates(ctx: CheckContext, table: sa.Table, columns: list[sa.Column[Any]
 
 def _later_duplicates(table: sa.Table, columns: list[sa.Column[Any]], key: sa.Column[Any]) -> Any:
     # Wrapped in a derived table: MariaDB refuses a DELETE whose subquery reads the same table.
-    earlier = table.alias("earlier")
+    earlier = unused_alias(table, table)
     has_earlier = sa.exists().where(*(earlier.c[c.name] == c for c in columns), earlier.c[key.name] < key)
     later = sa.select(key.label("k")).where(has_earlier).subquery("later")
     return key.in_(sa.select(later.c.k))

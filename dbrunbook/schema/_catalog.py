@@ -4,11 +4,13 @@ Each fact is one query keyed by dialect name; the heavy lifting stays in the dat
 """
 from __future__ import annotations
 
-from typing import Callable
+from typing import Any, Callable
 
 import sqlalchemy as sa
 import sqlglot
 from sqlglot import exp
+
+from ._canonical import canonical_sql, index_element
 
 #: (table, estimated rows, bytes of table + indexes + toast) for the tables of the current schema.
 _SIZE_SQL = {
@@ -102,6 +104,56 @@ def view_references(definition: str, dialect: str) -> tuple[list[str], list[str]
     tables = sorted({t.name for t in tree.find_all(exp.Table) if t is not target and t.name})
     columns = sorted({c.name for c in tree.find_all(exp.Column) if c.name})
     return tables, columns
+
+
+#: Index columns stored in descending order, where reflection does not say (MariaDB 10.8+).
+_DESC_SQL = {
+    "mariadb": """
+        SELECT TABLE_NAME, INDEX_NAME, COLUMN_NAME FROM information_schema.STATISTICS
+        WHERE TABLE_SCHEMA = DATABASE() AND COLLATION = 'D'""",
+}
+_DESC_SQL["mysql"] = _DESC_SQL["mariadb"]
+
+
+def index_facts(conn: sa.Connection, dialect: str) -> dict[tuple[str, str], dict[str, Any]]:
+    """What reflection leaves out of indexes, per (table, index): SA-shaped entries to merge.
+
+    SQLite: the parsed ``CREATE INDEX`` (expression indexes, which reflection skips, and sort
+    order); MariaDB/MySQL: the descending columns. Empty where reflection says it all.
+    """
+    if dialect == "sqlite":
+        rows = conn.execute(sa.text("SELECT tbl_name, name, sql FROM sqlite_master "
+                                    "WHERE type = 'index' AND sql IS NOT NULL"))
+        return {(table, name): entry for table, name, sql in rows
+                if (entry := _sqlite_index(name, str(sql))) is not None}
+    sql = _DESC_SQL.get(dialect)
+    if sql is None:
+        return {}
+    try:
+        found: dict[tuple[str, str], dict[str, Any]] = {}
+        for table, index, column in conn.execute(sa.text(sql)):
+            sorting = found.setdefault((table, index), {"column_sorting": {}})["column_sorting"]
+            sorting[column] = ("desc",)
+        return found
+    except sa.exc.DBAPIError:  # a server without the column: no descending indexes to report
+        conn.rollback()
+        return {}
+
+
+def _sqlite_index(name: str, sql: str) -> dict[str, Any] | None:
+    """A ``CREATE INDEX`` statement as reflection would describe it, with canonical elements."""
+    try:
+        tree = sqlglot.parse_one(sql, read="sqlite")
+    except sqlglot.errors.SqlglotError:
+        return None
+    index = tree.this if isinstance(tree, exp.Create) else None
+    params = index.args.get("params") if isinstance(index, exp.Index) else None
+    if not isinstance(params, exp.IndexParameters) or not params.args.get("columns"):
+        return None
+    elements = [index_element(c.sql(dialect="sqlite"), "sqlite") for c in params.args["columns"]]
+    where = params.args.get("where")
+    return {"name": name, "unique": bool(tree.args.get("unique")), "elements": elements,
+            "where": canonical_sql(where.this.sql(dialect="sqlite"), "sqlite") if isinstance(where, exp.Where) else None}
 
 
 def _int(value: object) -> int | None:

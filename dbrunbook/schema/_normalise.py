@@ -1,4 +1,4 @@
-"""Canonical text for types, server defaults and SQL fragments, per dialect.
+"""Canonical text for types and server defaults, per dialect (SQL fragments: see _canonical).
 
 A reflected ``INTEGER(11)`` and a model's ``Integer`` are the same column on MariaDB; a
 reflected ``'EUR'::character varying`` and a model's ``server_default="EUR"`` are the same
@@ -133,15 +133,6 @@ def _balanced(text: str) -> bool:
 def _unquote(text: str) -> str:
     if len(text) >= 2 and text[0] == text[-1] == "'":
         return text[1:-1].replace("''", "'")
-    return text
-
-
-def sql_text(text: str | None) -> str | None:
-    """A check or partial-index predicate in a canonical form (case, spaces, casts, parentheses)."""
-    if text is None:
-        return None
-    text = _CAST.sub("", text)
-    text = re.sub(r"[()\s`\"]", "", text).lower()
     return text
 
 

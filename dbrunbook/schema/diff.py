@@ -270,11 +270,15 @@ def _diff_keyed(t: str, what: str, a: dict[Any, str | None], b: dict[Any, str | 
         if what == "check":
             return str(key)
         cols, *rest = key if what == "index" else (key,)
-        return f"({', '.join(cols)})" + (f" WHERE {rest[0]}" if rest and rest[0] else "")
+        shown = ", ".join(cols) if cols else "no columns"
+        return f"({shown})" + (f" WHERE {rest[0]}" if rest and rest[0] else "")
 
-    out = [Change(f"remove_{what}", t, a[k] or f"{t}{label(k)}", f"{what} {label(k)} dropped", before=list(_flat(k)))
+    def unnamed(key: Any) -> str:
+        return f"{t}({key})" if what == "check" else f"{t}{label(key)}"
+
+    out = [Change(f"remove_{what}", t, a[k] or unnamed(k), f"{what} {label(k)} dropped", before=list(_flat(k)))
            for k in a.keys() - b.keys()]
-    out += [Change(f"add_{what}", t, b[k] or f"{t}{label(k)}", f"{what} {label(k)} added", after=list(_flat(k)))
+    out += [Change(f"add_{what}", t, b[k] or unnamed(k), f"{what} {label(k)} added", after=list(_flat(k)))
             for k in b.keys() - a.keys()]
     return sorted(out, key=lambda c: (c.op, c.object))
 

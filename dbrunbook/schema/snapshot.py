@@ -23,7 +23,8 @@ from ..errors import UsageError
 from ..secrets import mask_url
 from . import _catalog
 from ._model import Column, Constraint, ForeignKey, Index, Snapshot, Table, View, load_snapshot
-from ._normalise import clause_text, default_text, reflected_default, sql_text, type_text
+from ._canonical import canonical_sql, index_element, sorted_element
+from ._normalise import clause_text, default_text, reflected_default, type_text
 
 if TYPE_CHECKING:
     from .diff import SchemaDiff
@@ -34,8 +35,6 @@ DEFAULT_EXCLUDE = ("alembic_version",)
 _DIALECT_URLS = {"postgresql": "postgresql://", "mariadb": "mariadb://", "mysql": "mysql://", "sqlite": "sqlite://"}
 #: Dialects that create an index for each foreign key that lacks one, named after the key.
 _IMPLICIT_FK_INDEX = {"mariadb": True, "mysql": True}
-#: Dialects whose reflection skips expression-based indexes (so models must not list them either).
-_NO_EXPRESSION_INDEXES = {"sqlite": True}
 #: Dialects whose enums are named types of their own (reported by ``get_enums``).
 _NAMED_ENUMS = {"postgresql": True}
 
@@ -110,6 +109,7 @@ _JOBS: dict[str, _Job] = {
     "comments": lambda conn, insp, names, name:
         _multi(insp, "get_multi_table_comment", names) if conn.dialect.supports_comments else {},
     "sizes": lambda conn, insp, names, name: _catalog.sizes(conn, name, names) if names else {},
+    "index_facts": lambda conn, insp, names, name: _catalog.index_facts(conn, name) if names else {},
     "views": lambda conn, insp, names, name: {v: _view(insp, v, name) for v in insp.get_view_names()},
     "enums": lambda conn, insp, names, name:
         {e["name"]: list(e["labels"]) for e in getattr(insp, "get_enums")()} if _NAMED_ENUMS.get(name) else {},
@@ -147,13 +147,14 @@ def _tables(found: dict[str, Any], dialect: Dialect, name: str, names: list[str]
                       list((pks.get(t) or {}).get("constrained_columns") or []),
                       [_foreign_key(f) for f in fks.get(t, [])],
                       [Constraint(u["name"], list(u["column_names"])) for u in uniques.get(t, [])],
-                      [Constraint(c["name"], sqltext=sql_text(c["sqltext"])) for c in checks.get(t, [])],
+                      [Constraint(c["name"], sqltext=canonical_sql(c["sqltext"], name)) for c in checks.get(t, [])],
                       comment=(comments.get(t) or {}).get("text"))
         table.rows, table.bytes = sizes.get(t, (None, None))
         for col in table.columns:  # SQLite reports a bare INTEGER PRIMARY KEY as nullable
             col.nullable = col.nullable and col.name not in table.primary_key
         table.foreign_keys = _sorted(table.foreign_keys)
-        table.indexes = _sorted(_live_indexes(found["indexes"].get(t, []), table, dialect.name, name))
+        facts = {ix: entry for (owner, ix), entry in found["index_facts"].items() if owner == t}
+        table.indexes = _sorted(_live_indexes(found["indexes"].get(t, []), facts, table, dialect.name, name))
         tables[t] = table
     return tables
 
@@ -180,24 +181,36 @@ def _action(value: str | None) -> str | None:
     return None if value in ("", "NO ACTION") else value
 
 
-def _live_indexes(raw: list[dict[str, Any]], table: Table, sa_dialect: str, name: str) -> list[Index]:
+def _live_indexes(raw: list[dict[str, Any]], facts: dict[str, dict[str, Any]], table: Table, sa_dialect: str,
+                  name: str) -> list[Index]:
     # InnoDB names the index it makes for a foreign key after the constraint, or after its first
     # column when the author left the constraint unnamed (the constraint is then *_ibfk_N).
     implicit = {(n, tuple(f.columns)) for f in table.foreign_keys for n in (f.name, f.columns[0])} \
         if _IMPLICIT_FK_INDEX.get(name) else set()
     # MariaDB reports a unique constraint again as a unique index; keep it once.
     unique_keys = [u.columns for u in table.uniques]
+    # Reflection skips what the catalog facts add: SQLite's expression indexes, sort orders.
+    entries = [{**ix, **facts.get(ix["name"], {})} for ix in raw]
+    entries += [entry for ix, entry in facts.items() if "elements" in entry and ix not in {e["name"] for e in raw}]
     out = []
-    for ix in raw:
+    for ix in entries:
         if ix.get("duplicates_constraint"):
             continue  # the index behind a unique constraint, already listed there
-        exprs = ix.get("expressions") or ix["column_names"]
-        cols = [e if table.column(str(e)) else str(sql_text(e)) for e in exprs if e is not None]
+        cols = ix.get("elements") or _reflected_elements(ix, table, name)
         if (ix["name"], tuple(cols)) in implicit or (ix.get("unique") and cols in unique_keys):
             continue  # made by the server for a foreign key, not by the schema's author
-        where = (ix.get("dialect_options") or {}).get(f"{sa_dialect}_where")
-        out.append(Index(ix["name"], cols, bool(ix.get("unique")), sql_text(str(where)) if where is not None else None))
+        where = ix["where"] if "elements" in ix else (ix.get("dialect_options") or {}).get(f"{sa_dialect}_where")
+        out.append(Index(ix["name"], cols, bool(ix.get("unique")),
+                         canonical_sql(str(where), name) if where is not None else None))
     return out
+
+
+def _reflected_elements(ix: dict[str, Any], table: Table, name: str) -> list[str]:
+    """Each element of a reflected index: a column name or expression, with its sort order."""
+    exprs = ix.get("expressions") or ix["column_names"]
+    sorting = ix.get("column_sorting") or {}
+    return [sorted_element(str(e), sorting.get(e, ()), name, column=table.column(str(e)) is not None)
+            for e in exprs if e is not None]
 
 
 def _view(insp: sa.Inspector, view: str, name: str) -> View:
@@ -245,11 +258,10 @@ def _model_table(table: sa.Table, dialect: Dialect, name: str) -> Table:
            for fk in table.foreign_key_constraints]
     uniques = [Constraint(_name(u), [c.name for c in u.columns])
                for u in table.constraints if isinstance(u, sa.UniqueConstraint)]
-    checks = [Constraint(_name(c), sqltext=sql_text(clause_text(c.sqltext, dialect)))
+    checks = [Constraint(_name(c), sqltext=canonical_sql(clause_text(c.sqltext, dialect), name))
               for c in table.constraints
               if isinstance(c, sa.CheckConstraint) and not getattr(c, "_type_bound", False)]
-    indexes = [_model_index(ix, dialect) for ix in table.indexes
-               if not (_NO_EXPRESSION_INDEXES.get(name) and any(not isinstance(e, sa.Column) for e in ix.expressions))]
+    indexes = [_model_index(ix, dialect, name) for ix in table.indexes]
     return Table(table.name, columns, [c.name for c in table.primary_key.columns], _sorted(fks), uniques,
                  checks, _sorted(indexes), table.comment)
 
@@ -258,10 +270,13 @@ def _sorted(items: list[Any]) -> list[Any]:
     return sorted(items, key=lambda i: repr(i.key()))
 
 
-def _model_index(ix: sa.Index, dialect: Dialect) -> Index:
-    cols = [e.name if isinstance(e, sa.Column) else str(sql_text(clause_text(e, dialect))) for e in ix.expressions]
+def _model_index(ix: sa.Index, dialect: Dialect, name: str) -> Index:
+    # An element is a column, or an expression possibly sorted (``col.desc()``, ``text("x DESC")``).
+    cols = [e.name if isinstance(e, sa.Column) else index_element(clause_text(e, dialect), name)
+            for e in ix.expressions]
     where = ix.dialect_kwargs.get(f"{dialect.name}_where")
-    return Index(_name(ix), cols, bool(ix.unique), sql_text(clause_text(where, dialect)) if where is not None else None)
+    return Index(_name(ix), cols, bool(ix.unique),
+                 canonical_sql(clause_text(where, dialect), name) if where is not None else None)
 
 
 # -- either side, by spec --------------------------------------------------------------------
