@@ -30,6 +30,9 @@ def command(db: str, tables: tuple[str, ...], fmt: str, exact_limit: int) -> Non
         return
     with pd.option_context("display.width", 200, "display.max_columns", 20):
         for p in profiles:
+            if not p.exists:
+                click.echo(f"{p.table}: {p.note}")
+                continue
             sampled = f"; top values from a sample of {p.sample_rows} rows" if p.sampled else ""
             click.echo(f"{p.table}: {p.rows} rows ({p.seconds:.2f}s{sampled})")
             click.echo(p.frame().to_string(index=False))

@@ -18,7 +18,9 @@ from ._runner import DesignContext
                dialects=("postgresql", "sqlite"))
 def check(ctx: DesignContext) -> Iterator[Finding]:
     for table in ctx.tables():
-        leading = [ix.columns for ix in table.indexes] + [u.columns for u in table.uniques] + [table.primary_key]
+        # A descending column serves a foreign key's lookups as well as an ascending one.
+        leading = [[c.removesuffix(" DESC") for c in ix.columns] for ix in table.indexes] \
+            + [u.columns for u in table.uniques] + [table.primary_key]
         for fk in table.foreign_keys:
             if not any(cols[:len(fk.columns)] == fk.columns for cols in leading):
                 cols = ", ".join(fk.columns)
