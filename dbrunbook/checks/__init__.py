@@ -30,8 +30,9 @@ from ._base import CheckContext, CheckResult, failed, read_only, registry, run_r
 from ._dialect import session_dialect
 from ._diff import diffs as _diffs
 from ._diff import table_of
+from ._revisions import ChangeSource, change_source, settle
 
-__all__ = ["CheckReport", "CheckResult", "registry", "run_checks"]
+__all__ = ["ChangeSource", "CheckReport", "CheckResult", "change_source", "registry", "run_checks", "settle"]
 
 
 @dataclass

@@ -1,0 +1,144 @@
+"""The change as the pending revisions make it, for data checks when no target models are given.
+
+Most teams write their revisions by hand and pass no ``--models``. The data checks still need the target
+schema: :func:`schema_after_revisions` applies the pending revisions to a schema-only copy of the target (in
+the fenced Alembic process) and reflects what they produce. :func:`declared_renames` reads the renames the
+revisions declare (``alter_column(new_column_name=...)``, ``rename_table``) from their own operations, so a
+rename is not mistaken for a drop that loses data.
+
+Statements of a revision that change data (a backfill ``UPDATE`` before ``SET NOT NULL``) are invisible to a
+schema comparison. :func:`settle_with_rehearsal` weighs the checks against stage 04's rehearsal on a full
+copy: where the upgrade passed on the real data, the rows a check counts did not stop it (the revision's own
+statements dealt with them), so the check no longer blocks; data a drop destroys still does.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import sqlalchemy as sa
+
+from ..clone import scratch_copy
+from ..config import Target
+from ..db import make_engine
+from ..results import StageResult
+from ._base import CheckResult
+from ._dialect import FAILS
+
+#: The effect of rows the migration's own statements dealt with: the upgrade passed on the real data.
+HANDLED = "handled by the migration"
+
+
+@dataclass
+class RevisionSchema:
+    """The target schema as the pending revisions produce it, or why it could not be had."""
+
+    metadata: sa.MetaData | None
+    revisions: list[str] = field(default_factory=list)
+    renames: dict[str, str] = field(default_factory=dict)
+    error: str = ""
+
+
+def declared_renames(script_dir: Path, revisions: list[str]) -> dict[str, str]:
+    """``{"table.old": "table.new", "old_table": "new_table"}`` declared by the revisions' operations."""
+    from ..lint.model import parse_sql
+    from ..reversibility import operations_sql
+
+    up_sql, _ = operations_sql(script_dir, revisions, unreadable={})
+    renames: dict[str, str] = {}
+    for stmt in parse_sql(up_sql, "postgresql", "operations").statements:
+        for action in stmt.actions:
+            to = str(action.details.get("to", ""))
+            if action.kind == "rename_column" and to:
+                renames[f"{action.table}.{action.column}"] = f"{action.table}.{to}"
+            elif action.kind == "rename_table" and to:
+                renames[action.table] = to
+    return renames
+
+
+def schema_after_revisions(target: Target, script_dir: Path) -> RevisionSchema:
+    """Apply the pending revisions in ``script_dir`` to a schema-only copy of the target and reflect the result."""
+    from alembic.script import ScriptDirectory
+
+    from ..migration import alembic_config, apply_upgrade, current_revision
+
+    cfg = alembic_config(target, script_dir)
+    engine = make_engine(target.db)
+    try:
+        current = current_revision(engine)
+    finally:
+        engine.dispose()
+    scripts = ScriptDirectory.from_config(cfg)
+    revisions = [r.revision for r in reversed(list(scripts.iterate_revisions("heads", current or "base")))]
+    if not revisions:
+        return RevisionSchema(None, error="no pending revisions")
+    with scratch_copy(target.db, mode="schema") as url:
+        result = apply_upgrade(cfg, url, "heads")
+        if not result.ok:
+            return RevisionSchema(None, revisions, error=f"the revisions fail on an empty copy: {result.error}")
+        copy = make_engine(url)
+        try:
+            metadata = sa.MetaData()
+            metadata.reflect(copy)
+        finally:
+            copy.dispose()
+    if "alembic_version" in metadata.tables:
+        metadata.remove(metadata.tables["alembic_version"])
+    try:
+        renames = declared_renames(script_dir, revisions)
+    except Exception:  # operations that cannot be read offline: no renames known, drops stay drops
+        renames = {}
+    return RevisionSchema(metadata, revisions, renames)
+
+
+def without_renames(results: list[CheckResult], renames: dict[str, str]) -> list[CheckResult]:
+    """Drop the "dropped" results (DC006) for columns and tables the revisions rename rather than drop."""
+    if not renames:
+        return results
+    renamed_tables = {old for old in renames if "." not in old}
+    return [r for r in results if not (r.code == "DC006" and (r.object in renames or r.object in renamed_tables
+                                                              or r.object.split(".")[0] in renamed_tables))]
+
+
+def settle_with_rehearsal(results: list[CheckResult], rehearsal: StageResult | None) -> list[CheckResult]:
+    """Weigh checks derived from revisions against stage 04: a passed full-copy upgrade refutes "it fails"."""
+    if rehearsal is None or rehearsal.verdict == "block" or rehearsal.data.get("mode", "full") != "full":
+        return results
+    for result in results:
+        if result.effect == FAILS and result.count > 0:  # data a drop loses (LOSES) is lost all the same
+            result.effect = HANDLED
+            result.message += (" (but the upgrade passed on a full copy in stage 04: the revision's own statements "
+                               "deal with these rows)")
+    return results
+
+
+@dataclass
+class ChangeSource:
+    """Where stage 05's target schema comes from: the models, else the pending revisions."""
+
+    metadata: sa.MetaData | None
+    source: str            # "models" | "revisions" | "" (nothing to check)
+    note: str
+    renames: dict[str, str] = field(default_factory=dict)
+
+
+def change_source(target: Target, script_dir: "Path | None") -> ChangeSource:
+    """The target models when given; otherwise the schema the pending revisions in ``script_dir`` produce."""
+    from ..config import load_metadata
+
+    if target.models:
+        return ChangeSource(load_metadata(target.models, target.project_dir), "models", f"models {target.models}")
+    if script_dir is None:
+        return ChangeSource(None, "", "no target models and no Alembic scripts: nothing to check")
+    found = schema_after_revisions(target, script_dir)
+    if found.metadata is None:
+        return ChangeSource(None, "", f"no target models given, and {found.error}: nothing to check")
+    return ChangeSource(found.metadata, "revisions", f"the schema after revision(s) {', '.join(found.revisions)}",
+                        found.renames)
+
+
+def settle(results: list[CheckResult], source: ChangeSource, rehearsal: StageResult | None) -> list[CheckResult]:
+    """Results of checks derived from revisions, with declared renames and stage 04's evidence weighed in."""
+    if source.source != "revisions":
+        return results
+    return settle_with_rehearsal(without_renames(results, source.renames), rehearsal)

@@ -1,0 +1,112 @@
+"""Stage 05 without models: the data checks come from the pending revisions, on every dialect.
+
+A users table with duplicated emails and NULL nicknames, and a hand-written revision that adds UNIQUE(email) and
+sets nickname NOT NULL: stage 05 blocks with the exact counts, from the revision alone. An expand/contract revision
+(nullable column, backfill UPDATE, SET NOT NULL) passes once stage 04 has run it on a full copy; a rename is not a
+drop.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+from dbrunbook import RunOptions, run_runbook
+from dbrunbook.config import Target
+from dbrunbook.results import load_result
+
+USERS, DUPLICATED_ROWS, GROUPS, NULL_NICKNAMES = 300, 40, 8, 23
+
+UNIQUE_AND_NOT_NULL = '''revision = "0002"
+down_revision = "0001"
+from alembic import op
+import sqlalchemy as sa
+def upgrade():
+    with op.batch_alter_table("users") as batch:
+        batch.create_unique_constraint("uq_users_email", ["email"])
+        batch.alter_column("nickname", existing_type=sa.String(50), nullable=False)
+def downgrade():
+    with op.batch_alter_table("users") as batch:
+        batch.alter_column("nickname", existing_type=sa.String(50), nullable=True)
+        batch.drop_constraint("uq_users_email", type_="unique")
+'''
+EXPAND_CONTRACT = '''revision = "0002"
+down_revision = "0001"
+from alembic import op
+import sqlalchemy as sa
+def upgrade():
+    op.add_column("users", sa.Column("handle", sa.String(60), nullable=True))
+    op.execute("UPDATE users SET handle = {backfill}")
+    with op.batch_alter_table("users") as batch:
+        batch.alter_column("handle", existing_type=sa.String(60), nullable=False)
+        batch.alter_column("email", new_column_name="mail", existing_type=sa.String(100))
+def downgrade():
+    with op.batch_alter_table("users") as batch:
+        batch.alter_column("mail", new_column_name="email", existing_type=sa.String(100))
+    op.drop_column("users", "handle")
+'''
+BASE = '''revision = "0001"
+down_revision = None
+from alembic import op
+import sqlalchemy as sa
+def upgrade():
+    op.create_table("users", sa.Column("id", sa.Integer, primary_key=True), sa.Column("email", sa.String(100)),
+                    sa.Column("nickname", sa.String(50)))
+def downgrade():
+    op.drop_table("users")
+'''
+
+
+def _project(tmp_path: Path, url: str, pending: str) -> Target:
+    project = tmp_path / "project"
+    versions = project / "migrations" / "versions"
+    versions.mkdir(parents=True)
+    (project / "alembic.ini").write_text("[alembic]\nscript_location = migrations\n")
+    (project / "migrations" / "env.py").write_text(
+        "from alembic import context\nconn = context.config.attributes['connection']\n"
+        "context.configure(connection=conn)\nwith context.begin_transaction():\n    context.run_migrations()\n")
+    (versions / "0001_base.py").write_text(BASE)
+    (versions / "0002_change.py").write_text(pending)
+    engine = sa.create_engine(url)
+    with engine.begin() as conn:
+        conn.execute(sa.text("CREATE TABLE users (id INTEGER PRIMARY KEY, email VARCHAR(100), nickname VARCHAR(50))"))
+        rows = [{"id": i, "email": f"dup{i % GROUPS}@x" if i <= DUPLICATED_ROWS else f"u{i}@x",
+                 "nickname": None if DUPLICATED_ROWS < i <= DUPLICATED_ROWS + NULL_NICKNAMES else f"n{i}"}
+                for i in range(1, USERS + 1)]
+        conn.execute(sa.text("INSERT INTO users VALUES (:id, :email, :nickname)"), rows)
+        conn.execute(sa.text("CREATE TABLE alembic_version (version_num VARCHAR(32) NOT NULL PRIMARY KEY)"))
+        conn.execute(sa.text("INSERT INTO alembic_version VALUES ('0001')"))
+    engine.dispose()
+    return Target.from_url(url, alembic_config=str(project / "alembic.ini"), project_dir=project)
+
+
+def test_the_revision_alone_gives_the_exact_counts(db_url, dialect, tmp_path):
+    target = _project(tmp_path, db_url, UNIQUE_AND_NOT_NULL)
+    run = run_runbook(target, RunOptions(out=tmp_path / "runs", stages=["04", "05"]))
+    assert [s.status for s in run.stages] == ["block", "block"], run.stages
+    result = load_result(run.path, "05-data-checks")
+    by_code = {f.code: f for f in result.findings}
+    assert by_code["DC001"].evidence["count"] == NULL_NICKNAMES and by_code["DC001"].severity == "block"
+    assert by_code["DC002"].evidence["groups"] == GROUPS and by_code["DC002"].severity == "block"
+    assert by_code["DC002"].evidence["count"] == DUPLICATED_ROWS - GROUPS  # surplus rows: all but one per group
+
+
+@pytest.mark.parametrize("backfill, blocks", [("email", False), ("CASE WHEN id > 5 THEN email END", True)])
+def test_an_expand_contract_revision_is_judged_by_its_backfill(db_url, dialect, tmp_path, backfill, blocks):
+    target = _project(tmp_path, db_url, EXPAND_CONTRACT.format(backfill=backfill))
+    run = run_runbook(target, RunOptions(out=tmp_path / "runs", stages=["04", "05"]))
+    rehearsal, checks = run.stages
+    result = load_result(run.path, "05-data-checks")
+    codes = {f.code: f for f in result.findings}
+    assert "DC006" not in codes, result.findings  # email is renamed to mail, not dropped
+    if blocks:
+        assert rehearsal.status == "block"
+        # Seen from the live schema, handle is a new required column: every row needs a value. MariaDB would give
+        # them the type's zero value on ADD COLUMN, so there the check only warns; the rehearsal shows the failure.
+        assert codes["DC001"].evidence["count"] == USERS
+        assert codes["DC001"].severity == ("warn" if dialect == "mariadb" else "block")
+    else:
+        assert rehearsal.status != "block", run.stages
+        assert checks.status != "block", result.findings
+        assert "DC001" not in codes or codes["DC001"].severity != "block"
