@@ -33,14 +33,44 @@ def render_run(run_dir: Path) -> str:
                 where = f" [{f.object}]" if f.object else ""
                 lines.append(f"      {f.severity:<5} {f.code}{where}: {f.message}")
     lines.append(f"verdict: {manifest['verdict'].upper()}")
-    planned = any(stage["name"] == _PLAN_STAGE for stage in manifest["stages"])
-    if planned and manifest["verdict"] != "block":
-        lines.append(f"next: dbrunbook apply {manifest['run_id']} --dry-run   (then without --dry-run)")
+    lines += _next_step(run_dir, manifest)
     return "\n".join(lines)
+
+
+def _next_step(run_dir: Path, manifest: dict[str, Any]) -> list[str]:
+    """``dbrunbook apply`` as the next step, only when it would accept this plan run; else why not, or nothing.
+
+    Only the guards that need no database are checked here (the checklist, the project's history);
+    the apply checks the target itself.
+    """
+    stages = manifest["stages"]
+    plan = next((s for s in stages if s["name"] == _PLAN_STAGE), None)
+    if (plan is None or plan["status"] not in ("pass", "warn") or manifest["verdict"] not in ("pass", "warn")
+            or any(s["status"] in ("error", "skipped") for s in stages)):
+        return []
+    result = load_result(run_dir, _PLAN_STAGE)
+    if result is None or not (result.data.get("plan") or {}).get("revisions"):
+        return []  # nothing to apply from this run
+    from .apply import offline_guards
+
+    refused = [g for g in offline_guards(run_dir) if not g.ok]
+    if refused:
+        return [f"not ready for dbrunbook apply: {g.id}: {g.detail}" for g in refused]
+    return [f"next: dbrunbook apply {manifest['run_id']} --dry-run   (then without --dry-run)"]
 
 
 def render_runs(manifests: list[dict[str, Any]]) -> str:
     """One line per archived run."""
     if not manifests:
         return "no runs"
-    return "\n".join(f"{m['run_id']}  {m['verdict'].upper():<6} {m['target']}  {m['started']}" for m in manifests)
+    def state(m: dict[str, Any]) -> str:
+        status = m.get("status", "complete")
+        return "" if status == "complete" else f"  ({status.upper()} after {_last_stage(m)})"
+
+    return "\n".join(f"{m['run_id']}  {m['verdict'].upper():<6} {m['target']}  {m['started']}{state(m)}"
+                     for m in manifests)
+
+
+def _last_stage(manifest: dict[str, Any]) -> str:
+    done = [s["name"] for s in manifest.get("stages", []) if s.get("status") != "skipped"]
+    return done[-1] if done else "no stage"

@@ -10,6 +10,7 @@ from __future__ import annotations
 import getpass
 import hashlib
 import json
+import os
 import platform
 import subprocess
 from datetime import datetime, timezone
@@ -48,7 +49,7 @@ def _git(project: Path) -> dict[str, Any]:
 
 def _files(run_dir: Path) -> dict[str, str]:
     return {str(p.relative_to(run_dir)): sha256(p) for p in sorted(run_dir.rglob("*"))
-            if p.is_file() and p.name != MANIFEST}
+            if p.is_file() and p.name not in (MANIFEST, MANIFEST + ".partial")}
 
 
 def _mask(params: dict[str, Any]) -> dict[str, Any]:
@@ -66,10 +67,16 @@ def _backup(run: "Run") -> dict[str, Any] | None:
 
 
 def write_manifest(run: "Run", target: "Target", options: "RunOptions", templates: list[Path],
-                   params: dict[str, dict[str, Any]], started: datetime, leaks: list[str]) -> Path:
-    """Write ``manifest.json`` for a finished run."""
+                   params: dict[str, dict[str, Any]], started: datetime, leaks: list[str],
+                   status: str = "complete") -> Path:
+    """Write ``manifest.json``: the run's journal while it runs (``running``), then its record.
+
+    ``status`` is ``running`` (with the pid that runs it), ``interrupted`` or ``complete``.
+    """
     manifest = {
         "run_id": run.run_id,
+        "status": status,
+        "pid": os.getpid(),
         "started": started.isoformat(timespec="seconds"),
         "ended": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "user": getpass.getuser(),
@@ -91,8 +98,30 @@ def write_manifest(run: "Run", target: "Target", options: "RunOptions", template
         "files": _files(run.path),
     }
     path = run.path / MANIFEST
-    path.write_text(json.dumps(manifest, indent=2) + "\n")
+    partial = path.with_name(MANIFEST + ".partial")  # never a half-written manifest, even if killed mid-write
+    partial.write_text(json.dumps(manifest, indent=2) + "\n")
+    partial.replace(path)
     return path
+
+
+def run_status(manifest: dict[str, Any]) -> str:
+    """``complete``, ``interrupted`` (it says so, or the process that ran it on this host is gone) or ``running``."""
+    status = str(manifest.get("status", "complete"))  # manifests before the journal were written at the end
+    if status == "running" and manifest.get("host") == platform.node() and not _alive(manifest.get("pid")):
+        return "interrupted"
+    return status
+
+
+def _alive(pid: Any) -> bool:
+    if not isinstance(pid, int) or pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def load_manifest(run_dir: Path) -> dict[str, Any]:
@@ -108,6 +137,11 @@ def load_manifest(run_dir: Path) -> dict[str, Any]:
 def verify_run(run_dir: Path) -> dict[str, Any]:
     """Recompute every hash; raise :class:`VerificationFailed` naming each problem."""
     manifest = load_manifest(run_dir)
+    status = run_status(manifest)
+    if status != "complete":
+        done = [s["name"] for s in manifest.get("stages", []) if s.get("status") not in ("skipped",)]
+        raise VerificationFailed(run_dir, [f"the run is {status}: its record ends after "
+                                           f"{done[-1] if done else 'no stage'}"])
     recorded: dict[str, str] = manifest.get("files", {})
     actual = _files(run_dir)
     problems = [f"{name} was changed" for name in recorded if name in actual and actual[name] != recorded[name]]
@@ -126,7 +160,8 @@ def list_runs(runs_dir: Path) -> list[dict[str, Any]]:
     for path in sorted(runs_dir.iterdir()):
         if (path / MANIFEST).is_file():
             try:
-                found.append({**load_manifest(path), "path": str(path)})
+                manifest = load_manifest(path)
+                found.append({**manifest, "status": run_status(manifest), "path": str(path)})
             except VerificationFailed:
                 continue
     return found

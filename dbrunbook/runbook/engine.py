@@ -229,16 +229,28 @@ def _run(target: Target, options: RunOptions) -> Run:
     run_dir.mkdir(parents=True, exist_ok=False)
     started = datetime.now(timezone.utc)
     records: list[StageRecord] = []
-    for template in chosen:
-        if any(r.status == "error" for r in records) and not options.keep_going:
-            records.append(StageRecord(name=template.stem, status="skipped"))
-            continue
-        records.append(_execute(template, run_dir / template.name, params[template.stem],
-                                target.project_dir, options.progress))
     run = Run(run_id=run_id, path=run_dir, stages=records)
-    leaks = find_secrets(run_dir, target.secrets())
-    redact_secrets(leaks, target.secrets())  # the run fails, but the secret does not stay on disk
-    write_manifest(run, target, options, chosen, params, started, leaks=[str(p) for p in leaks])
-    if leaks:
-        raise SecretLeak(run_dir, leaks)
+
+    def journal(status: str) -> None:
+        # The manifest is the run's journal: written before the first stage and after each one, so a run that
+        # dies (Ctrl-C, SIGKILL, a lost machine) is still on the record with what it completed.
+        leaks = find_secrets(run_dir, target.secrets())
+        redact_secrets(leaks, target.secrets())  # the run fails, but the secret does not stay on disk
+        write_manifest(run, target, options, chosen, params, started, leaks=[str(p) for p in leaks], status=status)
+        if leaks:
+            raise SecretLeak(run_dir, leaks)
+
+    journal("running")
+    try:
+        for template in chosen:
+            if any(r.status == "error" for r in records) and not options.keep_going:
+                records.append(StageRecord(name=template.stem, status="skipped"))
+                continue
+            records.append(_execute(template, run_dir / template.name, params[template.stem],
+                                    target.project_dir, options.progress))
+            journal("running")
+    except KeyboardInterrupt:
+        journal("interrupted")
+        raise
+    journal("complete")
     return run
