@@ -46,7 +46,8 @@ def _next_step(run_dir: Path, manifest: dict[str, Any]) -> list[str]:
     stages = manifest["stages"]
     plan = next((s for s in stages if s["name"] == _PLAN_STAGE), None)
     if (plan is None or plan["status"] not in ("pass", "warn") or manifest["verdict"] not in ("pass", "warn")
-            or any(s["status"] in ("error", "skipped") for s in stages)):
+            or any(s["status"] in ("error", "skipped") for s in stages)
+            or manifest.get("status", "complete") != "complete"):  # an interrupted run does not verify
         return []
     result = load_result(run_dir, _PLAN_STAGE)
     if result is None or not (result.data.get("plan") or {}).get("revisions"):

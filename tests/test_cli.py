@@ -246,3 +246,27 @@ def test_project_settings_choose_the_runs_folder_the_stages_and_their_parameters
     pyproject.write_text(base + '\n[tool.dbrunbook.parameters]\nskip_rule = "DV001"\n')  # a typo: no stage has it
     assert_one_line_error(dbrunbook("update", "--project", str(project), cwd=tmp_path), EXIT_USAGE,
                           "skip_rule")
+
+
+def test_after_a_stage_raised_stage_10_names_it_and_update_does_not_suggest_apply(project, tmp_path):
+    books = tmp_path / "plan-books"
+    books.mkdir()
+    shutil.copy(_broken_runbooks(tmp_path) / "02-broken.ipynb", books)
+    shutil.copy(next(t for t in templates() if t.stem == "10-production-plan"), books)
+    result = dbrunbook("update", "--dry-run", "--keep-going", "--runbooks", str(books), "--out", str(tmp_path / "runs"),
+                       cwd=project)
+    assert result.returncode == EXIT_STAGE_ERROR, result.stdout + result.stderr
+    out = " ".join(result.stdout.split())
+    assert ("PP002 [design-valid]: not ticked: stage 02-broken raised RuntimeError: stage went wrong on purpose "
+            "(see 02-broken.ipynb)") in out
+    assert "verdict: ERROR" in out and "next:" not in out and "dbrunbook apply" not in out
+
+
+def test_an_optional_stage_runs_when_its_option_is_given_even_with_stages():
+    from dbrunbook.runbook import RunOptions
+    from dbrunbook.runbook.engine import _select
+
+    asked = _select(templates(None, RunOptions(rollback_plan=True)), ["03", "10"])
+    assert [t.stem for t in asked] == ["03-migration", "rollback-plan", "10-production-plan"]
+    assert [t.stem for t in _select(templates(None, RunOptions()), ["03", "10"])] == ["03-migration",
+                                                                                        "10-production-plan"]

@@ -28,7 +28,9 @@ def _plan_run(project, tmp_path, stages, **parameters):
     # Only what stage 10 reads is worth the time here: no throughput measure (03), no timed backfill (05).
     quick = {name: value for stage, name, value in [("03", "measure_throughput", False), ("05", "timed_batches", 0)]
              if stage in stages}
-    run = run_runbook(project.target(), RunOptions(out=tmp_path / "runs", stages=stages, rollback_plan=True,
+    # --rollback-plan runs the optional stage even with --stages, so it is given only when the stage is wanted.
+    run = run_runbook(project.target(), RunOptions(out=tmp_path / "runs", stages=stages,
+                                                   rollback_plan="rollback-plan" in stages,
                                                    dry_run=True, parameters={**quick, **parameters}))
     assert [s.name for s in run.stages][-1] == STAGE, run.stages  # the optional rollback plan runs before it
     assert all(s.status != "error" for s in run.stages), run.stages
@@ -195,3 +197,41 @@ def test_performance_measured_only_on_a_schema_copy_is_evidence_not_gathered(tmp
     assert [f.severity for f in findings([untimed])] == ["warn"]
     timed = stage_08({"upgrade_error": ""})
     assert timed.ticked and "08-performance: 7 queries" in timed.evidence
+
+
+def _raised_notebook(folder, name, ename="RuntimeError", evalue="the stage broke on purpose"):
+    """What papermill leaves of a stage that raised: the executed notebook with the error output, no sidecar."""
+    import nbformat
+    from nbformat.v4 import new_code_cell, new_notebook, new_output
+
+    cell = new_code_cell("raise RuntimeError()", outputs=[new_output("error", ename=ename, evalue=evalue,
+                                                                     traceback=[])])
+    nbformat.write(new_notebook(cells=[cell]), folder / f"{name}.ipynb")
+
+
+def test_a_stage_that_raised_is_named_with_its_error_not_called_left_out(tmp_path):
+    _raised_notebook(tmp_path, "04-dev-rehearsal")
+    _raised_notebook(tmp_path, "03-migration", "ConfigError", "Alembic: Multiple heads\nsecond line")
+    _raised_notebook(tmp_path, "rollback-plan", "ValueError", "round trip broke")
+    (tmp_path / "06-code-impact.ipynb").write_text('{"cells": [], "metadata": {}, "nbformat": 4, "nbformat_minor": 5}')
+    items = {i.id: i for i in checklist(tmp_path)}
+    rehearsed = items["rehearsed"]
+    assert rehearsed.evidence.startswith("stage 04-dev-rehearsal raised RuntimeError: the stage broke on purpose "
+                                         "(see 04-dev-rehearsal.ipynb); to tick it: fix what made it raise")
+    assert "--stages" not in rehearsed.evidence and not rehearsed.missing and rehearsed.stage == "04"
+    assert items["migration-reviewed"].evidence.startswith("stage 03-migration raised ConfigError: Alembic: "
+                                                           "Multiple heads (see 03-migration.ipynb)")
+    for name in ("rollback-proven", "backup-verified"):  # --rollback-plan was given: it raised
+        assert items[name].evidence.startswith("stage rollback-plan raised ValueError: round trip broke")
+        assert "run dbrunbook update with --rollback-plan" not in items[name].evidence
+    assert items["code-impact-clear"].evidence.startswith("stage 06-code-impact ran but recorded no result")
+    assert items["tests-pass"].evidence.startswith("stage 07 did not run in this run")  # left out: as before
+    severity = {f.object: f.severity for f in findings(list(items.values()))}
+    assert severity["rehearsed"] == severity["rollback-proven"] == "block" and severity["tests-pass"] == "warn"
+
+    plan = production_plan(tmp_path)
+    assert set(plan.raised_stages) == {"03", "04", "rollback-plan"}
+    text = render_plan(plan, list(items.values()))
+    assert "The migration is unknown: stage 03-migration raised ConfigError: Alembic: Multiple heads" in text
+    assert "no verified backup in this run: stage rollback-plan raised ValueError: round trip broke" in text
+    assert "fix stage 03 and run dbrunbook update again" in text

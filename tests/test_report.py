@@ -11,9 +11,9 @@ def _run(tmp_path, verdict, stages):
     return render_run(tmp_path)
 
 
-def test_a_plan_that_does_not_block_names_the_apply_command(tmp_path):
-    text = _run(tmp_path, "warn", ["01-schema-analysis", "10-production-plan"])
-    assert text.splitlines()[-1] == "next: dbrunbook apply 20260101T000000Z-shop-abcdef --dry-run   (then without --dry-run)"
+def test_a_plan_without_stage_10_evidence_does_not_name_the_apply_command(tmp_path):
+    # A manifest alone proves nothing apply would accept (the positive case: tests/test_apply.py).
+    assert "next: dbrunbook apply" not in _run(tmp_path, "warn", ["01-schema-analysis", "10-production-plan"])
 
 
 def test_no_apply_hint_when_blocked_or_without_a_plan(tmp_path):

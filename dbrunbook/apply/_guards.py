@@ -12,9 +12,8 @@ from pathlib import Path
 from typing import Any, Callable, Iterable
 
 import sqlalchemy as sa
-from alembic.config import Config
-from alembic.script import ScriptDirectory
 
+from ..alembic_project import copied_scripts
 from ..config import Target
 from ..db import check_connection, make_engine
 from ..errors import DatabaseUnreachable, DbrunbookError, UsageError, VerificationFailed
@@ -22,10 +21,14 @@ from ..migration import current_revision
 from ..results import StageResult, load_result
 from ..runbook.archive import load_manifest, verify_run
 from ..schema import diff, load_snapshot, snapshot
+from ._history import project_history
 
 #: The guards, in the order they are checked (later ones read files the first one verified).
 GUARDS = ("manifest-verified", "plan-ready", "same-target", "revision-unchanged", "no-schema-drift",
-          "scripts-present")
+          "scripts-present", "project-history")
+#: Guards ``--accept`` cannot override: applying anyway would leave the project's history pointing at a
+#: revision it does not have.
+NOT_ACCEPTABLE = ("project-history",)
 PLAN_STAGE = "10-production-plan"
 #: Used when the plan run has no stage 10 (plan-ready fails then, but the other guards still tell).
 DEFAULT_ABORT_AFTER_SECONDS = 30.0
@@ -56,6 +59,10 @@ def check_accept(accept: Iterable[str]) -> list[str]:
     unknown = [a for a in accepted if a not in GUARDS]
     if unknown:
         raise UsageError(f"unknown guard {', '.join(unknown)} (guards: {', '.join(GUARDS)})")
+    fixed = [a for a in accepted if a in NOT_ACCEPTABLE]
+    if fixed:
+        raise UsageError(f"guard {', '.join(fixed)} cannot be accepted: the project's Alembic history must hold "
+                         "the revision the target is moved to")
     return accepted
 
 
@@ -97,6 +104,11 @@ def _waived(item: dict[str, Any]) -> bool:
 
 
 def _plan_ready(plan_run: Path, target: Target, engine: sa.Engine, plan: dict[str, Any]) -> Guard:
+    return plan_ready(plan_run)
+
+
+def plan_ready(plan_run: Path) -> Guard:
+    """The plan-ready guard: stage 10 ran and every checklist item is ticked or waived; reads the sidecar only."""
     production: StageResult | None = load_result(plan_run, PLAN_STAGE)
     if production is None:
         return Guard("plan-ready", False, "the plan run has no production plan (stage 10 did not run)")
@@ -148,10 +160,7 @@ def planned_revisions(script_dir: Path, start: str | None) -> tuple[str | None, 
     with tempfile.TemporaryDirectory(prefix="dbrunbook-scripts-") as scratch:
         copy = Path(scratch) / "alembic"
         shutil.copytree(script_dir, copy, ignore=shutil.ignore_patterns("__pycache__"))
-        cfg = Config()
-        cfg.set_main_option("script_location", str(copy))
-        cfg.set_main_option("path_separator", "os")
-        scripts = ScriptDirectory.from_config(cfg)
+        scripts = copied_scripts(copy)  # every version location the copy recorded, not only versions/
         head = scripts.get_current_head()
         steps = list(scripts.iterate_revisions("heads", start or "base"))
     return head, [s.revision for s in reversed(steps)]
@@ -172,10 +181,16 @@ def _scripts_present(plan_run: Path, target: Target, engine: sa.Engine, plan: di
     return Guard("scripts-present", True, f"{len(revisions)} revision(s) to {head} in {plan.get('script_dir')}")
 
 
+def _project_history(plan_run: Path, target: Target, engine: sa.Engine, plan: dict[str, Any]) -> Guard:
+    history = project_history(plan_run, target.alembic_config, target.project_dir, plan,
+                              inside(plan_run, plan.get("script_dir")))
+    return Guard("project-history", not history.problem, history.detail())
+
+
 _CHECKS: dict[str, Callable[[Path, Target, sa.Engine, dict[str, Any]], Guard]] = {
     "manifest-verified": _manifest_verified, "plan-ready": _plan_ready, "same-target": _same_target,
     "revision-unchanged": _revision_unchanged, "no-schema-drift": _no_schema_drift,
-    "scripts-present": _scripts_present,
+    "scripts-present": _scripts_present, "project-history": _project_history,
 }
 
 
@@ -197,3 +212,18 @@ def guards(plan_run: Path, target: Target) -> list[Guard]:
     finally:
         engine.dispose()
     return found
+
+
+def offline_guards(plan_run: Path) -> list[Guard]:
+    """The guards that need no database (plan-ready, project-history), with the plan run's own settings.
+
+    What ``dbrunbook update`` can tell before suggesting ``dbrunbook apply``; the apply checks all of them.
+    """
+    plan_run = Path(plan_run).resolve()
+    plan = read_plan(plan_run)
+    try:
+        project = Path(str(load_manifest(plan_run).get("project", {}).get("path") or "."))
+    except DbrunbookError:  # no manifest: the apply's manifest-verified guard says so
+        project = Path.cwd()
+    history = project_history(plan_run, "", project, plan, inside(plan_run, plan.get("script_dir")))
+    return [plan_ready(plan_run), Guard("project-history", not history.problem, history.detail())]

@@ -29,6 +29,7 @@ from ..rehearsal import revision_timings
 from ..runbook.archive import load_manifest
 from ..secrets import mask_url
 from ._guards import Guard, check_accept, guards, inside, read_plan
+from ._history import History, keep_history, project_history
 from ._monitor import APPLY_FACTS, ApplyFacts, Monitor, prepare_engine, session_sql, statement_timeout_ms
 
 #: Reads Alembic (and reflection) issue around the revisions: not part of the migration's record.
@@ -68,6 +69,8 @@ class ApplyPlan:
     expected_seconds: float | None = None
     restore_command: str | None = None
     accepted: list[str] = field(default_factory=list)
+    #: The project's Alembic history: the generated revisions the apply writes into it before the upgrade.
+    history: History = field(default_factory=History)
 
     @property
     def refused(self) -> list[Guard]:
@@ -100,6 +103,8 @@ class ApplyOutcome:
     rolled_back: bool = False
     monitor: list[dict[str, Any]] = field(default_factory=list)
     restore_command: str | None = None
+    #: Generated revisions written into the project's versions directory before the upgrade.
+    written_to_project: list[str] = field(default_factory=list)
 
     def to_json(self, run_dir: Path | None = None) -> dict[str, Any]:
         """The outcome for the sidecar; paths relative to the apply run folder ``run_dir``."""
@@ -149,7 +154,8 @@ def plan_apply(plan_run: Path | str, target: Target, accept: Iterable[str] = ())
         lock_timeout_ms=lock_ms, statement_timeout_ms=statement_ms, transactional=transactional and not outside,
         monitor_queries=[q for q in (facts.blocked_sql, facts.waiting_sql) if q],
         expected_seconds=plan.get("expected_seconds"), restore_command=plan.get("restore_command"),
-        accepted=[g.id for g in checked if g.accepted])
+        accepted=[g.id for g in checked if g.accepted],
+        history=project_history(folder, target.alembic_config, target.project_dir, plan, script_dir))
 
 
 def _outside_transaction(script_dir: Path | None, revisions: list[str]) -> list[str]:
@@ -174,8 +180,11 @@ def apply(plan: ApplyPlan, target: Target, stage_dir: Path) -> ApplyOutcome:
     """Upgrade ``target`` as ``plan`` says, guarded and monitored; artifacts go to ``stage_dir``.
 
     Raises :class:`ApplyRefused` (and touches nothing) when a guard failed and was not accepted,
-    or when the target's revision moved since the plan was checked. Errors of the database are
-    not raised: they are the outcome (with ``rolled_back`` where the dialect's DDL is transactional).
+    when the target's revision moved since the plan was checked, or when a generated revision
+    cannot be written into the project's versions directory: that happens before the target is
+    touched, so the target never ends at a revision the project's history lacks. Errors of the
+    database are not raised: they are the outcome (with ``rolled_back`` where the dialect's DDL is
+    transactional).
     """
     if plan.refused:
         raise ApplyRefused(plan.refused)
@@ -188,11 +197,14 @@ def apply(plan: ApplyPlan, target: Target, stage_dir: Path) -> ApplyOutcome:
         if before != plan.revision_now and "revision-unchanged" not in plan.accepted:
             raise ApplyRefused([Guard("revision-unchanged", False, f"the target moved to {before or 'no revision'} "
                                                                    "after the guards were checked")])
+        written, problem = keep_history(plan.history)
+        if problem:
+            raise ApplyRefused([Guard("project-history", False, problem)])
         saved = fingerprint(engine).save(stage_dir / "fingerprint-before.json")
     finally:
         engine.dispose()
     outcome = ApplyOutcome(applied=False, aborted=False, revision_before=before, revision_after=before,
-                           fingerprint_before=saved)
+                           fingerprint_before=saved, written_to_project=[str(p) for p in written])
     if not plan.revisions or plan.script_dir is None:
         return outcome
     scripts = stage_dir / "alembic"

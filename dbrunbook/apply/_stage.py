@@ -13,7 +13,8 @@ if TYPE_CHECKING:
 STAGE = "11-guarded-apply"
 #: One finding code per guard, in :data:`~dbrunbook.apply._guards.GUARDS` order.
 GUARD_CODES = {"manifest-verified": "AP001", "plan-ready": "AP002", "same-target": "AP003",
-               "revision-unchanged": "AP004", "no-schema-drift": "AP005", "scripts-present": "AP006"}
+               "revision-unchanged": "AP004", "no-schema-drift": "AP005", "scripts-present": "AP006",
+               "project-history": "AP007"}
 _GUARD_FIX = {
     "manifest-verified": "plan again with dbrunbook update: a plan run is evidence only while it is unchanged",
     "plan-ready": "tick the missing items (see the plan run's 10-production-plan) or waive them there with a reason",
@@ -21,6 +22,8 @@ _GUARD_FIX = {
     "revision-unchanged": "plan again with dbrunbook update: the database moved since it was planned",
     "no-schema-drift": "plan again with dbrunbook update: the schema changed since it was planned",
     "scripts-present": "plan again with dbrunbook update: the plan run's scripts do not match its plan",
+    "project-history": "give the project's alembic.ini (alembic_config) with a writable versions directory, or plan "
+                       "again with dbrunbook update (without --dry-run it writes the generated revision there)",
 }
 
 
@@ -46,12 +49,19 @@ def plan_findings(plan: ApplyPlan | None, execute: bool) -> list[Finding]:
     elif not execute and not plan.refused:
         out.append(Finding("AP010", "info", f"plan only: {len(plan.revisions)} revision(s) would be applied, "
                                             f"{plan.revision_from or 'base'} -> {plan.revision_to}"))
+        out += [Finding("AP017", "info", f"plan only: the generated revision {w['revision']} would be written to "
+                                         f"{w['dest']} before the upgrade, so the project's history holds it",
+                        w["revision"], {"written_to_project": w["dest"]}) for w in plan.history.write]
     return out
 
 
 def outcome_findings(plan: ApplyPlan, outcome: ApplyOutcome) -> list[Finding]:
     """Findings of what the apply did: applied, failed (and what is left), aborted, blocking."""
-    out = []
+    revision = {w["dest"]: w["revision"] for w in plan.history.write}
+    out = [Finding("AP017", "warn", f"the generated revision {revision.get(dest, '')} was written to {dest} before "
+                                    "the upgrade: the project's Alembic history holds the revision of the target",
+                   revision.get(dest, ""), {"written_to_project": dest}, "commit it with the project")
+           for dest in outcome.written_to_project]
     done = [r["revision"] for r in outcome.revision_timings if r["ok"]]
     evidence = {"revision_before": outcome.revision_before, "revision_after": outcome.revision_after,
                 "revision_timings": outcome.revision_timings, "failed_statement": outcome.failed_statement.strip()[:500]}
@@ -98,10 +108,12 @@ def summary(plan: ApplyPlan | None, outcome: ApplyOutcome | None) -> str:
     if plan.refused:
         return f"refused: {len(plan.refused)} guard(s) failed ({', '.join(g.id for g in plan.refused)})"
     if outcome is None:
+        writes = "".join(f"; would write {Path(w['dest']).name} into the project" for w in plan.history.write)
         return (f"plan only: {plan.revision_from or 'base'} -> {plan.revision_to}, "
-                f"{sum(g.ok for g in plan.guards)} of {len(plan.guards)} guards hold")
+                f"{sum(g.ok for g in plan.guards)} of {len(plan.guards)} guards hold{writes}")
     if outcome.applied:
-        return f"applied {outcome.revision_before or 'base'} -> {outcome.revision_after} in {outcome.seconds:.2f}s"
+        return (f"applied {outcome.revision_before or 'base'} -> {outcome.revision_after} in {outcome.seconds:.2f}s"
+                + "".join(f"; wrote {Path(d).name} into the project" for d in outcome.written_to_project))
     if outcome.aborted:
         return f"aborted after {outcome.seconds:.2f}s; target at {outcome.revision_after or 'no revision'}"
     if outcome.error:

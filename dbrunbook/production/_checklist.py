@@ -1,6 +1,7 @@
 """The pre-migration checklist of stage 10: each item ticked only by a fact an earlier sidecar recorded."""
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -36,6 +37,30 @@ def _sidecar(run_dir: Path, stage: str) -> StageResult | None:
         return load_result(run_dir, names[0]) if names else None
     except (ValueError, TypeError) as exc:
         raise ConfigError(f"sidecar {names[0]}.result.json in {run_dir} is unreadable: {exc}") from None
+
+
+def absent(run_dir: Path, stage: str) -> tuple[str, bool]:
+    """Why ``stage`` (number or name) left no sidecar, and whether it raised.
+
+    The manifest is written after the run, so stage 10 reads the executed notebook instead: a
+    stage that raised leaves it with the error in a cell's outputs (papermill keeps them); one that
+    did not run leaves none.
+    """
+    found = sorted([*run_dir.glob(f"{stage}.ipynb"), *run_dir.glob(f"{stage}-*.ipynb")])
+    if not found:
+        return f"stage {stage} did not run in this run", False
+    notebook = found[0]
+    try:
+        cells = json.loads(notebook.read_text()).get("cells", [])
+    except (OSError, ValueError):
+        cells = []
+    errors = [o for c in cells if isinstance(c, dict) for o in c.get("outputs", []) or []
+              if isinstance(o, dict) and o.get("output_type") == "error"]
+    if not errors:
+        return f"stage {notebook.stem} ran but recorded no result (see {notebook.name})", True
+    evalue = str(errors[0].get("evalue") or "").strip().splitlines()
+    return f"stage {notebook.stem} raised {errors[0].get('ename')}: {evalue[0] if evalue else ''} " \
+           f"(see {notebook.name})", True
 
 
 def _blocks(result: StageResult, prefix: str = "") -> list[Finding]:
@@ -192,8 +217,11 @@ def checklist(run_dir: str | Path, *, window_seconds: float = 300.0,
     for item_id, title, stage, option, rule in _ITEMS:
         result = _sidecar(Path(run_dir), stage)
         if result is None:
-            how = f"run dbrunbook update with {option}" if option else f"do not leave stage {stage} out (--stages)"
-            ticked, evidence, fix = False, f"stage {stage} did not run in this run", how
+            ticked, (evidence, raised) = False, absent(Path(run_dir), stage)
+            if raised:  # not left out: it broke, and the run says so (exit 3); what it would prove is unknown
+                fix = "fix what made it raise (its notebook shows the cell and the traceback), then run it again"
+            else:
+                fix = f"run dbrunbook update with {option}" if option else f"do not leave stage {stage} out (--stages)"
         else:
             ticked, evidence, fix = rule(result, float(window_seconds))
         reason = "" if ticked else str(waive.get(item_id, "")).strip()

@@ -10,7 +10,7 @@ from typing import Any
 from ..errors import UsageError
 from ..rollback import decision_criteria
 from ..secrets import PASSWORD_ENV, mask_url, parse_url
-from ._checklist import ChecklistItem, _sidecar
+from ._checklist import ChecklistItem, _sidecar, absent
 
 #: The fallback abort limit: this many times the expected duration, never less than the floor.
 ABORT_FACTOR, ABORT_FLOOR_SECONDS = 3.0, 30.0
@@ -42,6 +42,8 @@ class ProductionPlan:
     lock_impact: list[dict[str, Any]] = field(default_factory=list)
     criteria: list[dict[str, str]] = field(default_factory=list)
     steps: list[dict[str, str]] = field(default_factory=list)
+    #: The stages the plan reads that raised (their executed notebook holds the error), and what they raised.
+    raised_stages: dict[str, str] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -87,16 +89,28 @@ def _timeouts(dialect: str, lock_ms: int, abort: float) -> list[str]:
     return session_for(dialect, lock_ms, abort)
 
 
+def _no_backup(plan: ProductionPlan) -> str:
+    # A rollback plan that raised was asked for: say what happened, not "add --rollback-plan".
+    why = plan.raised_stages.get("rollback-plan", "run dbrunbook update --rollback-plan")
+    return f"no verified backup in this run: {why}"
+
+
+def _unknown_migration(plan: ProductionPlan) -> str:
+    return plan.raised_stages.get("03", "stage 03 did not run in this run")
+
+
 def _steps(plan: ProductionPlan) -> list[dict[str, str]]:
     tables = ", ".join(f"{t['table']} ({t['blocked_seconds']}s)" for t in plan.lock_impact) or "none estimated"
     expected = f"{plan.expected_seconds:.2f}s" if plan.expected_seconds is not None else "unknown"
-    restore = plan.restore_command or "no verified backup in this run: run dbrunbook update --rollback-plan"
+    restore = plan.restore_command or _no_backup(plan)
     timeouts = "; ".join(_timeouts(plan.dialect, plan.lock_timeout_ms, plan.abort_after_seconds))
     abort, back = f"{plan.abort_after_seconds:g}s", plan.revision_from or "base"
     known = plan.revision_to is not None or bool(plan.revisions)
-    change = f"{back} -> {plan.revision_to}" if known else "an unknown migration (stage 03 did not run)"
+    change = f"{back} -> {plan.revision_to}" if known else f"an unknown migration ({_unknown_migration(plan)})"
+    again = "fix stage 03 and run dbrunbook update again" if "03" in plan.raised_stages \
+        else "run dbrunbook update with stage 03"
     apply = f"dbrunbook apply {plan.run_id} (guarded apply, then post-migration validation)" if known else \
-        "nothing to apply from this run: run dbrunbook update with stage 03, then dbrunbook apply on that run"
+        f"nothing to apply from this run: {again}, then dbrunbook apply on that run"
     return [{"step": step, "do": do} for step, do in [
         ("announce", f"announce the change window: {change} on {plan.target}; "
                      f"expected {expected}, abort after {abort}; writes blocked on: {tables}"),
@@ -112,6 +126,11 @@ def _steps(plan: ProductionPlan) -> list[dict[str, str]]:
         ("roll back", f"only on an abort criterion: downgrade to {back} with {plan.downgrade_sql or 'no downgrade SQL'}"
                       f" (alembic downgrade {back}); if data was lost, restore: {restore}"),
     ]]
+
+
+def _raised(folder: Path, stages: tuple[str, ...]) -> dict[str, str]:
+    why = {stage: absent(folder, stage) for stage in stages if _sidecar(folder, stage) is None}
+    return {stage: text for stage, (text, raised) in why.items() if raised}
 
 
 def production_plan(run_dir: str | Path, *, db: str = "", lock_timeout_ms: int = 5000,
@@ -143,7 +162,8 @@ def production_plan(run_dir: str | Path, *, db: str = "", lock_timeout_ms: int =
         schema_before=analysis.data.get("snapshot") if analysis else None, expected_seconds=expected,
         expected_from=source, abort_after_seconds=abort, lock_timeout_ms=int(lock_timeout_ms),
         restore_command=_mask_text(restore) if restore else None, window_seconds=float(window_seconds),
-        lock_impact=_lock_impact(data.get("review", {})), criteria=criteria)
+        lock_impact=_lock_impact(data.get("review", {})), criteria=criteria,
+        raised_stages=_raised(folder, ("01", "03", "04", "09", "rollback-plan")))
     plan.steps = _steps(plan)
     return plan
 
@@ -164,7 +184,7 @@ def render_plan(plan: ProductionPlan, items: list[ChecklistItem]) -> str:
     rows = "\n".join(f"| {r['']} | {r['item']} | {r['stage']} | {_cell(r['evidence'])} |"
                      for r in checklist_table(items))
     if plan.revision_to is None and not plan.revisions:  # stage 03 did not name a migration
-        change = "The migration is unknown: stage 03 did not run in this run, so there is nothing to apply yet."
+        change = f"The migration is unknown: {_unknown_migration(plan)}, so there is nothing to apply yet."
     else:
         change = (f"Revision {plan.revision_from or 'base'} -> {plan.revision_to} "
                   f"({', '.join(plan.revisions) or 'nothing to apply'}); scripts `{plan.script_dir}`, "
@@ -186,7 +206,7 @@ def render_plan(plan: ProductionPlan, items: list[ChecklistItem]) -> str:
             f"|---|---|---|---|---|\n{locks}\n\n"
             f"## Abort criteria\n\n| signal | threshold | action |\n|---|---|---|\n{criteria}\n\n"
             f"## Rollback\n\nDowngrade SQL: `{plan.downgrade_sql or 'none'}`\n\n"
-            f"Restore command:\n\n```\n{plan.restore_command or 'no verified backup in this run'}\n```\n")
+            f"Restore command:\n\n```\n{plan.restore_command or _no_backup(plan)}\n```\n")
 
 
 def summary(items: list[ChecklistItem], plan: ProductionPlan) -> str:
