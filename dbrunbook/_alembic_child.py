@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 #: Statements that only read or set up a session; not part of what a migration does.
-_NOT_MIGRATION = ("PRAGMA", "SELECT", "SHOW")
+_NOT_MIGRATION = ("PRAGMA", "SELECT", "SHOW", "DESCRIBE")
 #: Markers of an async env.py, and the async driver per dialect family, in order of preference.
 _ASYNC_MARKERS = ("async_engine_from_config", "create_async_engine", "AsyncEngine")
 _ASYNC_DRIVERS = {"sqlite": (("aiosqlite", "sqlite+aiosqlite"),),

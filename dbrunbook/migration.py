@@ -28,10 +28,12 @@ from alembic.autogenerate import produce_migrations, render_python_code
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
+from alembic.script.revision import RevisionError
 from alembic.util import CommandError
 from sqlalchemy.engine import URL
 
 from .alembic_project import alembic_config as alembic_config, copied_scripts, project_path
+from ._revision_shapes import mark, name_unnamed, naming_findings, several_heads
 from .clone import scratch_copy
 from .config import Target, load_metadata, read_pyproject
 from .db import dialect_name, engine_facts, make_engine
@@ -90,15 +92,22 @@ def revision_paths(script_dir: Path, revisions: list[str]) -> list[Path]:
 
 
 def current_revision(engine: sa.Engine) -> str | None:
-    """The revision the database is at (None when Alembic never ran on it)."""
+    """The revision the database is at (None when Alembic never ran on it).
+
+    A database at several heads (branches applied and not merged) is at all of them: their ids sorted and
+    joined by commas, the form a plan records as ``current`` and ``head`` so that the two compare as strings.
+    """
     with engine.connect() as conn:
         heads = MigrationContext.configure(conn).get_current_heads()
-    if len(heads) > 1:
-        raise ConfigError(f"the database has several Alembic heads: {', '.join(heads)}")
-    return heads[0] if heads else None
+    return ",".join(sorted(heads)) if heads else None
 
 
 def _autogenerate(engine: sa.Engine, target: Target, scripts: ScriptDirectory, message: str) -> Path | None:
+    """Write a revision from the models' differences with the database, on top of every head of the scripts.
+
+    Constraints the models leave unnamed get the names a naming convention would give them, so that the
+    downgrade can drop them (the revision says so in a comment that stage 03's MG009 finding reads).
+    """
     metadata = load_metadata(target.models, target.project_dir)
     batch = engine_facts(engine).render_as_batch
     with engine.connect() as conn:
@@ -107,21 +116,29 @@ def _autogenerate(engine: sa.Engine, target: Target, scripts: ScriptDirectory, m
         script = produce_migrations(mc, metadata)
         if script.upgrade_ops is None or script.downgrade_ops is None or script.upgrade_ops.is_empty():
             return None
+        named = name_unnamed(script.upgrade_ops, script.downgrade_ops, conn.dialect)
         up = render_python_code(script.upgrade_ops, render_as_batch=batch, migration_context=mc)
         down = render_python_code(script.downgrade_ops, render_as_batch=batch, migration_context=mc)
     # render_python_code keeps the imports it needs to itself; dialect types are the usual ones.
     imports = {f"from sqlalchemy.dialects import {name}" for name in ("mysql", "postgresql", "sqlite")
                if re.search(rf"\b{name}\.", up + down)}
     with contextlib.redirect_stdout(io.StringIO()):  # Alembic prints "Generating ..." itself
-        rev = scripts.generate_revision(uuid.uuid4().hex[:12], message, head="head",
-                                        upgrades=up.strip(), downgrades=down.strip(),
-                                        imports="\n".join(sorted(imports)))
+        # "heads": with several heads (a database at every branch's head) the revision merges them.
+        rev = scripts.generate_revision(uuid.uuid4().hex[:12], message, head="heads",
+                                        upgrades=((mark(named) if named else "") + up).strip(),
+                                        downgrades=down.strip(), imports="\n".join(sorted(imports)))
     return Path(rev.path) if rev else None
 
 
-def _pending(scripts: ScriptDirectory, current: str | None) -> list[str]:
-    revs = list(scripts.iterate_revisions("heads", current or "base"))
-    return [r.revision for r in reversed(revs)]
+def pending_revisions(scripts: ScriptDirectory, current: str | None) -> list[str]:
+    """The revisions ``alembic upgrade heads`` applies from ``current`` (comma-joined heads), in order.
+
+    As Alembic upgrades: every ancestor of every head that is not already below a current head, so a
+    database at one branch's head still gets the other branches' revisions.
+    """
+    applied = {r.revision for r in scripts.iterate_revisions(tuple(current.split(",")), "base")} if current else set()
+    return [r.revision for r in reversed(list(scripts.iterate_revisions("heads", "base")))
+            if r.revision not in applied]
 
 
 def plan_migration(target: Target, out_dir: Path, *, message: str = "dbrunbook update",
@@ -139,21 +156,21 @@ def _plan_migration(target: Target, out_dir: Path, message: str, write_to_projec
     engine = make_engine(target.db)
     try:
         current = current_revision(engine)
-        heads = scripts.get_heads()
-        if len(heads) > 1:
-            raise ConfigError(f"the Alembic scripts have several heads: {', '.join(heads)}")
-        pending = _pending(scripts, current) if heads and current != heads[0] else []
+        # Several heads (branch labels, not merged) are upgraded together, as `alembic upgrade heads` does.
+        pending = pending_revisions(scripts, current) if scripts.get_heads() else []
         generated = None
         if not pending and target.models:
             generated = _autogenerate(engine, target, scripts, message)
             scripts = ScriptDirectory.from_config(cfg)
-            pending = _pending(scripts, current)
-        plan = MigrationPlan(script_dir=script_dir, current=current, head=scripts.get_current_head(),
-                             revisions=pending, generated=generated)
+            pending = pending_revisions(scripts, current)
+        # One head is its id; several are joined by commas, sorted as current_revision() joins them.
+        head = ",".join(sorted(scripts.get_heads())) or None
+        plan = MigrationPlan(script_dir=script_dir, current=current, head=head, revisions=pending,
+                             generated=generated)
         if plan.empty:
             return plan
         plan.upgrade_sql, plan.downgrade_sql, plan.sql_source = render_sql(cfg, target, current)
-    except CommandError as exc:
+    except (CommandError, RevisionError) as exc:  # RevisionError: a database at a revision the scripts lack
         raise ConfigError(f"Alembic: {exc}") from None
     finally:
         engine.dispose()
@@ -192,14 +209,16 @@ def render_sql(cfg: Config, target: Target, current: str | None) -> tuple[str, s
 
 
 def _render_on_copy(cfg: Config, target: Target, current: str | None) -> tuple[str, str]:
+    # Upgrade to every head; come back to each current head (a database may stand at several).
+    back = [("downgrade", rev) for rev in (current.split(",") if current else ["base"])]
     with scratch_copy(target.db, mode="schema") as url:
-        steps = run_alembic(cfg, url, [("upgrade", "head"), ("downgrade", current or "base")])
+        steps = run_alembic(cfg, url, [("upgrade", "heads"), *back])
     if not steps[0].ok:
         return f"-- upgrade failed on an empty copy: {steps[0].error}\n", ""
-    if len(steps) < 2 or not steps[1].ok:
-        why = steps[1].error if len(steps) > 1 else "not run"
+    if len(steps) < 1 + len(back) or not all(s.ok for s in steps[1:]):
+        why = steps[-1].error if len(steps) > 1 else "not run"
         return _as_sql(steps[0].statements), f"-- downgrade failed on an empty copy: {why}\n"
-    return _as_sql(steps[0].statements), _as_sql(steps[1].statements)
+    return _as_sql(steps[0].statements), "".join(_as_sql(s.statements) for s in steps[1:])
 
 
 def _as_sql(statements: list[dict[str, Any]]) -> str:
@@ -273,7 +292,7 @@ def _one(cfg: Config, url: URL | str, command_name: str, revision: str) -> Apply
     return results[-1]
 
 
-def apply_upgrade(cfg: Config, url: URL | str, revision: str = "head") -> ApplyResult:
+def apply_upgrade(cfg: Config, url: URL | str, revision: str = "heads") -> ApplyResult:
     """Upgrade the database at ``url`` (a scratch copy) to ``revision``, recording statements and the error if any."""
     return _one(cfg, url, "upgrade", revision)
 
@@ -286,10 +305,13 @@ def apply_downgrade(cfg: Config, url: URL | str, revision: str) -> ApplyResult:
 def plan_summary(plan: MigrationPlan, run_dir: Path) -> dict[str, Any]:
     """The plan as JSON for the stage's sidecar; paths relative to the run folder."""
     def rel(path: Path | None) -> str | None:
-        return str(path.relative_to(run_dir)) if path and path.is_relative_to(run_dir) else (str(path) if path else None)
+        if path and path.is_relative_to(run_dir):
+            return str(path.relative_to(run_dir))
+        return str(path) if path else None
 
-    return {"current": plan.current, "head": plan.head, "revisions": plan.revisions,
-            "script_dir": rel(plan.script_dir), "generated": rel(plan.generated),
+    # "head" stays one string (several heads comma-joined); "heads" lists them for readers that want each.
+    return {"current": plan.current, "head": plan.head, "heads": plan.head.split(",") if plan.head else [],
+            "revisions": plan.revisions, "script_dir": rel(plan.script_dir), "generated": rel(plan.generated),
             "written_to_project": str(plan.written_to_project) if plan.written_to_project else None,
             "sql_source": plan.sql_source}
 
@@ -297,8 +319,10 @@ def plan_summary(plan: MigrationPlan, run_dir: Path) -> dict[str, Any]:
 def findings(plan: MigrationPlan) -> list[Finding]:
     """What stage 3 reports before the lint rules look at the SQL."""
     if plan.empty:
-        return [Finding("MG000", "info", "nothing to migrate: the database is at head and matches the models")]
-    out = [Finding("MG001", "info", f"{len(plan.revisions)} revision(s) to apply: {', '.join(plan.revisions)}")]
+        return [Finding("MG000", "info", "nothing to migrate: the database is at head and matches the models"),
+                *several_heads(plan.head, plan.current, plan.script_dir)]
+    out = [Finding("MG001", "info", f"{len(plan.revisions)} revision(s) to apply: {', '.join(plan.revisions)}"),
+           *several_heads(plan.head, plan.current, plan.script_dir)]
     if not plan.downgrade_sql.strip():
         out.append(Finding("MG002", "warn", "the migration has no downgrade SQL", plan.head or "",
                            fix="write downgrade() so the change can be rolled back"))
@@ -313,9 +337,12 @@ def findings(plan: MigrationPlan) -> list[Finding]:
         out.append(Finding("MG006", "warn", plan.downgrade_sql.strip("- \n"), plan.head or "",
                            fix="make downgrade() run on an empty copy of the upgraded schema"))
     if plan.sql_source.startswith("captured") and "offline rendering failed" in plan.sql_source:
+        several = "," in (plan.head or "") or "," in (plan.current or "")
+        why = ("Alembic renders no SQL offline from or to several heads" if several else
+               "a revision that inspects the database (op.get_bind()) cannot be rendered offline")
         out.append(Finding("MG005", "info", f"SQL {plan.sql_source}", plan.head or "",
-                           fix="a revision that inspects the database (op.get_bind()) cannot be rendered "
-                               "offline; the SQL shown is what it ran on a schema-only copy"))
+                           fix=f"{why}; the SQL shown is what it ran on a schema-only copy"))
+    out += naming_findings(plan.generated, plan.script_dir, plan.revisions)
     return out
 
 

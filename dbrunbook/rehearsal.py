@@ -29,7 +29,7 @@ from . import fence
 from .clone import scratch_copy
 from .config import Target
 from .db import check_connection, make_engine
-from .migration import ApplyResult, alembic_config, apply_upgrade, current_revision
+from .migration import ApplyResult, alembic_config, apply_upgrade, current_revision, pending_revisions
 from .probes import Probe, constraint_snapshot, probe_findings, run_probes
 from .querycount import parse_log, plugin_environment
 from .results import Finding
@@ -100,11 +100,11 @@ def _rehearse(target: Target, script_dir: Path, mode: str, rows: int, probes: bo
     check_connection(engine)
     before = current_revision(engine)
     engine.dispose()  # PostgreSQL copies by TEMPLATE only when nobody is connected
-    pending = _pending(ScriptDirectory.from_config(cfg), before)
+    pending = pending_revisions(ScriptDirectory.from_config(cfg), before)
     with scratch_copy(target.db, mode=mode, rows=rows) as url:
         grown = grow(url, scale) if scale is not None else {}
         snapshot = constraint_snapshot(url) if probes else None
-        result = apply_upgrade(cfg, url, "head")
+        result = apply_upgrade(cfg, url, "heads")
         copy = make_engine(url)
         after = current_revision(copy)
         copy.dispose()
@@ -121,11 +121,6 @@ def _rehearse(target: Target, script_dir: Path, mode: str, rows: int, probes: bo
     outcome.target_revision_unchanged = current_revision(engine) == before
     engine.dispose()
     return outcome
-
-
-def _pending(scripts: ScriptDirectory, current: str | None) -> list[str]:
-    revisions = list(scripts.iterate_revisions("heads", current or "base"))
-    return [r.revision for r in reversed(revisions)]
 
 
 def revision_timings(result: ApplyResult, pending: list[str]) -> list[dict[str, Any]]:

@@ -133,7 +133,7 @@ def round_trip(target: Target, script_dir: Path, *, restore_from_backup: bool = 
     cfg = alembic_config(target, Path(script_dir))
     with scratch_copy(target.db, mode=mode) as url:
         schema_before, before = _state(url)
-        trip = RoundTrip(plan=plan, upgrade=apply_upgrade(cfg, url, "head"), before=before)
+        trip = RoundTrip(plan=plan, upgrade=apply_upgrade(cfg, url, "heads"), before=before)
         if not trip.upgrade.ok:
             return trip
         schema_upgraded, trip.upgraded = _state(url)
@@ -143,7 +143,7 @@ def round_trip(target: Target, script_dir: Path, *, restore_from_backup: bool = 
         schema_after, after = _state(url)
         trip.schema_diff = compare_schema(schema_before, schema_after)
         trip.data_diff = compare(_data_only(before), _data_only(after))
-        trip.reupgrade = apply_upgrade(cfg, url, "head")
+        trip.reupgrade = apply_upgrade(cfg, url, "heads")
         if trip.reupgrade.ok:
             trip.reupgrade_schema_diff = compare_schema(schema_upgraded, _state(url)[0])
     return trip

@@ -207,7 +207,7 @@ def time_at(target: Target, script_dir: Path, scale: Scale, mode: str = "full", 
         started = time.perf_counter()
         growth = grow_report(url, scale)
         grown = time.perf_counter() - started
-        result = apply_upgrade(cfg, url, "head")
+        result = apply_upgrade(cfg, url, "heads")
     return TimingPoint(scale.factor, sum(growth.rows.values()), round(result.seconds, 6), result.ok, result.error,
                        round(grown, 3), growth.skipped)
 

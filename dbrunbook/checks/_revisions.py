@@ -60,7 +60,7 @@ def schema_after_revisions(target: Target, script_dir: Path) -> RevisionSchema:
     """Apply the pending revisions in ``script_dir`` to a schema-only copy of the target and reflect the result."""
     from alembic.script import ScriptDirectory
 
-    from ..migration import alembic_config, apply_upgrade, current_revision
+    from ..migration import alembic_config, apply_upgrade, current_revision, pending_revisions
 
     cfg = alembic_config(target, script_dir)
     engine = make_engine(target.db)
@@ -68,8 +68,7 @@ def schema_after_revisions(target: Target, script_dir: Path) -> RevisionSchema:
         current = current_revision(engine)
     finally:
         engine.dispose()
-    scripts = ScriptDirectory.from_config(cfg)
-    revisions = [r.revision for r in reversed(list(scripts.iterate_revisions("heads", current or "base")))]
+    revisions = pending_revisions(ScriptDirectory.from_config(cfg), current)
     if not revisions:
         return RevisionSchema(None, error="no pending revisions")
     with scratch_copy(target.db, mode="schema") as url:

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from alembic.script import ScriptDirectory
+from alembic.script.revision import RevisionError
 from alembic.util import CommandError
 
 from .. import fence
@@ -86,10 +87,16 @@ def known_columns(target: Target) -> dict[tuple[str, str], dict[str, Any]]:
 
 
 def _range(scripts: ScriptDirectory, spec: str, target: Target) -> tuple[str | None, str]:
+    """Where the revisions ``spec`` names start (None: base; maybe several heads, comma-joined) and end.
+
+    ``""`` or ``heads``: from the database's revision(s) to every head, as ``alembic upgrade heads``;
+    ``A:B``: from A to B (each may be ``base``, ``heads``, ``label@head``; an empty B is every head);
+    a revision id or name (``label@head``, or ``head`` when there is one head): that revision alone.
+    """
     if ":" in spec:
         start, _, end = spec.partition(":")
-        return (None if start in ("", "base") else start), end or "head"
-    if spec:
+        return (None if start in ("", "base") else start), end or "heads"
+    if spec and spec != "heads":
         script = scripts.get_revision(spec)
         if script is None:
             raise ConfigError(f"no Alembic revision {spec}")
@@ -99,7 +106,7 @@ def _range(scripts: ScriptDirectory, spec: str, target: Target) -> tuple[str | N
         return down, script.revision
     engine = make_engine(target.db)
     try:
-        return current_revision(engine), "head"
+        return current_revision(engine), "heads"
     finally:
         engine.dispose()
 
@@ -118,7 +125,14 @@ def _render_revisions(target: Target, spec: str, workdir: Path | None) -> Render
         try:
             scripts = ScriptDirectory.from_config(cfg)
             start, end = _range(scripts, spec, target)
-            revisions = [r.revision for r in reversed(list(scripts.iterate_revisions(end, start or "base")))]
+            try:
+                # As Alembic upgrades: the ancestors of the end that are not below the start (one or several heads).
+                starts = tuple(start.split(",")) if start else ()
+                below = {r.revision for r in scripts.iterate_revisions(starts, "base")} if starts else set()
+                revisions = [r.revision for r in reversed(list(scripts.iterate_revisions(end, "base")))
+                             if r.revision not in below]
+            except RevisionError as exc:  # an unknown or ambiguous name: not an error of dbrunbook
+                raise ConfigError(f"Alembic: {exc}") from None
             engine = make_engine(target.db)
             dialect = dialect_name(engine)
             engine.dispose()

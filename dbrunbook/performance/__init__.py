@@ -136,7 +136,7 @@ def _probe(target: Target, cfg: Any) -> tuple[sa.MetaData, sa.MetaData | None, s
     """The schema before and after the upgrade, from a schema-only copy (after: None if it fails)."""
     with scratch_copy(target.db, mode="schema") as url:
         before = _reflect(url)
-        result = apply_upgrade(cfg, url, "head")
+        result = apply_upgrade(cfg, url, "heads")
         return before, (_reflect(url) if result.ok else None), result.error
 
 
@@ -169,7 +169,7 @@ def _on_copy(target: Target, cfg: Any, queries: list[Query], mode: str, rows: in
             before = measure(engine, work, repeats, timeout_seconds, timed)
         finally:
             engine.dispose()
-        upgrade = apply_upgrade(cfg, url, "head")
+        upgrade = apply_upgrade(cfg, url, "heads")
         if not upgrade.ok:
             return before, None, upgrade.error
         engine = make_engine(url)
