@@ -59,7 +59,17 @@ def _pg(action: Action, migration: Migration) -> LockInfo:
         mode = "SHARE ROW EXCLUSIVE" if ctype == "foreign_key" else "ACCESS EXCLUSIVE"
         return LockInfo(mode, _PG_BLOCKS[mode], scan=not not_valid)
     if kind == "add_column":
-        return LockInfo("ACCESS EXCLUSIVE", _PG_BLOCKS["ACCESS EXCLUSIVE"], rewrite=bool(d.get("volatile_default")))
+        rewrite = bool(d.get("volatile_default")) or d.get("generated") == "stored"
+        return LockInfo("ACCESS EXCLUSIVE", _PG_BLOCKS["ACCESS EXCLUSIVE"], rewrite=rewrite)
+    if kind == "reindex":
+        mode = "SHARE UPDATE EXCLUSIVE" if d.get("concurrently") else "SHARE"
+        return LockInfo(mode, _PG_BLOCKS.get(mode, "writes"), scan=True)
+    if kind in ("vacuum", "cluster"):
+        if kind == "cluster" or d.get("full"):
+            return LockInfo("ACCESS EXCLUSIVE", _PG_BLOCKS["ACCESS EXCLUSIVE"], rewrite=True)
+        return LockInfo("SHARE UPDATE EXCLUSIVE", _PG_BLOCKS["SHARE UPDATE EXCLUSIVE"], scan=True)
+    if kind == "detach_partition" and d.get("concurrently"):
+        return LockInfo("SHARE UPDATE EXCLUSIVE", _PG_BLOCKS["SHARE UPDATE EXCLUSIVE"])
     if kind == "alter_type":
         old = migration.known_columns.get((action.table, action.column), {}).get("type", "")
         return LockInfo("ACCESS EXCLUSIVE", _PG_BLOCKS["ACCESS EXCLUSIVE"],
@@ -68,7 +78,8 @@ def _pg(action: Action, migration: Migration) -> LockInfo:
         return LockInfo("ACCESS EXCLUSIVE", _PG_BLOCKS["ACCESS EXCLUSIVE"], scan=True)
     if kind == "dml":
         return LockInfo("ROW EXCLUSIVE", _PG_BLOCKS["ROW EXCLUSIVE"], scan=action.table != "alembic_version")
-    if kind in ("create_table", "set", "begin", "commit", "create_type", "other"):
+    if kind in ("create_table", "set", "begin", "commit", "create_type", "other", "rename_enum_value",
+                "rename_schema", "create_domain", "drop_database", "add_enum_value"):
         return LockInfo("none", "nothing")
     return LockInfo("ACCESS EXCLUSIVE", _PG_BLOCKS["ACCESS EXCLUSIVE"])
 

@@ -27,7 +27,7 @@ from .lint.rules.type_change import binary_compatible
 from .results import Finding
 
 #: Action kinds that are not schema changes (session, transaction, version bookkeeping).
-_NOT_CHANGES = {"begin", "commit", "set", "other"}
+_NOT_CHANGES = {"begin", "commit", "set", "other", "vacuum", "lock_table", "reindex"}
 
 #: For each upgrade kind: the downgrade kinds that undo it, and what is lost if it is undone.
 _INVERSE: dict[str, tuple[tuple[str, ...], str]] = {

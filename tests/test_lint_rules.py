@@ -78,6 +78,41 @@ CASES = [
      ("ALTER TABLE t ADD COLUMN c text", "ALTER TABLE t DROP COLUMN c")),
     ("RB003", "sqlite", "ALTER TABLE t DROP COLUMN c", "ALTER TABLE t ADD COLUMN c text",
      ("ALTER TABLE t ADD COLUMN c text", "ALTER TABLE t DROP COLUMN c")),
+    # PostgreSQL forms sqlglot left opaque, read with pglast
+    ("LK001", "postgresql", "ALTER TABLE t ADD COLUMN foo boolean DEFAULT random() > 0.5",
+     "ALTER TABLE t ADD COLUMN foo boolean DEFAULT false", None),
+    ("LK001", "postgresql", "ALTER TABLE t ADD COLUMN at timestamptz DEFAULT clock_timestamp()",
+     "ALTER TABLE t ADD COLUMN at timestamptz DEFAULT statement_timestamp()", None),
+    ("LK005", "postgresql", 'ALTER TABLE t ADD COLUMN u int REFERENCES "user" (id)',
+     'ALTER TABLE t ADD COLUMN u int; ALTER TABLE t ADD CONSTRAINT fk FOREIGN KEY (u) REFERENCES "user" (id) NOT VALID',
+     None),
+    ("LK007", "postgresql", "ALTER TABLE t ADD COLUMN b text UNIQUE", "ALTER TABLE t ADD COLUMN b text", None),
+    ("LK007", "postgresql", "ALTER TABLE t ADD COLUMN id2 SERIAL PRIMARY KEY", "CREATE TABLE t2 (id SERIAL PRIMARY KEY)",
+     None),
+    ("LK008", "postgresql", "SET foo.lock_timeout = '1s'; ALTER TABLE t DROP CONSTRAINT x",
+     "SET LOCAL lock_timeout = '1s'; ALTER TABLE t DROP CONSTRAINT x", None),
+    ("MF001", "postgresql", "ALTER TABLE t ADD CONSTRAINT ck CHECK (c IS NOT NULL) NOT VALID; "
+     "ALTER TABLE t ALTER COLUMN c SET NOT NULL",
+     "ALTER TABLE t ADD CONSTRAINT ck CHECK (n > 0 AND c IS NOT NULL); ALTER TABLE t ALTER COLUMN c SET NOT NULL", None),
+    ("TX001", "postgresql", "BEGIN; REINDEX INDEX CONCURRENTLY ix; COMMIT", "REINDEX INDEX CONCURRENTLY ix", None),
+    ("LK012", "postgresql", "REINDEX TABLE t", "REINDEX TABLE CONCURRENTLY t", None),
+    ("LK013", "postgresql", "ALTER TABLE t DETACH PARTITION t_2020", "ALTER TABLE t DETACH PARTITION t_2020 CONCURRENTLY",
+     None),
+    ("LK014", "postgresql", "VACUUM FULL t", "VACUUM (ANALYZE) t", None),
+    ("LK014", "postgresql", "CLUSTER t USING ix", "ALTER TABLE t CLUSTER ON ix", None),
+    ("LK015", "postgresql", "ALTER DOMAIN price ADD CONSTRAINT positive CHECK (VALUE > 0)",
+     "ALTER DOMAIN price ADD CONSTRAINT positive CHECK (VALUE > 0) NOT VALID", None),
+    ("LK016", "postgresql", "ALTER TABLE t ADD COLUMN twice int GENERATED ALWAYS AS (n * 2) STORED",
+     "CREATE TABLE t2 (n int, twice int GENERATED ALWAYS AS (n * 2) STORED)", None),
+    ("DS005", "postgresql", "DROP DATABASE app", "DROP SCHEMA app", None),
+    ("DS005", "mariadb", "DROP DATABASE app", "DROP TABLE app", None),
+    ("BC003", "postgresql", "ALTER TYPE mood RENAME VALUE 'sad' TO 'unhappy'", "ALTER TYPE mood ADD VALUE 'unhappy'",
+     None),
+    ("BC004", "postgresql", "ALTER SCHEMA app RENAME TO shop", "ALTER TABLE t RENAME CONSTRAINT a TO b", None),
+    ("DT001", "postgresql", "ALTER TABLE t ADD COLUMN doc json", "ALTER TABLE t ADD COLUMN doc jsonb", None),
+    ("LN004", "postgresql", "ALTER TABLE t SET LOGGED", "ALTER TABLE t SET (fillfactor = 70)", None),
+    ("LN004", "mariadb", "OPTIMIZE TABLE t", "ANALYZE TABLE t", None),
+    ("LN004", "sqlite", "VACUUM", "ANALYZE", None),
 ]
 
 
@@ -108,7 +143,7 @@ def test_codes_are_unique_and_documented():
     assert len({r.code for r in rules}) == len(rules) >= 25
     for rule in rules:
         assert rule.summary and rule.why and rule.safe, rule.code
-        assert rule.code[:2] in {"DS", "BC", "MF", "LK", "RB", "ID", "TX"}
+        assert rule.code[:2] in {"DS", "BC", "MF", "LK", "RB", "ID", "TX", "DT", "LN"}
 
 
 def test_registering_a_code_twice_fails_at_import():

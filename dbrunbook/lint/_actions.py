@@ -12,9 +12,12 @@ import sqlglot
 from sqlglot import exp
 
 #: Functions whose value differs per row: a default using one makes ADD COLUMN rewrite the table.
+#: Stable functions (now(), current_timestamp, statement_timestamp()) give one value per
+#: statement and are stored once in the catalog; they are not listed.
 VOLATILE_FUNCTIONS = {
-    "postgresql": {"random", "clock_timestamp", "gen_random_uuid", "uuid_generate_v1", "uuid_generate_v4",
-                   "timeofday", "nextval", "txid_current", "uuid"},
+    "postgresql": {"random", "random_normal", "clock_timestamp", "timeofday", "gen_random_uuid", "uuidv4",
+                   "uuidv7", "uuid_generate_v1", "uuid_generate_v1mc", "uuid_generate_v4", "gen_random_bytes",
+                   "nextval", "setval", "currval", "lastval", "txid_current", "pg_current_xact_id", "uuid"},
     "mariadb": {"uuid", "rand", "uuid_short", "sysdate"},
     "mysql": {"uuid", "rand", "uuid_short", "sysdate"},
     "sqlite": {"random", "randomblob"},
@@ -71,7 +74,8 @@ def _not_null(coldef: exp.ColumnDef) -> bool:
 
 def _column_facts(coldef: exp.ColumnDef, read: str, dialect: str) -> dict[str, Any]:
     default = _default_of(coldef)
-    calls = {f.sql_name().lower() if not isinstance(f, exp.Anonymous) else str(f.this).lower()
+    # Named as the dialect spells them (sqlglot calls random() Rand): the table is per dialect.
+    calls = {str(f.this).lower() if isinstance(f, exp.Anonymous) else f.sql(read).split("(", 1)[0].strip().lower()
              for f in (default.find_all(exp.Func) if default is not None else [])}
     sql_type = _type_of(coldef.args.get("kind"), read)
     if sql_type in _SERIAL_TYPES.get(dialect, ()):
@@ -79,7 +83,19 @@ def _column_facts(coldef: exp.ColumnDef, read: str, dialect: str) -> dict[str, A
     return {"type": sql_type, "not_null": _not_null(coldef),
             "default": default.sql(read) if default is not None else None,
             "volatile_default": sorted(calls & VOLATILE_FUNCTIONS.get(dialect, set())),
-            "if_not_exists": bool(coldef.args.get("exists"))}
+            "calls": sorted(calls), "if_not_exists": bool(coldef.args.get("exists"))}
+
+
+def _not_null_columns(expr: Any) -> list[str]:
+    """Columns a CHECK expression proves NOT NULL: ``col IS NOT NULL``, alone or ANDed with others."""
+    if isinstance(expr, exp.Paren):
+        return _not_null_columns(expr.this)
+    if isinstance(expr, exp.And):
+        return [c for part in expr.flatten() for c in _not_null_columns(part)]
+    if (isinstance(expr, exp.Not) and isinstance(expr.this, exp.Is) and isinstance(expr.this.this, exp.Column)
+            and isinstance(expr.this.expression, exp.Null)):
+        return [expr.this.this.name]
+    return []
 
 
 def _constraint_action(node: exp.Expression, table: str, alter: exp.Alter, read: str) -> Action:
@@ -109,7 +125,8 @@ def _constraint_action(node: exp.Expression, table: str, alter: exp.Alter, read:
     return Action("add_constraint", table, name=name, details={
         "type": ctype, "not_valid": bool(alter.args.get("not_valid")), "references": references,
         "columns": columns, "using_index": False,
-        "expression": first.this.sql(read) if ctype == "check" and first.this is not None else ""})
+        "expression": first.this.sql(read) if ctype == "check" and first.this is not None else "",
+        "not_null_columns": _not_null_columns(first.this) if ctype == "check" else []})
 
 
 def _alter_actions(alter: exp.Alter, read: str, dialect: str) -> list[Action]:
@@ -199,7 +216,9 @@ def _command_actions(node: exp.Command, read: str) -> list[Action]:
             return [Action("rename_type", name=tokens[2], details={"to": tokens[-1]})]
     if words[:2] == ["DELETE", "FROM"] and "PG_ENUM" in words:
         return [Action("drop_enum_value", name="pg_enum")]
-    return [Action("other")]
+    # An opaque command no rule can judge: reported (LN004), not dropped.
+    rest = node.expression.name if isinstance(node.expression, exp.Literal) else ""
+    return [Action("unknown", details={"what": " ".join(f"{node.this} {rest}".split()[:3])})]
 
 
 def _insert_action(node: exp.Insert) -> Action:
@@ -253,6 +272,8 @@ def actions_of(node: exp.Expression | None, read: str, dialect: str) -> list[Act
             return [Action("drop_index", _name(on.this) if on is not None else "", name=name, details=details)]
         if kind == "TYPE":
             return [Action("drop_type", name=name, details=details)]
+        if kind == "DATABASE" or (kind == "SCHEMA" and read == "mysql"):  # MySQL's schema is a database
+            return [Action("drop_database", name=name or _name(node.this), details=details)]
         return [Action("other")]
     if isinstance(node, exp.TruncateTable):
         return [Action("truncate", _name(t)) for t in node.expressions]
@@ -262,7 +283,9 @@ def actions_of(node: exp.Expression | None, read: str, dialect: str) -> list[Act
             eq = item.this
             if isinstance(eq, exp.EQ):
                 value = eq.expression.name if isinstance(eq.expression, exp.Literal) else eq.expression.sql(read)
-                out.append(Action("set", name=eq.this.name.lower(), details={"value": value}))
+                # The whole dotted name: a custom setting such as foo.lock_timeout is not lock_timeout.
+                name = eq.this.sql(read) if isinstance(eq.this, exp.Column) and eq.this.table else eq.this.name
+                out.append(Action("set", name=name.lower(), details={"value": value}))
         return out or [Action("other")]
     if isinstance(node, exp.Transaction):
         return [Action("begin")]

@@ -1,10 +1,14 @@
 """The statement model lint rules, lock analysis and reversibility look at.
 
-SQL is split and parsed with sqlglot in the target's dialect. Each statement becomes a
+SQL is split and parsed by the dialect's reader (:data:`READERS`): PostgreSQL's own parser
+(pglast, in :mod:`._pg`) for PostgreSQL, sqlglot in the target's dialect for the others. Each
+statement becomes a
 :class:`Statement` holding one :class:`Action` per change it makes (``ALTER TABLE t ADD a,
 DROP b`` makes two), with the table, column and the facts rules need (default, NOT VALID,
 CONCURRENTLY, ...). Forms sqlglot keeps as an opaque command (``VALIDATE CONSTRAINT``,
-``ALTER TYPE``) are read from sqlglot's tokens. Statements also carry their context: whether a
+``ALTER TYPE``) are read from sqlglot's tokens. A statement no reader understands becomes an
+``unknown`` action (reported by LN004), one that cannot be parsed ``unparsed`` (LN003), so
+nothing is dropped unseen. Statements also carry their context: whether a
 transaction is open and which session settings (``lock_timeout`` ...) are in force.
 
 What the schema looks like before a statement (a column's definition there, whether a table
@@ -17,7 +21,7 @@ from __future__ import annotations
 import logging
 import re
 from dataclasses import dataclass, field
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 import sqlglot
 from sqlglot import exp
@@ -28,7 +32,7 @@ from ..errors import UsageError
 from ._actions import VOLATILE_FUNCTIONS, Action, actions_of
 from .state import SchemaState, replay
 
-__all__ = ["SQLGLOT_DIALECT", "VOLATILE_FUNCTIONS", "Action", "Migration", "Statement", "parse_sql"]
+__all__ = ["READERS", "SQLGLOT_DIALECT", "VOLATILE_FUNCTIONS", "Action", "Migration", "Statement", "parse_sql"]
 
 #: sqlglot's dialect name for each SQLAlchemy dialect name.
 SQLGLOT_DIALECT = {"postgresql": "postgres", "mariadb": "mysql", "mysql": "mysql", "sqlite": "sqlite"}
@@ -137,21 +141,9 @@ def _split(sql: str, read: str) -> Iterator[tuple[int, str]]:
         yield first_line, tail
 
 
-def parse_sql(sql: str, dialect: str, source: str = "", first_line: int = 1,
-              in_transaction: bool = False) -> Migration:
-    """Split and parse ``sql`` for ``dialect`` into a :class:`Migration` of statements.
-
-    ``in_transaction`` says whether the SQL runs inside a transaction that it does not open
-    itself (SQL captured from Alembic online, where the driver opened it).
-    """
-    if dialect not in SQLGLOT_DIALECT:
-        raise UsageError(f"lint does not know the dialect {dialect!r} (known: {', '.join(sorted(SQLGLOT_DIALECT))})")
+def _read_sqlglot(sql: str, dialect: str) -> Iterator[tuple[int, str, list[Action]]]:
+    """(line, text, actions) of each statement, read by sqlglot in ``dialect``."""
     read = SQLGLOT_DIALECT[dialect]
-    migration = Migration(dialect, [], source)
-    in_tx = in_transaction
-    tx = 1 if in_transaction else 0
-    blocks = tx
-    settings: dict[str, str] = {}
     for line, chunk in _split(sql, read):
         try:
             node: exp.Expression | None = sqlglot.parse_one(chunk, read=read)  # type: ignore[assignment]
@@ -159,9 +151,39 @@ def parse_sql(sql: str, dialect: str, source: str = "", first_line: int = 1,
             node = None
         if isinstance(node, exp.Semicolon):
             continue
+        yield line, chunk, actions_of(node, read, dialect) if node is not None else [Action("unparsed")]
+
+
+def _read_postgresql(sql: str, dialect: str) -> Iterator[tuple[int, str, list[Action]]]:
+    """(line, text, actions) of each statement, read by PostgreSQL's own parser (pglast)."""
+    from ._pg import read_statements  # pglast is loaded only when PostgreSQL SQL is read
+
+    return read_statements(sql, dialect)
+
+
+#: The reader of each dialect: SQL -> (line, statement text, actions) per statement.
+READERS: dict[str, Callable[[str, str], Iterator[tuple[int, str, list[Action]]]]] = {
+    "postgresql": _read_postgresql, "mariadb": _read_sqlglot, "mysql": _read_sqlglot, "sqlite": _read_sqlglot}
+
+
+def parse_sql(sql: str, dialect: str, source: str = "", first_line: int = 1,
+              in_transaction: bool = False) -> Migration:
+    """Split and parse ``sql`` for ``dialect`` into a :class:`Migration` of statements.
+
+    ``in_transaction`` says whether the SQL runs inside a transaction that it does not open
+    itself (SQL captured from Alembic online, where the driver opened it).
+    """
+    if dialect not in READERS:
+        raise UsageError(f"lint does not know the dialect {dialect!r} (known: {', '.join(sorted(READERS))})")
+    migration = Migration(dialect, [], source)
+    in_tx = in_transaction
+    tx = 1 if in_transaction else 0
+    blocks = tx
+    settings: dict[str, str] = {}
+    for line, chunk, actions in READERS[dialect](sql, dialect):
         stmt = Statement(len(migration.statements) + 1, line + first_line - 1, chunk.strip(), dialect,
-                         actions=actions_of(node, read, dialect) if node is not None else [Action("unparsed")],
-                         in_transaction=in_tx, transaction=tx if in_tx else 0, settings=dict(settings))
+                         actions=actions, in_transaction=in_tx, transaction=tx if in_tx else 0,
+                         settings=dict(settings))
         for match in _SILENCE.finditer(chunk):
             reason = (match.group(2) or "").strip()
             for code in re.split(r"\s*,\s*", match.group(1)):

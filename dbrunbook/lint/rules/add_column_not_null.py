@@ -16,10 +16,15 @@ if TYPE_CHECKING:
     from ..runner import LintContext
 
 
+#: The equivalent rules of other migration linters.
+PEERS = ("squawk: adding-required-field",)
+
 @registry.rule("MF002", "add-column-not-null-no-default", "block",
                safe="add the column nullable (or with a constant default), backfill, then add NOT NULL")
 def check(ctx: LintContext) -> Iterator[Finding]:
     for stmt, action in ctx.actions("add_column"):
-        if (action.details.get("not_null") and action.details.get("default") is None
+        # A serial, identity or generated column gets a value on every row without a written default.
+        valued = "nextval" in action.details.get("calls", []) or action.details.get("generated")
+        if (action.details.get("not_null") and action.details.get("default") is None and not valued
                 and on_existing_table(ctx.migration, stmt, action.table)):
             yield ctx.finding(stmt, f"{action.object} is added NOT NULL without a default", action.object)

@@ -14,6 +14,9 @@ if TYPE_CHECKING:
     from ..runner import LintContext
 
 
+#: The equivalent rules of other migration linters.
+PEERS = ("squawk: constraint-missing-not-valid", "strong_migrations: add_check_constraint")
+
 @registry.rule("LK006", "check-not-valid", "warn", dialects=("postgresql",),
                safe="ADD CONSTRAINT ... CHECK (...) NOT VALID; then VALIDATE CONSTRAINT (SHARE UPDATE EXCLUSIVE)")
 def check(ctx: LintContext) -> Iterator[Finding]:

@@ -15,6 +15,9 @@ if TYPE_CHECKING:
     from ..runner import LintContext
 
 
+#: The equivalent rules of other migration linters.
+PEERS = ("squawk: require-concurrent-index-creation", "strong_migrations: add_index")
+
 @registry.rule("LK003", "create-index-blocking", "warn", dialects=("postgresql",),
                safe="CREATE INDEX CONCURRENTLY IF NOT EXISTS, outside a transaction (op.get_context().autocommit_block())")
 def check(ctx: LintContext) -> Iterator[Finding]:

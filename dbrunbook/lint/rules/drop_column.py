@@ -19,6 +19,9 @@ if TYPE_CHECKING:
     from ..runner import LintContext
 
 
+#: The equivalent rules of other migration linters.
+PEERS = ("squawk: ban-drop-column", "strong_migrations: remove_column")
+
 @registry.rule("DS002", "drop-column", "block",
                safe="release code that no longer uses the column first; drop it in a later migration")
 def check(ctx: LintContext) -> Iterator[Finding]:

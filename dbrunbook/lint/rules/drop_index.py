@@ -15,6 +15,9 @@ if TYPE_CHECKING:
     from ..runner import LintContext
 
 
+#: The equivalent rules of other migration linters.
+PEERS = ("squawk: require-concurrent-index-deletion", "strong_migrations: remove_index")
+
 @registry.rule("LK004", "drop-index-blocking", "warn", dialects=("postgresql",),
                safe="DROP INDEX CONCURRENTLY IF EXISTS, outside a transaction")
 def check(ctx: LintContext) -> Iterator[Finding]:

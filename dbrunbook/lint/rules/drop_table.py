@@ -17,6 +17,9 @@ if TYPE_CHECKING:
     from ..runner import LintContext
 
 
+#: The equivalent rules of other migration linters.
+PEERS = ("squawk: ban-drop-table",)
+
 @registry.rule("DS001", "drop-table", "block",
                safe="stop using the table in a release first, back it up, then drop it in a later migration")
 def check(ctx: LintContext) -> Iterator[Finding]:

@@ -15,6 +15,9 @@ if TYPE_CHECKING:
     from ..runner import LintContext
 
 
+#: The equivalent rules of other migration linters.
+PEERS = ("squawk: adding-foreign-key-constraint", "strong_migrations: add_foreign_key")
+
 @registry.rule("LK005", "foreign-key-not-valid", "warn", dialects=("postgresql",),
                safe="ADD CONSTRAINT ... FOREIGN KEY ... NOT VALID; then VALIDATE CONSTRAINT in a later step")
 def check(ctx: LintContext) -> Iterator[Finding]:

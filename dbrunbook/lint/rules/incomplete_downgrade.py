@@ -19,7 +19,11 @@ if TYPE_CHECKING:
 def check(ctx: LintContext) -> Iterator[Finding]:
     if ctx.rollback is None or not reversibility.changes(ctx.rollback[1]):
         return
+    dropped = {(a.table, a.column) for _, a in ctx.rollback[1].actions("drop_column")}
     for item in reversibility.check(*ctx.rollback):
+        columns = item.action.details.get("columns") or [""]
+        if item.action.details.get("inline") and (item.action.table, columns[0]) in dropped:
+            continue  # a constraint written in ADD COLUMN is dropped with the column
         if not item.undone:
             yield ctx.finding(item.statement, f"the downgrade does not undo {item.description}", item.object,
                               source=ctx.rollback[0].source, expected=item.inverse)

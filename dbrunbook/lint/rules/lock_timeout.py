@@ -18,6 +18,9 @@ if TYPE_CHECKING:
 SETTING = {"postgresql": "lock_timeout", "mariadb": "lock_wait_timeout", "mysql": "lock_wait_timeout"}
 
 
+#: The equivalent rules of other migration linters.
+PEERS = ("squawk: require-timeout-settings",)
+
 @registry.rule("LK008", "missing-lock-timeout", "warn", dialects=tuple(SETTING),
                safe="SET lock_timeout = '5s' (MariaDB/MySQL: SET SESSION lock_wait_timeout = 5) at the top")
 def check(ctx: LintContext) -> Iterator[Finding]:

@@ -18,6 +18,9 @@ _GUARD = {"create_table": "if_not_exists", "create_index": "if_not_exists", "add
           "drop_table": "if_exists", "drop_index": "if_exists", "drop_column": "if_exists"}
 
 
+#: The equivalent rules of other migration linters.
+PEERS = ("squawk: prefer-robust-stmts",)
+
 @registry.rule("ID001", "non-idempotent-outside-transaction", "warn",
                safe="use IF NOT EXISTS / IF EXISTS so the step can be re-run, or run it inside a transaction")
 def check(ctx: LintContext) -> Iterator[Finding]:

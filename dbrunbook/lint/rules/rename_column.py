@@ -19,6 +19,9 @@ if TYPE_CHECKING:
     from ..runner import LintContext
 
 
+#: The equivalent rules of other migration linters.
+PEERS = ("squawk: renaming-column", "strong_migrations: rename_column")
+
 @registry.rule("BC002", "rename-column", "warn",
                safe="add the new column, write both, backfill, move reads, drop the old column later")
 def check(ctx: LintContext) -> Iterator[Finding]:

@@ -16,6 +16,9 @@ if TYPE_CHECKING:
     from ..runner import LintContext
 
 
+#: The equivalent rules of other migration linters.
+PEERS = ("squawk: renaming-table", "strong_migrations: rename_table")
+
 @registry.rule("BC001", "rename-table", "warn",
                safe="create the new table (or a view with the old name), move code over, drop the old name later")
 def check(ctx: LintContext) -> Iterator[Finding]:

@@ -1,14 +1,14 @@
 """NOT NULL added to an existing column scans the table under a lock and fails on NULLs.
 
-SET NOT NULL checks every row while holding ACCESS EXCLUSIVE (PostgreSQL) or rebuilds the
-table (MariaDB/MySQL), and fails outright if any row holds NULL. PostgreSQL 12+ skips the
-scan when a validated CHECK (col IS NOT NULL) constraint already proves it.
+SET NOT NULL checks every row while holding ACCESS EXCLUSIVE (PostgreSQL: no reads or
+writes for the whole scan) or rebuilds the table (MariaDB/MySQL), and fails outright if any
+row holds NULL. PostgreSQL 12+ skips the scan, and cannot fail, when a validated
+CHECK (col IS NOT NULL) constraint earlier in the migration already proves it: one added
+without NOT VALID, or added NOT VALID and then validated.
 """
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Iterator
-
-import re
 
 from .. import registry
 from ._util import on_existing_table
@@ -18,12 +18,18 @@ if TYPE_CHECKING:
     from ..model import Action, Statement
     from ..runner import LintContext
 
+#: The equivalent rules of other migration linters.
+PEERS = ("squawk: adding-not-nullable-field", "strong_migrations: change_column_null")
+
 
 def _proved(ctx: LintContext, stmt: Statement, action: Action) -> bool:
+    """True when a validated CHECK (col IS NOT NULL) on the table comes before ``stmt``."""
     checks = {a.name: a for s, a in ctx.actions("add_constraint") if s.index < stmt.index
               and a.table == action.table and a.details.get("type") == "check"
-              and re.search(rf'(?<!\w)"?{re.escape(action.column)}"?\s+is\s+not\s+null', a.details.get("expression", ""), re.I)}
-    return any(a.name in checks for s, a in ctx.actions("validate_constraint") if s.index < stmt.index)
+              and action.column in a.details.get("not_null_columns", [])}
+    validated = {a.name for s, a in ctx.actions("validate_constraint") if s.index < stmt.index
+                 and a.table == action.table}
+    return any(not a.details.get("not_valid") or name in validated for name, a in checks.items())
 
 
 @registry.rule("MF001", "set-not-null", "warn", dialects=("postgresql", "mariadb", "mysql"),
@@ -36,5 +42,8 @@ def check(ctx: LintContext) -> Iterator[Finding]:
             if not (action.details.get("not_null") and old is not None and not old.get("not_null")):
                 continue
         if on_existing_table(ctx.migration, stmt, action.table) and not _proved(ctx, stmt, action):
-            yield ctx.finding(stmt, f"NOT NULL added to {action.object}: a full scan under lock, and it fails "
+            scan = ("a full-table scan under ACCESS EXCLUSIVE (no validated CHECK "
+                    f"({action.column} IS NOT NULL) before it)" if ctx.dialect == "postgresql"
+                    else "a full scan under lock")
+            yield ctx.finding(stmt, f"NOT NULL added to {action.object}: {scan}, and it fails "
                               "if any row is NULL", action.object)

@@ -18,6 +18,9 @@ if TYPE_CHECKING:
 SETTING = {"postgresql": "statement_timeout", "mariadb": "max_statement_time", "mysql": "max_execution_time"}
 
 
+#: The equivalent rules of other migration linters.
+PEERS = ("squawk: require-timeout-settings",)
+
 @registry.rule("LK009", "missing-statement-timeout", "warn", dialects=tuple(SETTING),
                safe="SET statement_timeout = '15min' (MariaDB: SET SESSION max_statement_time = 900) at the top")
 def check(ctx: LintContext) -> Iterator[Finding]:

@@ -37,6 +37,9 @@ def binary_compatible(old: str, new: str) -> bool:
     return False
 
 
+#: The equivalent rules of other migration linters.
+PEERS = ("squawk: changing-column-type", "strong_migrations: change_column")
+
 @registry.rule("LK002", "type-change-rewrite", "block", dialects=("postgresql",),
                safe="add a new column of the new type, backfill it in batches, then swap names in one short step")
 def check(ctx: LintContext) -> Iterator[Finding]:

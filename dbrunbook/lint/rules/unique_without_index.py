@@ -15,6 +15,9 @@ if TYPE_CHECKING:
     from ..runner import LintContext
 
 
+#: The equivalent rules of other migration linters.
+PEERS = ("squawk: disallowed-unique-constraint", "strong_migrations: add_unique_constraint")
+
 @registry.rule("LK007", "unique-without-index", "warn", dialects=("postgresql",),
                safe="CREATE UNIQUE INDEX CONCURRENTLY ix ...; ALTER TABLE ... ADD CONSTRAINT ix UNIQUE USING INDEX ix")
 def check(ctx: LintContext) -> Iterator[Finding]:

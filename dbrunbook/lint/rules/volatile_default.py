@@ -1,6 +1,7 @@
 """ADD COLUMN with a volatile default rewrites the table.
 
-A default that differs per row (random(), clock_timestamp(), gen_random_uuid()) must be
+A default that differs per row (random(), clock_timestamp(), gen_random_uuid(), a serial or
+identity column's nextval(); the list is ``VOLATILE_FUNCTIONS`` per dialect) must be
 computed for every existing row, so PostgreSQL rewrites the whole table under an ACCESS
 EXCLUSIVE lock: no reads or writes until it is done. Constant and stable defaults (a
 literal, now()) are stored once in the catalog and cost nothing since PostgreSQL 11.
@@ -10,6 +11,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Iterator
 
 from .. import registry
+from ..model import VOLATILE_FUNCTIONS
 from ._util import on_existing_table
 
 if TYPE_CHECKING:
@@ -17,11 +19,16 @@ if TYPE_CHECKING:
     from ..runner import LintContext
 
 
+#: The equivalent rules of other migration linters.
+PEERS = ("squawk: adding-field-with-default", "strong_migrations: add_column_default_callable")
+
 @registry.rule("LK001", "volatile-default", "block", dialects=("postgresql",),
                safe="ADD COLUMN without default; SET DEFAULT for new rows; backfill existing rows in batches")
 def check(ctx: LintContext) -> Iterator[Finding]:
     for stmt, action in ctx.actions("add_column"):
-        volatile = action.details.get("volatile_default")
+        # Judged here against the dialect's table of volatile functions, from every call the default makes.
+        calls = set(action.details.get("calls") or action.details.get("volatile_default") or ())
+        volatile = sorted(calls & VOLATILE_FUNCTIONS.get(ctx.dialect, set()))
         if volatile and on_existing_table(ctx.migration, stmt, action.table):
             yield ctx.finding(stmt, f"{action.object} gets a volatile default ({', '.join(volatile)}): "
                               "the table is rewritten under ACCESS EXCLUSIVE", action.object)
