@@ -220,8 +220,11 @@ def findings(rehearsal: Rehearsal) -> list[Finding]:
     up = rehearsal.upgrade
     out = []
     if not up.ok:
-        out.append(Finding("RH001", "block", f"the upgrade fails on a copy of the data: {up.error}",
-                           up.error_type, {"statement": up.failed_statement.strip()[:2000], "error": up.error},
+        failed = next((t["revision"] for t in rehearsal.revisions if not t.get("ok")), "")
+        at = f" at revision {failed}" if failed else ""
+        out.append(Finding("RH001", "block", f"the upgrade fails on a copy of the data{at}: {up.error}",
+                           failed or up.error_type, {"statement": up.failed_statement.strip()[:2000],
+                                                     "error": up.error, "revision": failed},
                            "fix the offending rows or change the migration; see stage 05 for the rows"))
     if not rehearsal.target_revision_unchanged:
         out.append(Finding("RH002", "block", "the target's revision changed during the rehearsal", "target"))

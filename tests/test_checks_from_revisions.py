@@ -110,3 +110,27 @@ def test_an_expand_contract_revision_is_judged_by_its_backfill(db_url, dialect, 
         assert rehearsal.status != "block", run.stages
         assert checks.status != "block", result.findings
         assert "DC001" not in codes or codes["DC001"].severity != "block"
+
+
+DEFAULT_THEN_DROPPED = '''revision = "0002"
+down_revision = "0001"
+from alembic import op
+import sqlalchemy as sa
+def upgrade():
+    with op.batch_alter_table("users") as batch:
+        batch.add_column(sa.Column("kind", sa.String(20), nullable=False, server_default="FINITE"))
+    with op.batch_alter_table("users") as batch:
+        batch.alter_column("kind", existing_type=sa.String(20), server_default=None)
+def downgrade():
+    with op.batch_alter_table("users") as batch:
+        batch.drop_column("kind")
+'''
+
+
+def test_a_column_added_with_a_default_needs_no_value(db_url, dialect, tmp_path):
+    # Optuna's v3.0.0.c shape: the default fills existing rows, then the revision drops it.
+    target = _project(tmp_path, db_url, DEFAULT_THEN_DROPPED)
+    run = run_runbook(target, RunOptions(out=tmp_path / "runs", stages=["05"]))
+    result = load_result(run.path, "05-data-checks")
+    assert "DC001" not in {f.code for f in result.findings}, result.findings
+    assert run.stages[0].status != "block"

@@ -36,16 +36,22 @@ class RevisionSchema:
     metadata: sa.MetaData | None
     revisions: list[str] = field(default_factory=list)
     renames: dict[str, str] = field(default_factory=dict)
+    defaulted: set[str] = field(default_factory=set)
     error: str = ""
 
 
-def declared_renames(script_dir: Path, revisions: list[str]) -> dict[str, str]:
-    """``{"table.old": "table.new", "old_table": "new_table"}`` declared by the revisions' operations."""
+def declared_facts(script_dir: Path, revisions: list[str]) -> tuple[dict[str, str], set[str]]:
+    """What the revisions' own operations declare that a schema comparison cannot see.
+
+    The renames, ``{"table.old": "table.new", "old_table": "new_table"}``, and the columns they add with a
+    default (``"table.column"``): existing rows get that value, even when a later revision drops the default.
+    """
     from ..lint.model import parse_sql
     from ..reversibility import operations_sql
 
     up_sql, _ = operations_sql(script_dir, revisions, unreadable={})
     renames: dict[str, str] = {}
+    defaulted: set[str] = set()
     for stmt in parse_sql(up_sql, "postgresql", "operations").statements:
         for action in stmt.actions:
             to = str(action.details.get("to", ""))
@@ -53,7 +59,9 @@ def declared_renames(script_dir: Path, revisions: list[str]) -> dict[str, str]:
                 renames[f"{action.table}.{action.column}"] = f"{action.table}.{to}"
             elif action.kind == "rename_table" and to:
                 renames[action.table] = to
-    return renames
+            elif action.kind == "add_column" and action.details.get("default") is not None:
+                defaulted.add(f"{action.table}.{action.column}")
+    return renames, defaulted
 
 
 def schema_after_revisions(target: Target, script_dir: Path) -> RevisionSchema:
@@ -84,19 +92,23 @@ def schema_after_revisions(target: Target, script_dir: Path) -> RevisionSchema:
     if "alembic_version" in metadata.tables:
         metadata.remove(metadata.tables["alembic_version"])
     try:
-        renames = declared_renames(script_dir, revisions)
-    except Exception:  # operations that cannot be read offline: no renames known, drops stay drops
-        renames = {}
-    return RevisionSchema(metadata, revisions, renames)
+        renames, defaulted = declared_facts(script_dir, revisions)
+    except Exception:  # operations that cannot be read offline: nothing declared is known, drops stay drops
+        renames, defaulted = {}, set()
+    return RevisionSchema(metadata, revisions, renames, defaulted)
 
 
-def without_renames(results: list[CheckResult], renames: dict[str, str]) -> list[CheckResult]:
-    """Drop the "dropped" results (DC006) for columns and tables the revisions rename rather than drop."""
-    if not renames:
-        return results
+def without_declared(results: list[CheckResult], renames: dict[str, str], defaulted: set[str]) -> list[CheckResult]:
+    """Drop results the revisions' own operations answer: a rename is no drop (DC006), and a new column added
+    with a default needs no value from anyone (DC001 "required")."""
     renamed_tables = {old for old in renames if "." not in old}
-    return [r for r in results if not (r.code == "DC006" and (r.object in renames or r.object in renamed_tables
-                                                              or r.object.split(".")[0] in renamed_tables))]
+
+    def answered(r: CheckResult) -> bool:
+        if r.code == "DC006":
+            return r.object in renames or r.object in renamed_tables or r.object.split(".")[0] in renamed_tables
+        return r.problem == "required" and r.object in defaulted
+
+    return [r for r in results if not answered(r)]
 
 
 def settle_with_rehearsal(results: list[CheckResult], rehearsal: StageResult | None) -> list[CheckResult]:
@@ -119,6 +131,7 @@ class ChangeSource:
     source: str            # "models" | "revisions" | "" (nothing to check)
     note: str
     renames: dict[str, str] = field(default_factory=dict)
+    defaulted: set[str] = field(default_factory=set)
 
 
 def change_source(target: Target, script_dir: "Path | None") -> ChangeSource:
@@ -133,11 +146,11 @@ def change_source(target: Target, script_dir: "Path | None") -> ChangeSource:
     if found.metadata is None:
         return ChangeSource(None, "", f"no target models given, and {found.error}: nothing to check")
     return ChangeSource(found.metadata, "revisions", f"the schema after revision(s) {', '.join(found.revisions)}",
-                        found.renames)
+                        found.renames, found.defaulted)
 
 
 def settle(results: list[CheckResult], source: ChangeSource, rehearsal: StageResult | None) -> list[CheckResult]:
     """Results of checks derived from revisions, with declared renames and stage 04's evidence weighed in."""
     if source.source != "revisions":
         return results
-    return settle_with_rehearsal(without_renames(results, source.renames), rehearsal)
+    return settle_with_rehearsal(without_declared(results, source.renames, source.defaulted), rehearsal)
