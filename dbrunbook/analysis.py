@@ -39,6 +39,12 @@ def analyse(engine: sa.Engine, metadata: sa.MetaData, renames: Mapping[str, str]
     return result
 
 
+def summary(changes: list[Change]) -> str:
+    """Stage 01's headline: how many changes, by kind."""
+    kinds = ", ".join(f"{sum(c.kind == k for c in changes)} {k}" for k in KINDS if any(c.kind == k for c in changes))
+    return f"{len(changes)} changes: {kinds}" if kinds else "no schema change"
+
+
 def compare(engine: sa.Engine, metadata: sa.MetaData, renames: Mapping[str, str] | None = None) -> list[Change]:
     """The changes from the live database to ``metadata``, classified and measured."""
     return analyse(engine, metadata, renames).changes

@@ -134,12 +134,20 @@ class ChangeSource:
     defaulted: set[str] = field(default_factory=set)
 
 
-def change_source(target: Target, script_dir: "Path | None") -> ChangeSource:
-    """The target models when given; otherwise the schema the pending revisions in ``script_dir`` produce."""
+def change_source(target: Target, script_dir: Path | None = None, work_dir: Path | None = None) -> ChangeSource:
+    """The target models when given; otherwise the schema the pending revisions produce.
+
+    The revisions are those in ``script_dir`` (a copy made earlier in the run), else in a copy of the project's
+    Alembic scripts made in ``work_dir``.
+    """
     from ..config import load_metadata
+    from ..migration import alembic_config
 
     if target.models:
         return ChangeSource(load_metadata(target.models, target.project_dir), "models", f"models {target.models}")
+    if script_dir is None and work_dir is not None and target.alembic_config:
+        script_dir = work_dir / "alembic"
+        alembic_config(target, script_dir)
     if script_dir is None:
         return ChangeSource(None, "", "no target models and no Alembic scripts: nothing to check")
     found = schema_after_revisions(target, script_dir)
