@@ -110,8 +110,11 @@ def _rehearsed(result: StageResult, window: float) -> _Verdict:
     if upgrade.get("ok"):
         return True, (f"{result.stage}: upgrade {data.get('revision_before')} -> {data.get('revision_after')} "
                       f"applied on a {data.get('mode', 'full')} copy in {float(upgrade.get('seconds') or 0):.2f}s"), ""
-    return False, f"{result.stage}: the upgrade fails on a copy: {upgrade.get('error') or result.summary}", \
-        "fix the data or the migration until the rehearsal passes (stage 05 lists the rows)"
+    failed = next((str(t.get("revision")) for t in data.get("revisions") or [] if not t.get("ok")), "")
+    at = f" at revision {failed}" if failed else ""
+    return False, f"{result.stage}: the upgrade fails on a copy{at}: {upgrade.get('error') or result.summary}", \
+        ("fix the data or the migration until the rehearsal passes (stage 04 names the failing statement; "
+         "stage 05 lists the offending rows where a data check covers the change)")
 
 
 def _data_checks(result: StageResult, window: float) -> _Verdict:
