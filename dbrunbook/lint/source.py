@@ -146,7 +146,7 @@ def _render_revisions(target: Target, spec: str, workdir: Path | None) -> Render
             unreadable: dict[str, str] = {}
             rendered.operations = operations_sql(Path(scripts.dir), revisions, unreadable=unreadable)
             rendered.silences, rendered.unreasoned = python_silences(revision_paths(Path(scripts.dir), revisions))
-            rendered.unreasoned += [Finding("LN003", "info", f"revision {rev}'s operations cannot be read without a "
+            rendered.unreasoned += [Finding("LN005", "info", f"revision {rev}'s operations cannot be read without a "
                                             f"database ({why}): its rollback pairing was not checked", rev)
                                     for rev, why in unreadable.items()]
         except CommandError as exc:
