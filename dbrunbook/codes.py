@@ -162,6 +162,10 @@ QC001 = _declare("QC001", "n-plus-one", "warn", "A test ran one SELECT shape man
 DC100 = _declare("DC100", "backfill-plan", "info",
                  "A backfill plan for a column that needs values: rows, batches and estimated time.",
                  "run the batched backfill script before the migration (the finding's fix holds it)")
+DC104 = _declare("DC104", "failure-unexplained", "warn",
+                 "The upgrade fails on the data in stage 04 and no data check explains it: the revision's own "
+                 "statements or code fail on rows no schema comparison describes.",
+                 "read the failing statement in stage 04 and the revision's upgrade(); query the rows it reads")
 DC101 = _declare("DC101", "table-not-there-yet", "info",
                  "A table a pending revision creates does not exist yet: nothing to profile.")
 DC102 = _declare("DC102", "profiled-in-part", "warn", "A column could not be profiled fully, with the reason.",

@@ -30,9 +30,10 @@ from ._base import CheckContext, CheckResult, failed, read_only, registry, run_r
 from ._dialect import session_dialect
 from ._diff import diffs as _diffs
 from ._diff import table_of
-from ._revisions import ChangeSource, change_source, settle
+from ._revisions import ChangeSource, change_source, settle, unexplained
 
-__all__ = ["ChangeSource", "CheckReport", "CheckResult", "change_source", "registry", "run_checks", "settle"]
+__all__ = ["ChangeSource", "CheckReport", "CheckResult", "change_source", "registry", "run_checks", "settle",
+           "unexplained"]
 
 
 @dataclass

@@ -21,7 +21,7 @@ import sqlalchemy as sa
 from ..clone import scratch_copy
 from ..config import Target
 from ..db import make_engine
-from ..results import StageResult
+from ..results import Finding, StageResult
 from ._base import CheckResult
 from ._dialect import FAILS
 
@@ -40,11 +40,14 @@ class RevisionSchema:
     error: str = ""
 
 
-def declared_facts(script_dir: Path, revisions: list[str]) -> tuple[dict[str, str], set[str]]:
-    """What the revisions' own operations declare that a schema comparison cannot see.
+def declared_facts(script_dir: Path, revisions: list[str], ran: str = "", dialect: str = "") -> tuple[
+        dict[str, str], set[str]]:
+    """What the revisions declare that a schema comparison cannot see, from their operations and the SQL they ran.
 
     The renames, ``{"table.old": "table.new", "old_table": "new_table"}``, and the columns they add with a
     default (``"table.column"``): existing rows get that value, even when a later revision drops the default.
+    ``ran`` is the SQL the revisions ran on a copy (in ``dialect``): it holds what revisions that inspect the
+    database do, which their operations cannot show offline.
     """
     from ..lint.model import parse_sql
     from ..reversibility import operations_sql
@@ -52,8 +55,14 @@ def declared_facts(script_dir: Path, revisions: list[str]) -> tuple[dict[str, st
     up_sql, _ = operations_sql(script_dir, revisions, unreadable={})
     renames: dict[str, str] = {}
     defaulted: set[str] = set()
-    for stmt in parse_sql(up_sql, "postgresql", "operations").statements:
+    parsed = [parse_sql(up_sql, "postgresql", "operations")] + ([parse_sql(ran, dialect, "ran")] if ran else [])
+    for stmt in (s for migration in parsed for s in migration.statements):
         for action in stmt.actions:
+            if action.kind == "create_table" and action.table.startswith("_alembic_tmp_"):
+                # A batch copy: a column created with a default gets it in every copied row.
+                table = action.table.removeprefix("_alembic_tmp_")
+                defaulted |= {f"{table}.{name}" for name, facts in (action.details.get("columns") or {}).items()
+                              if isinstance(facts, dict) and facts.get("default") is not None}
             to = str(action.details.get("to", ""))
             if action.kind == "rename_column" and to:
                 renames[f"{action.table}.{action.column}"] = f"{action.table}.{to}"
@@ -92,10 +101,37 @@ def schema_after_revisions(target: Target, script_dir: Path) -> RevisionSchema:
     if "alembic_version" in metadata.tables:
         metadata.remove(metadata.tables["alembic_version"])
     try:
-        renames, defaulted = declared_facts(script_dir, revisions)
+        ran = "".join(s["sql"].strip() + ";\n" for s in result.statements)
+        renames, defaulted = declared_facts(script_dir, revisions, ran, dialect_name_of(target))
     except Exception:  # operations that cannot be read offline: nothing declared is known, drops stay drops
         renames, defaulted = {}, set()
-    return RevisionSchema(metadata, revisions, renames, defaulted)
+    return RevisionSchema(metadata, revisions, _live_renames(target, renames), defaulted)
+
+
+def dialect_name_of(target: Target) -> str:
+    """The target's dialect name (MariaDB told apart from MySQL)."""
+    from ..db import dialect_name
+
+    engine = make_engine(target.db)
+    try:
+        return dialect_name(engine)
+    finally:
+        engine.dispose()
+
+
+def _live_renames(target: Target, renames: dict[str, str]) -> dict[str, str]:
+    """The renames of tables and columns the target has today (a rename inside a table the migration creates,
+    or of a column it adds, is no change of the live schema)."""
+    engine = make_engine(target.db)
+    try:
+        inspector = sa.inspect(engine)
+        tables = set(inspector.get_table_names())
+        columns = {t: {c["name"] for c in inspector.get_columns(t)}
+                   for t in {old.split(".")[0] for old in renames if "." in old} & tables}
+    finally:
+        engine.dispose()
+    return {old: new for old, new in renames.items()
+            if (old in tables if "." not in old else old.split(".", 1)[1] in columns.get(old.split(".")[0], set()))}
 
 
 def without_declared(results: list[CheckResult], renames: dict[str, str], defaulted: set[str]) -> list[CheckResult]:
@@ -162,3 +198,23 @@ def settle(results: list[CheckResult], source: ChangeSource, rehearsal: StageRes
     if source.source != "revisions":
         return results
     return settle_with_rehearsal(without_declared(results, source.renames, source.defaulted), rehearsal)
+
+
+def unexplained(results: list[CheckResult], rehearsal: StageResult | None) -> list[Finding]:
+    """DC104 when stage 04's upgrade failed on the data and no data check found rows that explain it.
+
+    The revision's own code (a data migration in Python, an UPDATE that casts) fails on rows no schema
+    comparison describes: say so, with the rehearsal's error and revision, rather than pass in silence.
+    """
+    if rehearsal is None or any(r.severity == "block" for r in results):
+        return []
+    failed = next((f for f in rehearsal.findings if f.code == "RH001"), None)
+    if failed is None:
+        return []
+    revision = str(failed.evidence.get("revision") or failed.object)
+    return [Finding("DC104", "warn", f"the upgrade fails on the data at revision {revision} "
+                    f"({failed.evidence.get('error', failed.message)}) and no data check explains it: the "
+                    "revision's own statements or code fail on rows no schema comparison describes", revision,
+                    {"statement": failed.evidence.get("statement", ""), "revision": revision},
+                    "read the failing statement in stage 04 and the revision's upgrade(); query the rows it "
+                    "reads for the values it cannot handle")]
