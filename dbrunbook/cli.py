@@ -6,22 +6,30 @@ result. Library errors become one line on stderr and the exit code their class d
 """
 from __future__ import annotations
 
+import contextlib
 import importlib
 import importlib.util
 import json
 import os
 import sys
+import warnings
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import click
 
 from . import __version__
-from .errors import EXIT_STAGE_ERROR, DbrunbookError, UsageError
-from .report import render_run, render_runs, run_exit_code
+from .errors import EXIT_INTERNAL, EXIT_STAGE_ERROR, DatabaseUnreachable, DbrunbookError, DbrunbookNote, UsageError
+from .progress import StageObserver, StageReporter, observing
+from .report import render_run, render_runs, run_exit_code, run_json, runs_json, verify_json
 
 RUNS_DIR = click.option("--runs-dir", type=click.Path(path_type=Path), default=Path("runs"),
                         show_default=True, help="Folder holding archived runs.")
+#: ``--format`` of the commands whose output tools read; the JSON documents are described in docs/json.md.
+FORMAT = click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True,
+                      help="Text for people, or one JSON document for tools (docs/json.md).")
+#: ``--quiet`` of the commands that run stages.
+QUIET = click.option("-q", "--quiet", is_flag=True, help="Print only the final report, no progress.")
 
 
 #: Commands that live in their own module under ``dbrunbook/commands/`` (each defines
@@ -53,21 +61,69 @@ class _Group(click.Group):
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
-            return super().invoke(ctx)
+            with warnings.catch_warnings():
+                warnings.showwarning = _show_note
+                return super().invoke(ctx)
         except DbrunbookError as exc:
             click.echo(f"error: {exc}", err=True)
             sys.exit(exc.exit_code)
         except KeyboardInterrupt:
             click.echo("interrupted; scratch copies were dropped", err=True)
             sys.exit(130)
+        except BrokenPipeError:  # the reader went away (`| head`): not a bug; exit as a shell's SIGPIPE does
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit's flush
+            sys.exit(141)
         except (click.exceptions.Exit, click.ClickException, SystemExit):
             raise
-        except Exception as exc:  # a bug of ours: still one line, the traceback on request
+        except Exception as exc:
+            unreachable = _unreachable(exc)
+            if unreachable is not None:
+                click.echo(f"error: {unreachable}", err=True)
+                sys.exit(unreachable.exit_code)
             if os.environ.get("DBRUNBOOK_DEBUG"):
                 raise
-            click.echo(f"error: unexpected {type(exc).__name__}: {exc} "
-                       "(set DBRUNBOOK_DEBUG=1 to see the traceback)", err=True)
-            sys.exit(1)
+            # A bug of ours: still one line, but its own exit code, so CI does not read it as "blocked".
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+            click.echo(f"error: unexpected {type(exc).__name__}: {first} "
+                       "(a bug in dbrunbook; set DBRUNBOOK_DEBUG=1 to see the traceback)", err=True)
+            sys.exit(EXIT_INTERNAL)
+
+
+def _unreachable(exc: Exception) -> DatabaseUnreachable | None:
+    """A driver's failure to connect, raised past the commands' own checks, as :class:`DatabaseUnreachable`.
+
+    SQLAlchemy leaves ``statement`` unset when the error came from opening the connection, not from a
+    statement; the URL is not known here, and the driver's message names the host, never the password.
+    """
+    from sqlalchemy.exc import InterfaceError, OperationalError
+
+    if not isinstance(exc, (OperationalError, InterfaceError)) or exc.statement is not None:
+        return None
+    text = str(exc.orig or exc).strip().splitlines()
+    return DatabaseUnreachable("the database", text[0] if text else type(exc).__name__)
+
+
+def _show_note(message: Warning | str, category: type[Warning], filename: str, lineno: int,
+               file: Any = None, line: str | None = None) -> None:
+    """Print dbrunbook's notes as one ``note:`` line on stderr; other warnings as Python prints them."""
+    if issubclass(category, DbrunbookNote):
+        click.echo(f"note: {message}", err=True)
+    else:
+        sys.stderr.write(warnings.formatwarning(message, category, filename, lineno, line))
+
+
+@contextlib.contextmanager
+def reporting(quiet: bool, fmt: str = "text", cells: bool = False) -> Iterator[StageObserver | None]:
+    """The progress of the runs started inside: on stdout, on stderr when stdout carries JSON, or none.
+
+    ``cells``: papermill draws its own bars on stderr, so the progress is plain lines, not a spinner.
+    """
+    if quiet:
+        yield None
+        return
+    with StageReporter(sys.stderr if fmt == "json" else sys.stdout, live=not cells) as reporter, \
+            observing(reporter):
+        yield reporter
 
 
 @click.group(cls=_Group)
@@ -97,9 +153,12 @@ def _run_options(f: Any) -> Any:
         click.option("--keep-going", is_flag=True, help="Run later stages after a stage raised."),
         click.option("-p", "--param", "params", multiple=True, metavar="NAME=VALUE",
                      help="Parameter for the stages that declare NAME (JSON or text)."),
-        click.option("--progress/--no-progress", default=False, help="Show papermill's cell progress."),
+        click.option("--progress/--no-progress", default=False,
+                     help="Also show each stage's cell-by-cell bar (papermill's, on stderr)."),
         click.option("--runbooks", type=click.Path(file_okay=False, exists=True, path_type=Path),
                      help="Folder of stage templates to run instead of the bundled ones."),
+        FORMAT,
+        QUIET,
     ]):
         f = option(f)
     return f
@@ -118,7 +177,8 @@ def _run_options(f: Any) -> Any:
 @_run_options
 def update(db: str | None, models: str | None, alembic_config: str | None, project: Path, dry_run: bool,
            rollback_plan: bool, test_cmd: str | None, scale: str | None, stages: str | None, out: Path | None,
-           keep_going: bool, params: tuple[str, ...], progress: bool, runbooks: Path | None) -> None:
+           keep_going: bool, params: tuple[str, ...], progress: bool, runbooks: Path | None, fmt: str,
+           quiet: bool) -> None:
     """Analyse, check and rehearse a schema change; never changes the target database."""
     from .config import load_run_settings, load_target
     from .runbook import RunOptions, run_runbook
@@ -129,14 +189,16 @@ def update(db: str | None, models: str | None, alembic_config: str | None, proje
     options = RunOptions(stages=stages.split(",") if stages else settings.stages, out=out or settings.runs_dir,
                          dry_run=dry_run, rollback_plan=rollback_plan, keep_going=keep_going,
                          parameters={**{k: v for k, v in shortcuts.items() if v}, **_params(params)},
-                         project_parameters=settings.parameters,
-                         progress=progress, runbooks=runbooks)
-    finish_run(run_runbook(target, options))
+                         project_parameters=settings.parameters, progress=progress, runbooks=runbooks)
+    with reporting(quiet, fmt, cells=progress) as on_stage:
+        options.on_stage = on_stage
+        run = run_runbook(target, options)
+    finish_run(run, fmt)
 
 
-def finish_run(run: Any) -> None:
+def finish_run(run: Any, fmt: str = "text") -> None:
     """Print a finished run and exit with its documented code (shared by the commands that run stages)."""
-    click.echo(render_run(run.path))
+    click.echo(_dumps(run_json(run.path)) if fmt == "json" else render_run(run.path))
     code = run_exit_code(run)
     if code == EXIT_STAGE_ERROR and run.failed:
         click.echo(f"error: stage {run.failed.name} raised; see {run.path / run.failed.notebook}", err=True)
@@ -149,43 +211,65 @@ def finish_run(run: Any) -> None:
 @click.option("--db", help="Build the demo database here instead of SQLite (an empty database).")
 @click.option("--users", type=click.IntRange(400, 2_000_000), default=20_000, show_default=True,
               help="Demo users (orders and items are twice as many).")
-def demo(out: Path, db: str | None, users: int) -> None:
+@QUIET
+def demo(out: Path, db: str | None, users: int, quiet: bool) -> None:
     """Write the demo shop project and run `update --dry-run` on it."""
     from .demo import run_demo
 
-    click.echo(f"writing the demo project to {out} ...")
-    finish_run(run_demo(out, db=db, users=users))
+    if not quiet:
+        click.echo(f"writing the demo project to {out} ...")
+    with reporting(quiet):
+        run = run_demo(out, db=db, users=users)
+    finish_run(run)
 
 
 @main.command("runs")
 @RUNS_DIR
-def runs_(runs_dir: Path) -> None:
+@FORMAT
+def runs_(runs_dir: Path, fmt: str) -> None:
     """List archived runs."""
     from .runbook import list_runs
 
-    click.echo(render_runs(list_runs(runs_dir)))
+    found = list_runs(runs_dir)
+    click.echo(_dumps(runs_json(found)) if fmt == "json" else render_runs(found))
 
 
 @main.command()
 @click.argument("run")
 @RUNS_DIR
-def show(run: str, runs_dir: Path) -> None:
+@FORMAT
+def show(run: str, runs_dir: Path, fmt: str) -> None:
     """Show a run's stages, verdicts and findings (RUN: id, unique part of one, path, or latest)."""
     from .runbook import find_run
 
-    click.echo(render_run(find_run(run, runs_dir)))
+    path = find_run(run, runs_dir)
+    click.echo(_dumps(run_json(path)) if fmt == "json" else render_run(path))
 
 
 @main.command()
 @click.argument("run")
 @RUNS_DIR
-def verify(run: str, runs_dir: Path) -> None:
+@FORMAT
+def verify(run: str, runs_dir: Path, fmt: str) -> None:
     """Recompute a run folder's hashes against its manifest; any change fails."""
+    from .errors import VerificationFailed
     from .runbook import find_run, verify_run
 
     path = find_run(run, runs_dir)
-    manifest = verify_run(path)
-    click.echo(f"OK: {len(manifest['files'])} files of {path.name} match the manifest")
+    try:
+        manifest = verify_run(path)
+    except VerificationFailed as exc:
+        if fmt == "json":  # the document on stdout, the one-line error on stderr, exit 4
+            click.echo(_dumps(verify_json(path, None, exc.problems)))
+        raise
+    if fmt == "json":
+        click.echo(_dumps(verify_json(path, manifest, [])))
+    else:
+        click.echo(f"OK: {len(manifest['files'])} files of {path.name} match the manifest")
+
+
+def _dumps(document: Any) -> str:
+    return json.dumps(document, indent=2, default=str)
 
 
 @main.command()

@@ -18,6 +18,13 @@ the data a caller needs, plus the process exit code the CLI maps it to::
 
 Exit code 0 means every stage passed (or only warned); exit 1 means the run completed and
 at least one stage blocked. The CLI prints ``str(error)`` on one line and never a traceback.
+Any other exception is a bug of dbrunbook's: the CLI prints it on one line too and exits 70
+(``EX_SOFTWARE`` of sysexits.h), so a CI job never mistakes it for a blocked change. A driver's
+failure to connect that reaches the CLI is reported as :class:`DatabaseUnreachable` (exit 5). When
+the reader of stdout goes away (``| head``), the CLI exits 141 silently, as a shell does on SIGPIPE.
+
+:class:`DbrunbookNote` is not an error: a warning category for how dbrunbook read the user's
+input (a ``postgres://`` URL read as ``postgresql://``); the CLI prints it as one ``note:`` line.
 """
 from __future__ import annotations
 
@@ -31,6 +38,7 @@ EXIT_STAGE_ERROR = 3
 EXIT_VERIFY = 4
 EXIT_UNREACHABLE = 5
 EXIT_FENCED = 6
+EXIT_INTERNAL = 70  # EX_SOFTWARE: an internal error, never a verdict
 
 EXIT_CODES = {
     EXIT_PASS: "every stage passed or only warned",
@@ -38,9 +46,14 @@ EXIT_CODES = {
     EXIT_USAGE: "usage error: bad option, malformed URL, missing file, unknown run, missing client tool",
     EXIT_STAGE_ERROR: "a stage notebook raised; its executed notebook is in the run folder",
     EXIT_VERIFY: "verification failed: a run folder does not match its manifest, or a secret leaked into it",
-    EXIT_UNREACHABLE: "a database server could not be reached",
+    EXIT_UNREACHABLE: "a database server could not be reached, by any command that connects",
     EXIT_FENCED: "code dbrunbook ran (env.py, settings, models) tried to change the target; it was stopped first",
+    EXIT_INTERNAL: "an unexpected internal error (a bug in dbrunbook); set DBRUNBOOK_DEBUG=1 to see the traceback",
 }
+
+
+class DbrunbookNote(UserWarning):
+    """How dbrunbook read the user's input, worth a line but not an error (shown by the CLI as ``note:``)."""
 
 
 class DbrunbookError(Exception):

@@ -25,14 +25,29 @@ _PASSWORD_QUERY_KEYS = ("password", "passwd", "pwd")
 
 
 def parse_url(url: str | URL) -> URL:
-    """Parse ``url`` or raise a one-line :class:`UsageError` that never shows the password."""
+    """Parse ``url`` or raise a one-line :class:`UsageError` that never shows the password.
+
+    ``postgres://`` (Heroku's and many hosts' spelling, which SQLAlchemy refuses) is read as
+    ``postgresql://``, its driver kept (``postgres+psycopg://``), with a :class:`DbrunbookNote`.
+    """
     if isinstance(url, URL):
         return url
     try:
-        return make_url(url)
+        parsed = make_url(url)
     except (ArgumentError, ValueError) as exc:
         shown = url.split("@")[-1] if "@" in url else url
         raise UsageError(f"malformed database URL ({exc.__class__.__name__}): ...{shown}") from None
+    backend, plus, driver = parsed.drivername.partition("+")
+    if backend == "postgres":
+        import warnings
+
+        from .errors import DbrunbookNote
+
+        # One note per process (the warning's text and place never change), however often the URL is parsed.
+        warnings.warn("a postgres:// URL is read as postgresql:// (SQLAlchemy's name for the dialect)",
+                      DbrunbookNote, stacklevel=1)
+        parsed = parsed.set(drivername=f"postgresql{plus}{driver}")
+    return parsed
 
 
 def secret_values(url: str | URL) -> list[str]:

@@ -5,6 +5,8 @@ from pathlib import Path
 
 import click
 
+from ..cli import FORMAT, QUIET
+
 
 @click.command("apply")
 @click.argument("run")
@@ -17,10 +19,14 @@ import click
 @click.option("--accept", multiple=True, metavar="GUARD",
               help="Apply although this guard failed (recorded in the apply run); repeatable.")
 @click.option("--dry-run", is_flag=True, help="Check the guards and show what would run; change nothing.")
+@FORMAT
+@QUIET
 def command(run: str, project: Path, db: str | None, runs_dir: Path | None, accept: tuple[str, ...],
-            dry_run: bool) -> None:
+            dry_run: bool, fmt: str, quiet: bool) -> None:
     """Apply the plan run RUN to its target: guards, one transaction where possible, monitor and abort."""
     from ..apply import apply_run
-    from ..cli import finish_run
+    from ..cli import finish_run, reporting
 
-    finish_run(apply_run(run, project=project, db=db, runs_dir=runs_dir, accept=list(accept), dry_run=dry_run))
+    with reporting(quiet, fmt):
+        done = apply_run(run, project=project, db=db, runs_dir=runs_dir, accept=list(accept), dry_run=dry_run)
+    finish_run(done, fmt)

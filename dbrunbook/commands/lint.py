@@ -34,6 +34,24 @@ def render(findings: list[Finding], fmt: str) -> str:
     return "\n".join(lines)
 
 
+def _check_database(project: Path, db: str | None, alembic_config: str | None) -> None:
+    """Revisions are linted from the database's revision: an unreachable server is exit 5, said first."""
+    from ..config import load_target
+    from ..db import check_connection, make_engine
+    from ..errors import ConfigError
+
+    try:
+        target = load_target(project, db=db, alembic_config=alembic_config)
+    except ConfigError:
+        return  # lint_targets says what is missing, in its own words
+    with target.environment():  # the password is lent, as for the lint itself
+        engine = make_engine(target.db)
+        try:
+            check_connection(engine)
+        finally:
+            engine.dispose()
+
+
 @click.command("lint")
 @click.argument("targets", nargs=-1)
 @click.option("--format", "fmt", type=click.Choice(_FORMATS), default="text", show_default=True)
@@ -52,6 +70,8 @@ def command(targets: tuple[str, ...], fmt: str, fail_on: str | None, dialect: st
     """Lint migrations: REVISION, RANGE (A:B), revision FILE.py or FILE.sql; no argument lints pending revisions."""
     from ..lint.cli import lint_targets
 
+    if not targets or any(not t.endswith(".sql") for t in targets):
+        _check_database(project, db, alembic_config)
     report = lint_targets(list(targets), project=project, db=db, alembic_config=alembic_config, dialect=dialect,
                           include=include, exclude=exclude)
     output = render(report.findings, fmt)

@@ -1,13 +1,37 @@
 """``dbrunbook rehearse``: apply the pending migration to a scratch copy and report what happened."""
 from __future__ import annotations
 
+import json
 import tempfile
+from dataclasses import asdict
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import click
 
+from ..cli import FORMAT
 from ..errors import EXIT_BLOCKED
-from ..results import verdict_of
+from ..results import Finding, verdict_of
+
+if TYPE_CHECKING:
+    from ..rehearsal import Rehearsal
+
+REHEARSAL_SCHEMA = "dbrunbook.rehearsal/1"
+
+
+def rehearsal_json(start: str | None, head: str | None, result: Rehearsal | None,
+                   found: list[Finding]) -> dict[str, Any]:
+    """A rehearsal as a ``dbrunbook.rehearsal/1`` document (``result`` None: nothing was pending)."""
+    document: dict[str, Any] = {"schema": REHEARSAL_SCHEMA, "from": start, "to": head, "rehearsed": result is not None,
+                                "verdict": verdict_of(found), "findings": [asdict(f) for f in found]}
+    if result is None:
+        return document
+    tests = asdict(result.tests) if result.tests is not None else None
+    return {**document, "mode": result.mode, "copy": result.clone, "rows": result.rows,
+            "ok": result.upgrade.ok, "seconds": result.upgrade.seconds, "error": result.upgrade.error or None,
+            "revisions": result.revisions, "probes": [asdict(p) for p in result.probes], "tests": tests,
+            "tests_skipped": result.tests_skipped or None,
+            "target_revision_unchanged": result.target_revision_unchanged}
 
 
 @click.command("rehearse")
@@ -25,8 +49,9 @@ from ..results import verdict_of
 @click.option("--rows", type=click.IntRange(1), default=1000, show_default=True,
               help="Rows per table of a sample copy (plus the rows they reference).")
 @click.option("--probes/--no-probes", default=True, help="Check the new constraints reject rows they must.")
+@FORMAT
 def command(db: str | None, models: str | None, alembic_config: str | None, project: Path, test_cmd: str,
-            test_timeout: float, scale: str | None, mode: str, rows: int, probes: bool) -> None:
+            test_timeout: float, scale: str | None, mode: str, rows: int, probes: bool, fmt: str) -> None:
     """Rehearse the migration on a scratch copy: time it, probe new constraints, run your tests."""
     from ..config import load_target
     from ..db import check_connection, make_engine
@@ -44,19 +69,27 @@ def command(db: str | None, models: str | None, alembic_config: str | None, proj
             engine.dispose()
         plan = plan_migration(target, Path(folder))
         if plan.empty:
-            click.echo("nothing to rehearse: the database is at head and matches the models")
+            click.echo(json.dumps(rehearsal_json(plan.current, plan.head, None, []), indent=2) if fmt == "json"
+                       else "nothing to rehearse: the database is at head and matches the models")
             return
         result = rehearse(target, plan.script_dir, mode, rows=rows, probes=probes, test_cmd=test_cmd,
                           test_timeout=test_timeout, scale=growth)
-    click.echo(f"rehearsed {plan.current or 'base'} -> {plan.head} on a {mode} copy"
+    found = findings(result)
+    if fmt == "json":
+        click.echo(json.dumps(rehearsal_json(plan.current, plan.head, result, found), indent=2, default=str))
+    else:
+        _render(plan.current, plan.head, mode, result, found)
+    if verdict_of(found) == "block":
+        raise SystemExit(EXIT_BLOCKED)
+
+
+def _render(start: str | None, head: str | None, mode: str, result: Rehearsal, found: list[Finding]) -> None:
+    click.echo(f"rehearsed {start or 'base'} -> {head} on a {mode} copy"
                + (f" grown to {sum(result.rows.values()):,} rows" if result.rows else ""))
     for timing in result.revisions:
         click.echo(f"  {timing['revision']}: {'ok' if timing['ok'] else 'FAILED'} "
                    f"{timing['statements']} statement(s) {timing['seconds']:.3f}s")
-    found = findings(result)
     for finding in found:
         click.echo(f"{finding.severity} {finding.code}: {finding.message}")
     if result.tests is not None and not result.tests.passed:
         click.echo(result.tests.output[-3000:], err=True)
-    if verdict_of(found) == "block":
-        raise SystemExit(EXIT_BLOCKED)

@@ -23,6 +23,7 @@ from ..config import Target, load_metadata
 from ..db import check_connection, make_engine
 from ..migration import alembic_config
 from ..errors import ConfigError, SecretLeak, UnknownParameterError, UsageError
+from ..progress import StageEvent, StageObserver, current_observer
 from ..results import VERDICTS, load_result
 from ..secrets import find_secrets, redact_secrets
 from .archive import write_manifest
@@ -45,7 +46,16 @@ class RunOptions:
     #: them, below ``parameters``; only a name no template of the folder declares is an error.
     project_parameters: dict[str, Any] = field(default_factory=dict)
     runbooks: Path | None = None
+    #: Also show papermill's cell-by-cell bar of each stage, labelled with the stage (on stderr).
     progress: bool = False
+    #: Called as each stage starts and finishes (see :mod:`dbrunbook.progress`); by default the observer
+    #: set with ``progress.observing`` where the options are made, if any.
+    on_stage: StageObserver | None = field(default_factory=current_observer)
+
+    def notify(self, event: StageEvent) -> None:
+        """Tell the ``on_stage`` observer, if there is one, that a stage started or finished."""
+        if self.on_stage is not None:
+            self.on_stage(event)
 
 
 @dataclass
@@ -178,7 +188,8 @@ def _execute(template: Path, output: Path, params: dict[str, Any], cwd: Path, pr
     record = StageRecord(name=template.stem, status="error", notebook=output.name)
     try:
         papermill.execute_notebook(str(template), str(output), parameters=params, kernel_name="python3",
-                                   cwd=str(cwd), progress_bar=progress, log_output=False,
+                                   cwd=str(cwd), log_output=False,
+                                   progress_bar={"desc": template.stem, "leave": False} if progress else False,
                                    kernel_manager_class="dbrunbook.runbook._kernel.IPCKernelManager")
     except PapermillExecutionError as exc:
         record.error = {"cell": exc.exec_count, "cell_index": exc.cell_index, "ename": exc.ename,
@@ -242,13 +253,17 @@ def _run(target: Target, options: RunOptions) -> Run:
 
     journal("running")
     try:
-        for template in chosen:
+        for index, template in enumerate(chosen, 1):
+            event = StageEvent("start", run_id, run_dir, index, len(chosen), template.stem)
             if any(r.status == "error" for r in records) and not options.keep_going:
                 records.append(StageRecord(name=template.stem, status="skipped"))
+                options.notify(event.finished(records[-1]))
                 continue
+            options.notify(event)
             records.append(_execute(template, run_dir / template.name, params[template.stem],
                                     target.project_dir, options.progress))
             journal("running")
+            options.notify(event.finished(records[-1]))
     except KeyboardInterrupt:
         journal("interrupted")
         raise
