@@ -39,7 +39,7 @@ _current: ContextVar[StageObserver | None] = ContextVar("dbrunbook_stage_observe
 class StageEvent:
     """One stage of a run starting (``kind="start"``) or finishing (``kind="finish"``)."""
 
-    kind: str
+    kind: str  # "open" (the run folder is chosen), "start" or "finish"
     run_id: str
     run_dir: Path
     index: int  # 1-based position among the run's stages
@@ -115,6 +115,8 @@ class StageReporter:
     def __call__(self, event: StageEvent) -> None:
         if not self.printed:
             self._line(f"run folder: {event.run_dir}")
+        if event.kind == "open":  # the run folder is chosen: said before the slow imports and the first stage
+            return
         if event.kind == "start":
             self._started(event)
         else:

@@ -236,6 +236,7 @@ def _run(target: Target, options: RunOptions) -> Run:
     chosen = _select(templates(options.runbooks, options), options.stages)
     preflight(target)
     run_id, run_dir = new_run_dir(options.out, target)
+    options.notify(StageEvent("open", run_id, run_dir, 0, len(chosen), ""))
     params = stage_parameters(chosen, target, run_dir, options)
     run_dir.mkdir(parents=True, exist_ok=False)
     started = datetime.now(timezone.utc)
