@@ -58,7 +58,8 @@ def test_demo_ticks_only_what_its_sidecars_prove(demo, dialect, tmp_path):
     assert not items["rehearsed"]["ticked"] and not items["data-checks-pass"]["ticked"]
     rehearsal = load_result(run.path, "04-dev-rehearsal").data["upgrade"]
     assert items["rehearsed"]["stage"] == "04-dev-rehearsal" and not rehearsal["ok"]
-    failed = f"04-dev-rehearsal: the upgrade fails on a copy: {rehearsal['error']}"
+    at = next(t["revision"] for t in load_result(run.path, "04-dev-rehearsal").data["revisions"] if not t["ok"])
+    failed = f"04-dev-rehearsal: the upgrade fails on a copy at revision {at}: {rehearsal['error']}"
     assert items["rehearsed"]["evidence"].startswith(failed)
     assert "; to tick it: " in items["rehearsed"]["evidence"]  # what is missing, and how to get it
     # Ticked: exactly the items whose evidence was recorded in this run.
