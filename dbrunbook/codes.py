@@ -302,6 +302,17 @@ AP016 = _declare("AP016", "outside-transaction", "warn", "Revisions run statemen
                  "CONCURRENTLY) in a revision of their own")
 AP017 = _declare("AP017", "revision-written", "warn", "The generated revision is written to the project's "
                  "history before the upgrade (info when only planned).", "commit it with the project")
+AP018 = _declare("AP018", "apply-locked", "block",
+                 "Another apply holds the target's apply lock (its run, user@host, pid, since when): refused, the "
+                 "target untouched (warn on a dry run).",
+                 "wait until the other apply has finished, then check the guards again")
+AP019 = _declare("AP019", "sql-not-reviewed", "block",
+                 "A statement the apply was about to run is not the reviewed SQL (03-migration/upgrade.sql): it did "
+                 "not run; rolled back, or nothing ran.",
+                 "plan again with dbrunbook update: the scripts (or what env.py runs) are not what was reviewed")
+AP020 = _declare("AP020", "lock-retried", "warn",
+                 "Applied after lock waits timed out and were retried: the attempts, and the sessions in the way.",
+                 "apply when the sessions named are done, or shorten their transactions")
 
 # -- 12 post-migration (dbrunbook.validation, runbooks/apply/12-post-migration) -------------------------------------
 PV000 = _declare("PV000", "apply-record-incomplete", "warn", "No plan run, no stage 11 sidecar, or a part of "

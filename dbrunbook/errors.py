@@ -9,6 +9,7 @@ the data a caller needs, plus the process exit code the CLI maps it to::
     │   ├── UnknownRunError                     no run matches the given id
     │   └── UnknownParameterError               a parameter the stage template does not declare
     ├── ApplyRefused                    exit 1  a guard of `dbrunbook apply` failed (target untouched)
+    │   └── ApplyLocked                         another apply holds the target (apply/_lock.py)
     ├── DatabaseUnreachable             exit 5  cannot connect to a database server
     ├── TargetFenced                    exit 6  code dbrunbook ran (env.py, models) reached for the target
     ├── StageFailed                     exit 3  a stage notebook raised

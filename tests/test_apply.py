@@ -6,9 +6,11 @@ reused; every test first resets the target database to exactly the planned state
 from __future__ import annotations
 
 import dataclasses
+import fcntl
 import json
 import os
 import shutil
+import socket
 import subprocess
 import sys
 import textwrap
@@ -20,7 +22,10 @@ import pytest
 import sqlalchemy as sa
 
 from dbrunbook import RunOptions, run_runbook
-from dbrunbook.apply import GUARDS, ApplyRefused, apply, guards, outcome_findings, plan_apply, plan_findings
+from dbrunbook.apply import (GUARDS, LOCK_FACTS, ApplyLocked, ApplyRefused, RetryPolicy, apply, apply_lock, guards,
+                             holder, outcome_findings, plan_apply, plan_findings, refusal_findings, sql_to_run,
+                             stage_data, summary)
+from dbrunbook.apply._lock import lock_file
 from dbrunbook.clone import scratch_copy, sync_key_generators
 from dbrunbook.config import Target, load_target
 from dbrunbook.db import create_database, drop_database, make_engine
@@ -29,6 +34,7 @@ from dbrunbook.fingerprint import compare, fingerprint, schema_snapshot
 from dbrunbook.migration import alembic_config, apply_upgrade, current_revision
 from dbrunbook.results import load_result
 from dbrunbook.runbook import verify_run
+from dbrunbook.runbook.archive import sha256
 from dbrunbook.runbook.engine import runbook_folder
 
 from conftest import new_database
@@ -83,12 +89,18 @@ def downgrade():
 '''
 #: Fails midway: the names repeat, so a unique index on them is refused by the database.
 _FAILS = 'op.create_index("uq_customers_name", "customers", ["name"], unique=True)'
+_FAILS_SQL = "CREATE UNIQUE INDEX uq_customers_name ON customers (name)"
 #: Runs longer than the abort limit; SQLite has no sleep, so a long count stands in for it.
 _SLEEP = {
     "postgresql": 'op.execute("SELECT pg_sleep(5)")',
     "mariadb": 'op.execute("SELECT SLEEP(5)")',
     "sqlite": 'op.execute("WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c LIMIT 500000000) '
               'SELECT COUNT(*) FROM c")',
+}
+_SLEEP_SQL = {
+    "postgresql": "SELECT pg_sleep(5)",
+    "mariadb": "SELECT SLEEP(5)",
+    "sqlite": "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c LIMIT 500000000) SELECT COUNT(*) FROM c",
 }
 CHECKLIST = ["schema-analysed", "design-valid", "migration-reviewed", "rollback-present", "rehearsed",
              "data-checks-pass", "code-impact-clear", "tests-pass", "performance-ok", "staging-within-window",
@@ -215,6 +227,7 @@ def test_dry_run_changes_nothing_then_apply_moves_to_head(planned, tmp_path):
     again = {g.id: g for g in guards(planned.plan_run, planned.target())}
     assert not again["revision-unchanged"].ok and "already at the plan's head" in again["revision-unchanged"].detail
     assert not again["no-schema-drift"].ok and again["manifest-verified"].ok
+    assert holder(planned.url) is None  # the apply released its lock
 
 
 def test_drift_after_planning_is_refused(planned, tmp_path):
@@ -287,20 +300,27 @@ def test_unticked_checklist_is_refused(tmp_path):
     assert checked["manifest-verified"].ok and checked["same-target"].ok
 
 
-def _variant(planned: Planned, tmp: Path, middle: str):
-    """The plan of ``planned`` with a revision 0002 that runs ``middle`` between its two operations."""
+def _variant(planned: Planned, tmp: Path, middle: str, middle_sql: str):
+    """The plan of ``planned`` with a revision 0002 that runs ``middle`` between its two operations.
+
+    Its reviewed SQL is the plan's with ``middle_sql`` (what ``middle`` runs) after the added column, as stage 03
+    would have reviewed the variant: the apply runs nothing else.
+    """
     plan = plan_apply(planned.plan_run, planned.target())
     assert plan.refused == [], plan.refused
     scripts = tmp / "scripts"
     shutil.copytree(plan.script_dir, scripts, ignore=shutil.ignore_patterns("__pycache__"))
     _revision(scripts, "0002_phone", _CHANGE.format(middle=middle))
-    return dataclasses.replace(plan, script_dir=scripts)
+    chunks = plan.upgrade_sql.split(";\n\n")
+    at = next(i for i, chunk in enumerate(chunks) if "ADD COLUMN phone" in chunk) + 1
+    reviewed = ";\n\n".join([*chunks[:at], middle_sql, *chunks[at:]])
+    return dataclasses.replace(plan, script_dir=scripts, upgrade_sql=reviewed)
 
 
 def test_failure_midway_leaves_a_transactional_target_unchanged(planned, tmp_path):
     planned.reset()
     before = planned.state()
-    variant = _variant(planned, tmp_path, _FAILS)
+    variant = _variant(planned, tmp_path, _FAILS, _FAILS_SQL)
     outcome = apply(variant, planned.target(), tmp_path / "stage")
     assert not outcome.applied and not outcome.aborted and outcome.error
     assert "uq_customers_name" in outcome.failed_statement and outcome.statements[-1]["failed"]
@@ -316,6 +336,7 @@ def test_failure_midway_leaves_a_transactional_target_unchanged(planned, tmp_pat
         assert outcome.rolled_back and "as it was" in finding.message
         assert after == before
         assert compare(fingerprint_of(planned), fingerprint_from(tmp_path / "stage")) == []
+    assert holder(planned.url) is None  # released on the failure path too
 
 
 def fingerprint_of(planned: Planned):
@@ -351,12 +372,12 @@ def _block_reader(url: str, delay: float) -> threading.Thread:
 def test_abort_cancels_a_long_revision(planned, tmp_path):
     planned.reset()
     before = planned.state()
-    plan = dataclasses.replace(_variant(planned, tmp_path, _SLEEP[planned.dialect]), abort_after_seconds=1.0)
+    plan = dataclasses.replace(_variant(planned, tmp_path, _SLEEP[planned.dialect], _SLEEP_SQL[planned.dialect]),
+                               abort_after_seconds=2.0)  # room for the reader to queue on a loaded machine
     reader = _block_reader(planned.url, 0.4) if planned.dialect == "postgresql" else None
-    started = time.perf_counter()
     outcome = apply(plan, planned.target(), tmp_path / "stage")
-    assert time.perf_counter() - started < 4.5
-    assert outcome.aborted and not outcome.applied and outcome.error.startswith("aborted after 1s")
+    assert outcome.seconds < 4.5  # the upgrade's own time: cancelled, not waited out
+    assert outcome.aborted and not outcome.applied and outcome.error.startswith("aborted after 2s")
     assert outcome.monitor[-1]["t"] > 1.0 and planned.state()[0] == "0001"
     codes = {f.code: f for f in outcome_findings(plan, outcome)}
     assert codes["AP013"].severity == "block"
@@ -378,7 +399,7 @@ def test_a_revision_that_leaves_the_transaction_is_applied_as_its_env_py_runs_it
               '        op.create_index("ix_customers_name", "customers", ["name"], postgresql_concurrently=True)')
     from dbrunbook.apply._run import _outside_transaction
 
-    variant = _variant(planned, tmp_path, middle)
+    variant = _variant(planned, tmp_path, middle, "CREATE INDEX CONCURRENTLY ix_customers_name ON customers (name)")
     planned_as_is = plan_apply(planned.plan_run, planned.target())
     assert planned_as_is.transactional and planned_as_is.outside_transaction == []
     outside = _outside_transaction(variant.script_dir, variant.revisions)
@@ -548,3 +569,213 @@ def test_update_names_the_apply_command_only_when_apply_would_accept(planned, ge
         assert last.startswith("not ready for dbrunbook apply: project-history: the project's history moved on")
     finally:
         other.unlink()
+
+
+# --- one apply at a time per target ------------------------------------------------------------------------------
+
+def test_a_second_apply_is_refused_naming_the_holder(planned, tmp_path):
+    planned.reset()
+    before = planned.state()
+    plan = plan_apply(planned.plan_run, planned.target())
+    assert plan.refused == [] and plan.lock_holder == ""
+    stage = tmp_path / "apply-run-2" / "11-guarded-apply"
+    with apply_lock(planned.url, run_id="apply-run-1", plan_run=plan.plan_run_id) as held:
+        assert held["run_id"] == "apply-run-1" and held["pid"] == os.getpid()
+        dry = plan_apply(planned.plan_run, planned.target())  # a dry run says so, and takes nothing
+        [warning] = [f for f in plan_findings(dry, execute=False) if f.code == "AP018"]
+        assert warning.severity == "warn" and "apply-run-1" in warning.message
+        with pytest.raises(ApplyLocked) as refused:
+            apply(plan, planned.target(), stage)
+    message = str(refused.value)
+    assert "\n" not in message and message.startswith("apply refused: one-apply: another apply holds")
+    for part in ("apply-run-1", f"plan {plan.plan_run_id}", f"pid {os.getpid()}", socket.gethostname(), "since 20"):
+        assert part in message, (part, message)
+    assert refused.value.holder.run_id == "apply-run-1"
+    [finding] = refusal_findings(refused.value)
+    assert (finding.code, finding.severity) == ("AP018", "block") and "apply-run-1" in finding.message
+    recorded = stage_data(plan, None, tmp_path, refused.value)  # what stage 11 records of the refusal
+    assert recorded["refused"]["holder"]["run_id"] == "apply-run-1" and recorded["applied"] is False
+    assert summary(plan, None, refused.value) == message
+    assert planned.state() == before and not stage.exists()
+    assert holder(planned.url) is None  # released when the holder's block ended
+    outcome = apply(plan, planned.target(), stage)  # and then the apply goes ahead
+    assert outcome.applied and outcome.lock["run_id"] == "apply-run-2", outcome.error
+
+
+def test_a_lock_without_a_note_still_names_its_session(planned, tmp_path):
+    """Another tool (or an apply still starting) holds the lock as the dialect's facts take it, leaving no note."""
+    planned.reset()
+    before = planned.state()
+    plan = plan_apply(planned.plan_run, planned.target())
+    facts = LOCK_FACTS[planned.dialect]
+    if facts.strategy == "file":
+        with open(lock_file(planned.url), "a+b") as other:
+            fcntl.flock(other, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            with pytest.raises(ApplyLocked, match="left no note"):
+                apply(plan, planned.target(), tmp_path / "stage")
+    else:
+        engine = make_engine(planned.url)
+        try:
+            with engine.connect() as other:
+                key = facts.key(sa.engine.make_url(planned.url).database)
+                assert other.execute(sa.text(facts.acquire_sql), {"key": key}).scalar()
+                session = other.execute(sa.text("SELECT pg_backend_pid()" if planned.dialect == "postgresql"
+                                                else "SELECT CONNECTION_ID()")).scalar()
+                with pytest.raises(ApplyLocked, match=f"left no note.*server session {session} "):
+                    apply(plan, planned.target(), tmp_path / "stage")
+        finally:
+            engine.dispose()
+    assert planned.state() == before and holder(planned.url) is None
+
+
+# --- short lock waits, retried ------------------------------------------------------------------------------------
+
+class _Blocker:
+    """Another session in the migration's way: it holds a lock the upgrade's first statement needs."""
+
+    def __init__(self, planned: Planned) -> None:
+        self.dialect = planned.dialect
+        if planned.dialect == "sqlite":  # the write lock: the upgrade's BEGIN IMMEDIATE waits for it
+            import sqlite3
+
+            self.raw = sqlite3.connect(sa.engine.make_url(planned.url).database, isolation_level=None)
+            self.raw.execute("BEGIN IMMEDIATE")
+            self.session = None
+            return
+        self.engine = make_engine(planned.url)
+        self.conn = self.engine.connect()
+        self.session = self.conn.execute(sa.text("SELECT pg_backend_pid()" if planned.dialect == "postgresql"
+                                                 else "SELECT CONNECTION_ID()")).scalar()
+        # An open transaction that read the table: its share lock (PostgreSQL ACCESS SHARE, MariaDB's metadata
+        # lock) lets the apply's fingerprint read, and makes ALTER TABLE, which needs the table exclusively, wait.
+        self.conn.execute(sa.text("SELECT COUNT(*) FROM customers")).scalar()
+        self.released = False
+
+    def release(self) -> None:
+        if self.dialect == "sqlite":
+            if self.raw is not None:
+                self.raw.execute("ROLLBACK")
+                self.raw.close()
+                self.raw = None
+            return
+        if not self.released:
+            self.released = True
+            self.conn.rollback()
+            self.conn.close()
+            self.engine.dispose()
+
+
+def _short_waits(planned: Planned, retries: int, lock_ms: int = 300):
+    """The plan with short lock waits (MariaDB counts whole seconds), ``retries`` attempts and short backoffs."""
+    ms = 1000 if planned.dialect == "mariadb" else lock_ms
+    plan = plan_apply(planned.plan_run, planned.target(), lock_timeout_ms=ms, lock_retries=retries)
+    assert (plan.lock_timeout_ms, plan.lock_retries) == (ms, retries)
+    return dataclasses.replace(plan, retry_backoff_seconds=0.05)
+
+
+def test_a_lock_wait_is_retried_until_the_blocker_is_gone(planned, tmp_path):
+    planned.reset()
+    before = planned.state()
+    # long enough a wait for the monitor (every 0.1 s) to see who is in the way; SQLite has no one to name
+    plan = _short_waits(planned, retries=4, lock_ms=300 if planned.dialect == "sqlite" else 1000)
+    blocker = _Blocker(planned)
+    seen: list[dict] = []
+
+    def on_attempt(record: dict) -> None:
+        seen.append(record)
+        if not record["ok"]:
+            blocker.release()  # the first attempt failed waiting for the lock: now let the next one through
+
+    try:
+        outcome = apply(plan, planned.target(), tmp_path / "stage", on_attempt=on_attempt)
+    finally:
+        blocker.release()
+    assert outcome.applied, (outcome.error, outcome.attempts)
+    assert len(outcome.attempts) >= 2 and outcome.attempts == seen
+    first = outcome.attempts[0]
+    assert not first["ok"] and first["attempt"] == 1 and first["waited"] > 0 and first["backoff"] > 0
+    assert "lock" in first["error"].lower() or "1205" in first["error"], first
+    assert outcome.attempts[-1]["ok"] and outcome.attempts[-1]["attempt"] == 2
+    if blocker.session is not None:  # the monitor saw who was in the way
+        assert blocker.session in {b["session"] for b in first["blockers"]}, first
+    [retried] = [f for f in outcome_findings(plan, outcome) if f.code == "AP020"]
+    assert retried.severity == "warn" and "attempt 2" in retried.message
+    revision, schema, data = planned.state()
+    assert revision == "0002" and data["orders"] == before[2]["orders"] and data["customers"]["rows"] == CUSTOMERS
+    assert sum(1 for s in outcome.statements if "ADD COLUMN phone" in s["sql"]) == 1  # the record: what took effect
+
+
+def test_a_lock_that_stays_fails_after_lock_retries_attempts(planned, tmp_path):
+    planned.reset()
+    before = planned.state()
+    plan = _short_waits(planned, retries=3)
+    blocker = _Blocker(planned)
+    try:
+        outcome = apply(plan, planned.target(), tmp_path / "stage")
+    finally:
+        blocker.release()
+    assert not outcome.applied and not outcome.aborted and outcome.error
+    assert [(a["attempt"], a["ok"]) for a in outcome.attempts] == [(1, False), (2, False), (3, False)]
+    assert "lock_retries: 3" in outcome.attempts[-1]["gave_up"] and "attempt 3" in outcome.error
+    [failed] = [f for f in outcome_findings(plan, outcome) if f.code == "AP012"]
+    assert failed.severity == "block" and len(failed.evidence["attempts"]) == 3
+    assert planned.state() == before and holder(planned.url) is None
+
+
+def test_retry_policy_backs_off_with_jitter_within_its_limits():
+    import random
+
+    policy = RetryPolicy(attempts=5, budget_seconds=10.0, backoff_seconds=0.5, cap_seconds=2.0)
+    rng = random.Random(7)
+    for attempt, full in ((1, 0.5), (2, 1.0), (3, 2.0), (4, 2.0)):
+        delays = {policy.backoff(attempt, rng) for _ in range(20)}
+        assert all(full / 2 <= d <= full for d in delays) and len(delays) > 1, (attempt, delays)
+    assert policy.stop(4, 1.0, 1.0) == "" and policy.stop(5, 1.0, 1.0).startswith("lock_retries")
+    assert "budget" in policy.stop(2, 9.5, 1.0)
+
+
+# --- exactly the reviewed SQL ------------------------------------------------------------------------------------
+
+def test_a_script_edited_after_review_is_refused_by_the_sql_comparison(planned, tmp_path):
+    planned.reset()
+    before = planned.state()
+    edited = tmp_path / planned.plan_run.name
+    shutil.copytree(planned.plan_run, edited)
+    script = next((edited / "03-migration" / "alembic" / "versions").glob("0002_*.py"))
+    _revision(script.parent.parent, script.stem, _CHANGE.format(middle='op.execute("DELETE FROM orders")'))
+    manifest = json.loads((edited / "manifest.json").read_text())  # so that verify passes: edited "on the record"
+    manifest["files"][str(script.relative_to(edited))] = sha256(script)
+    (edited / "manifest.json").write_text(json.dumps(manifest))
+    plan = plan_apply(edited, planned.target())
+    assert plan.refused == [] and all(g.ok for g in plan.guards), plan.guards
+    assert "DELETE" not in sql_to_run(plan) and "ADD COLUMN phone" in sql_to_run(plan)
+
+    outcome = apply(plan, planned.target(), tmp_path / "stage")
+    assert not outcome.applied and outcome.error_type == "NotReviewed"
+    assert "DELETE FROM orders" in outcome.sql_mismatch["executed"], outcome.sql_mismatch
+    assert "ix_customers_email" in outcome.sql_mismatch["reviewed"]
+    assert not any("DELETE" in s["sql"] for s in outcome.statements)  # it never reached the database
+    [finding] = [f for f in outcome_findings(plan, outcome) if f.code == "AP019"]
+    assert finding.severity == "block" and "DELETE FROM orders" in finding.message and "\n" not in finding.message
+    assert "AP012" not in {f.code for f in outcome_findings(plan, outcome)}
+    if planned.dialect == "mariadb":  # checked on a rendering before the first statement: nothing ran
+        assert "before the upgrade" in outcome.sql_mismatch["when"] and "nothing ran" in finding.message
+        assert outcome.statements == []
+    else:
+        assert outcome.rolled_back and "rolled back" in finding.message
+    assert planned.state() == before and holder(planned.url) is None
+
+
+def test_rows_inserted_with_bound_parameters_are_the_reviewed_literal_inserts(planned, tmp_path):
+    """Offline, Alembic renders one INSERT per row with literals; online it runs one executemany with parameters."""
+    planned.reset()
+    rows = [{"id": 1000 + i, "customer_id": 1, "total": i} for i in range(3)]
+    columns = ", ".join(f'sa.column("{c}", sa.Integer)' for c in ("id", "customer_id", "total"))
+    middle = f'op.bulk_insert(sa.table("orders", {columns}), {rows!r})'
+    literal = ";\n\n".join(f"INSERT INTO orders (id, customer_id, total) VALUES ({r['id']}, 1, {r['total']})"
+                            for r in rows)
+    variant = _variant(planned, tmp_path, middle, literal)
+    outcome = apply(variant, planned.target(), tmp_path / "stage")
+    assert outcome.applied and not outcome.sql_mismatch, (outcome.error, outcome.sql_mismatch)
+    assert planned.state()[2]["orders"]["rows"] == 2 * CUSTOMERS + 3
+    assert len(variant.reviewed()) == 3  # the three literal INSERTs count once

@@ -92,7 +92,7 @@ def test_demo_ticks_only_what_its_sidecars_prove(demo, dialect, tmp_path):
     assert plan["script_dir"] == "03-migration/alembic" and plan["schema_before"] is None  # 01 did not run
     assert (run.path / plan["upgrade_sql"]).is_file() and (run.path / plan["downgrade_sql"]).is_file()
     assert plan["expected_seconds"] is None and plan["abort_after_seconds"] == 30.0  # no successful rehearsal
-    assert plan["lock_timeout_ms"] == 5000 and plan["target"] == demo.target().db
+    assert plan["lock_timeout_ms"] == 2000 and plan["target"] == demo.target().db
 
     assert result.data["plan_file"] == f"{STAGE}/plan.md"
     text = (run.path / result.data["plan_file"]).read_text()
@@ -159,7 +159,7 @@ def test_empty_run_folder_leaves_everything_unticked_and_the_migration_unknown(t
     plan = production_plan(tmp_path, db="postgresql+psycopg://app:s3cret@db.example/shop")
     assert plan.revision_to is None and plan.target == "postgresql+psycopg://app:***@db.example/shop"
     text = render_plan(plan, items)
-    assert "migration is unknown" in text and "s3cret" not in text and "SET lock_timeout = 5000" in text
+    assert "migration is unknown" in text and "s3cret" not in text and "SET lock_timeout = 2000" in text
     assert "SET statement_timeout = 31000" in text  # what apply sets: the abort limit plus its 1 s backstop
 
 

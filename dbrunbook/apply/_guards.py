@@ -22,6 +22,7 @@ from ..results import StageResult, load_result
 from ..runbook.archive import load_manifest, verify_run
 from ..schema import diff, load_snapshot, snapshot
 from ._history import project_history
+from ._retry import DEFAULT_LOCK_TIMEOUT_MS
 
 #: The guards, in the order they are checked (later ones read files the first one verified).
 GUARDS = ("manifest-verified", "plan-ready", "same-target", "revision-unchanged", "no-schema-drift",
@@ -32,7 +33,6 @@ NOT_ACCEPTABLE = ("project-history",)
 PLAN_STAGE = "10-production-plan"
 #: Used when the plan run has no stage 10 (plan-ready fails then, but the other guards still tell).
 DEFAULT_ABORT_AFTER_SECONDS = 30.0
-DEFAULT_LOCK_TIMEOUT_MS = 5000
 
 
 @dataclass

@@ -40,6 +40,12 @@ class ApplyFacts:
     waiting_sql: str | None = None
     #: Cancels the migration's running statement; ``{pid}`` is its session id.
     cancel_sql: str | None = None
+    #: While the migration waits for a lock: the sessions in its way (id, user, application or client, state,
+    #: query). PostgreSQL names them exactly; MariaDB/MySQL list the sessions with an open transaction.
+    blocker_sql: str | None = None
+    #: The database's error codes of a lock wait that timed out (SQLSTATE, MySQL error number, SQLite
+    #: primary result code): the attempt did nothing and may be tried again.
+    lock_timeout_codes: tuple[str, ...] = ()
 
 
 _PG_BLOCKED = ("SELECT a.pid, a.wait_event_type || ':' || a.wait_event, LEFT(a.query, 120) "
@@ -49,23 +55,34 @@ _PG_WAITING = ("SELECT l.locktype || COALESCE(' ' || CAST(CAST(l.relation AS reg
 _MY_BLOCKED = ("SELECT ID, STATE, LEFT(INFO, 120) FROM information_schema.PROCESSLIST "
                "WHERE ID <> :pid AND STATE LIKE 'Waiting for%metadata lock'")
 _MY_WAITING = "SELECT STATE FROM information_schema.PROCESSLIST WHERE ID = :pid AND STATE LIKE 'Waiting for%lock'"
+_PG_BLOCKERS = ("SELECT a.pid, a.usename, a.application_name, a.state, LEFT(a.query, 120) FROM pg_stat_activity a "
+                "WHERE a.pid = ANY(pg_blocking_pids(CAST(:pid AS integer)))")
+# MariaDB names no metadata-lock holder without a plugin: the sessions with an open transaction are the suspects.
+_MY_BLOCKERS = ("SELECT t.trx_mysql_thread_id, p.USER, p.HOST, p.COMMAND, LEFT(p.INFO, 120) "
+                "FROM information_schema.INNODB_TRX t "
+                "LEFT JOIN information_schema.PROCESSLIST p ON p.ID = t.trx_mysql_thread_id "
+                "WHERE t.trx_mysql_thread_id <> :pid")
 
 #: Keyed by :func:`dbrunbook.db.dialect_name`.
 APPLY_FACTS: dict[str, ApplyFacts] = {
-    "sqlite": ApplyFacts(session=("PRAGMA busy_timeout = {lock_ms}",), begin_sql="BEGIN IMMEDIATE"),
+    # SQLITE_BUSY: the busy timeout passed while another connection held the write lock.
+    "sqlite": ApplyFacts(session=("PRAGMA busy_timeout = {lock_ms}",), begin_sql="BEGIN IMMEDIATE",
+                         lock_timeout_codes=("5",)),
+    # 55P03 lock_not_available: lock_timeout passed (a statement_timeout, 57014, is not retried).
     "postgresql": ApplyFacts(
         session=("SET lock_timeout = {lock_ms}", "SET statement_timeout = {statement_ms}"),
         backend_id_sql="SELECT pg_backend_pid()", blocked_sql=_PG_BLOCKED, waiting_sql=_PG_WAITING,
-        cancel_sql="SELECT pg_cancel_backend({pid})"),
+        cancel_sql="SELECT pg_cancel_backend({pid})", blocker_sql=_PG_BLOCKERS, lock_timeout_codes=("55P03",)),
+    # 1205 ER_LOCK_WAIT_TIMEOUT: lock_wait_timeout (metadata locks) or innodb_lock_wait_timeout (rows) passed.
     "mariadb": ApplyFacts(
         session=("SET SESSION lock_wait_timeout = {lock_s}", "SET SESSION innodb_lock_wait_timeout = {lock_s}",
                  "SET SESSION max_statement_time = {statement_s}"),
         backend_id_sql="SELECT CONNECTION_ID()", blocked_sql=_MY_BLOCKED, waiting_sql=_MY_WAITING,
-        cancel_sql="KILL QUERY {pid}"),
+        cancel_sql="KILL QUERY {pid}", blocker_sql=_MY_BLOCKERS, lock_timeout_codes=("1205",)),
     "mysql": ApplyFacts(
         session=("SET SESSION lock_wait_timeout = {lock_s}", "SET SESSION innodb_lock_wait_timeout = {lock_s}"),
         backend_id_sql="SELECT CONNECTION_ID()", blocked_sql=_MY_BLOCKED, waiting_sql=_MY_WAITING,
-        cancel_sql="KILL QUERY {pid}"),
+        cancel_sql="KILL QUERY {pid}", blocker_sql=_MY_BLOCKERS, lock_timeout_codes=("1205",)),
 }
 
 
@@ -91,6 +108,11 @@ def session_for(dialect: str, lock_timeout_ms: int, abort_after_seconds: float) 
     return session_sql(facts, lock_timeout_ms, statement_timeout_ms(abort_after_seconds)) if facts else []
 
 
+#: Set in a migration connection's ``info`` once its session is set up: from then on a transaction begins
+#: with the dialect's ``begin_sql`` (before, setting the session must not wait for the write lock).
+MIGRATING = "dbrunbook_migrating"
+
+
 def prepare_engine(engine: sa.Engine, facts: ApplyFacts) -> None:
     """Make the migration engine open real transactions (SQLAlchemy's recipe for pysqlite)."""
     if facts.begin_sql is None:
@@ -101,7 +123,8 @@ def prepare_engine(engine: sa.Engine, facts: ApplyFacts) -> None:
         dbapi_connection.isolation_level = None  # the driver emits no BEGIN/COMMIT of its own
 
     def on_begin(conn: sa.Connection) -> None:
-        conn.exec_driver_sql(begin_sql)
+        if conn.info.get(MIGRATING):
+            conn.exec_driver_sql(begin_sql)
 
     sa.event.listen(engine, "connect", on_connect)
     sa.event.listen(engine, "begin", on_begin)
@@ -118,6 +141,9 @@ class Monitor(threading.Thread):
         #: Set once the monitor watches; the upgrade starts then, and elapsed time counts from there.
         self.ready = threading.Event()
         self.started_at = time.perf_counter()
+        #: When the running attempt began (None between attempts, while backing off: nothing runs to abort).
+        self.attempt_started_at: float | None = None
+        self.attempt = 0
         self.cancel_error = ""
         #: Why the monitor could not watch (then the upgrade must not start).
         self.error = ""
@@ -125,6 +151,27 @@ class Monitor(threading.Thread):
 
     def elapsed(self) -> float:
         return time.perf_counter() - self.started_at
+
+    def new_attempt(self, attempt: int) -> None:
+        """An attempt begins: the abort limit counts from now (each attempt of a retried upgrade gets all of it)."""
+        self.attempt, self.attempt_started_at = attempt, time.perf_counter()
+
+    def pause(self) -> None:
+        """Between attempts nothing runs: no abort while the upgrade backs off."""
+        self.attempt_started_at = None
+
+    def _over_limit(self) -> bool:
+        started = self.attempt_started_at
+        return started is not None and time.perf_counter() - started > self.abort_after
+
+    def blockers(self, since: float, until: float) -> list[dict[str, Any]]:
+        """The sessions seen in the migration's way between ``since`` and ``until`` (seconds), each once."""
+        seen: dict[str, dict[str, Any]] = {}
+        for sample in list(self.samples):
+            if since <= sample["t"] <= until:
+                for blocker in sample.get("blockers", []):
+                    seen.setdefault(str(blocker["session"]), blocker)
+        return list(seen.values())[:5]
 
     def stop(self) -> None:
         self._stop_event.set()
@@ -144,7 +191,7 @@ class Monitor(threading.Thread):
             try:
                 while True:  # at least one sample, however quick the upgrade
                     self.samples.append(self._sample(conn))
-                    if not self.aborted.is_set() and self.elapsed() > self.abort_after:
+                    if not self.aborted.is_set() and self._over_limit():
                         self._cancel(conn)
                     if self._stop_event.wait(SAMPLE_SECONDS):
                         break
@@ -157,8 +204,8 @@ class Monitor(threading.Thread):
                 engine.dispose()
 
     def _sample(self, conn: sa.Connection | None) -> dict[str, Any]:
-        sample: dict[str, Any] = {"t": round(self.elapsed(), 3), "blocked": 0, "blocked_sessions": [],
-                                  "waiting_for": ""}
+        sample: dict[str, Any] = {"t": round(self.elapsed(), 3), "attempt": self.attempt, "blocked": 0,
+                                  "blocked_sessions": [], "waiting_for": "", "blockers": []}
         if conn is None or self.facts.blocked_sql is None:
             return sample
         try:
@@ -170,6 +217,14 @@ class Monitor(threading.Thread):
             return sample
         sample.update(blocked=len(blocked), blocked_sessions=[int(r[0]) for r in blocked[:10]],
                       waiting_for=", ".join(str(r[0]) for r in waiting if r[0]))
+        if sample["waiting_for"] and self.facts.blocker_sql:
+            try:
+                rows = conn.execute(sa.text(self.facts.blocker_sql), {"pid": self.handle}).all()
+            except sa.exc.DBAPIError as exc:
+                sample["error"] = str(getattr(exc, "orig", exc)).strip().splitlines()[0]
+                return sample
+            sample["blockers"] = [{"session": r[0], "user": r[1], "application": r[2], "state": r[3],
+                                   "query": r[4]} for r in rows[:5]]
         return sample
 
     def _cancel(self, conn: sa.Connection | None) -> None:

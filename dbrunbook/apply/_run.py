@@ -2,44 +2,40 @@
 
 The upgrade runs the plan run's own Alembic scripts (copied into the apply run's stage folder,
 so the record holds exactly what ran) on one connection, bounded by the dialect's session
-timeouts, watched by :class:`~dbrunbook.apply._monitor.Monitor`. Where DDL is transactional
-(PostgreSQL, SQLite in a real transaction) the whole upgrade is ONE transaction: a failure or an
-abort rolls everything back. Elsewhere (MariaDB, MySQL) it runs revision by revision and the
-outcome names exactly which revisions and statements ran; nothing is ever retried.
+timeouts, watched by :class:`~dbrunbook.apply._monitor.Monitor`, while this apply holds the
+target's apply lock (:mod:`._lock`: one apply at a time). Only the reviewed SQL runs
+(:mod:`._reviewed`). Where DDL is transactional (PostgreSQL, SQLite in a real transaction) the
+whole upgrade is ONE transaction: a failure or an abort rolls everything back, and a lock timeout
+runs it again (:mod:`._retry`). Elsewhere (MariaDB, MySQL) it runs revision by revision, its SQL
+checked on a rendering first, and the outcome names exactly which revisions and statements ran.
 """
 from __future__ import annotations
 
-import re
 import shutil
-import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Iterable
 
-import sqlalchemy as sa
-from alembic import command
 from sqlalchemy.pool import NullPool
 
+from ..clone import scratch_copy
 from ..config import Target
 from ..db import check_connection, dialect_name, engine_facts, make_engine
 from ..errors import ApplyRefused, DbrunbookError, UsageError
 from ..fingerprint import fingerprint
-from ..migration import ApplyResult, alembic_config, current_revision, revision_paths
+from ..migration import ApplyResult, alembic_config, current_revision, revision_paths, run_alembic
 from ..rehearsal import revision_timings
+from ..results import load_result
 from ..runbook.archive import load_manifest
-from ..secrets import mask_url
 from ._guards import Guard, check_accept, guards, inside, read_plan
 from ._history import History, keep_history, project_history
-from ._monitor import APPLY_FACTS, ApplyFacts, Monitor, prepare_engine, session_sql, statement_timeout_ms
+from ._lock import apply_lock, holder
+from ._monitor import APPLY_FACTS, ApplyFacts, session_sql, statement_timeout_ms
+from ._retry import DEFAULT_BACKOFF_SECONDS, DEFAULT_LOCK_RETRIES, DEFAULT_LOCK_TIMEOUT_MS, RetryPolicy
+from ._reviewed import Gate, Shape, compare, reviewed, split
+from ._upgrade import ApplyAborted, OnAttempt, upgrade
 
-#: Reads Alembic (and reflection) issue around the revisions: not part of the migration's record.
-_BOOKKEEPING = re.compile(r"^\s*(PRAGMA|SHOW|BEGIN|COMMIT|ROLLBACK)\b|^\s*SELECT\b.*\b(pg_catalog|information_schema|"
-                          r"sqlite_master|sqlite_temp_master|alembic_version|pg_backend_pid|CONNECTION_ID)\b",
-                          re.I | re.S)
-
-
-class ApplyAborted(Exception):
-    """Raised inside the migration session when the monitor aborted: no further statement runs."""
+__all__ = ["ApplyAborted", "ApplyOutcome", "ApplyPlan", "apply", "plan_apply"]
 
 
 @dataclass
@@ -71,6 +67,15 @@ class ApplyPlan:
     accepted: list[str] = field(default_factory=list)
     #: The project's Alembic history: the generated revisions the apply writes into it before the upgrade.
     history: History = field(default_factory=History)
+    #: How stage 03 obtained ``upgrade_sql``: ``offline`` or ``captured on a schema-only copy (...)``.
+    sql_source: str = "offline"
+    #: Attempts in all when lock waits time out, within ``retry_budget_seconds``, backing off from
+    #: ``retry_backoff_seconds`` (see :mod:`dbrunbook.apply._retry`).
+    lock_retries: int = DEFAULT_LOCK_RETRIES
+    retry_budget_seconds: float = 30.0
+    retry_backoff_seconds: float = DEFAULT_BACKOFF_SECONDS
+    #: Who held the target's apply lock when the plan was made ("" when nobody): the apply would be refused.
+    lock_holder: str = ""
 
     @property
     def refused(self) -> list[Guard]:
@@ -82,7 +87,21 @@ class ApplyPlan:
         raw.update(plan_run=str(self.plan_run), script_dir=str(self.script_dir) if self.script_dir else None,
                    guards=[g.to_json() for g in self.guards])
         raw.pop("upgrade_sql")  # a file of the plan run; the sidecar names it, the notebook shows it
+        raw["reviewed_statements"] = len(self.reviewed())
         return raw
+
+    @property
+    def captured(self) -> bool:
+        """The reviewed SQL was captured on a schema-only copy (not rendered offline)."""
+        return self.sql_source.startswith("captured")
+
+    def reviewed(self) -> list[Shape]:
+        """The reviewed statements the apply compares what it runs with (:func:`._reviewed.reviewed`)."""
+        return reviewed(self.upgrade_sql, self.dialect)
+
+    def retry_policy(self) -> RetryPolicy:
+        return RetryPolicy(attempts=self.lock_retries, budget_seconds=self.retry_budget_seconds,
+                           backoff_seconds=self.retry_backoff_seconds)
 
 
 @dataclass
@@ -105,6 +124,13 @@ class ApplyOutcome:
     restore_command: str | None = None
     #: Generated revisions written into the project's versions directory before the upgrade.
     written_to_project: list[str] = field(default_factory=list)
+    #: Every attempt of the upgrade: ``attempt, step, t, seconds, ok, error, waited, statement, blockers,
+    #: backoff`` (and ``gave_up`` on the last of a retried failure).
+    attempts: list[dict[str, Any]] = field(default_factory=list)
+    #: The first statement that is not the reviewed SQL (``index, reviewed, executed, when``); empty when none.
+    sql_mismatch: dict[str, Any] = field(default_factory=dict)
+    #: The apply lock this apply held, and the note it left for another apply to read.
+    lock: dict[str, Any] = field(default_factory=dict)
 
     def to_json(self, run_dir: Path | None = None) -> dict[str, Any]:
         """The outcome for the sidecar; paths relative to the apply run folder ``run_dir``."""
@@ -115,10 +141,14 @@ class ApplyOutcome:
         return raw
 
 
-def plan_apply(plan_run: Path | str, target: Target, accept: Iterable[str] = ()) -> ApplyPlan:
+def plan_apply(plan_run: Path | str, target: Target, accept: Iterable[str] = (), *,
+               lock_timeout_ms: int | None = None, lock_retries: int | None = None,
+               retry_budget_seconds: float | None = None) -> ApplyPlan:
     """What applying ``plan_run`` to ``target`` would do, with every guard checked; changes nothing.
 
     ``accept``: guard ids the user overrides; a failed accepted guard does not refuse the apply.
+    ``lock_timeout_ms``, ``lock_retries`` and ``retry_budget_seconds`` override the plan's (stage 10's)
+    and the defaults (2000 ms; 5 attempts; the plan's ``abort_after_seconds``).
     """
     accepted = check_accept(accept)
     folder = Path(plan_run).resolve()
@@ -138,24 +168,42 @@ def plan_apply(plan_run: Path | str, target: Target, accept: Iterable[str] = ())
     script_dir, revisions = inside(folder, plan.get("script_dir")), list(plan.get("revisions") or [])
     outside = _outside_transaction(script_dir, revisions)
     abort_after = float(plan.get("abort_after_seconds") or 30.0)
-    lock_ms = int(plan.get("lock_timeout_ms") or 5000)
+    lock_ms = _positive("lock_timeout_ms", lock_timeout_ms, plan.get("lock_timeout_ms"), DEFAULT_LOCK_TIMEOUT_MS)
+    retries = _positive("lock_retries", lock_retries, plan.get("lock_retries"), DEFAULT_LOCK_RETRIES)
+    budget = float(_positive("retry_budget_seconds", retry_budget_seconds, None, abort_after))
     statement_ms = statement_timeout_ms(abort_after)
     sql_file = inside(folder, plan.get("upgrade_sql"))
     try:
         manifest_id = str(load_manifest(folder).get("run_id", folder.name))
     except DbrunbookError:  # no or a damaged manifest: the manifest-verified guard says so
         manifest_id = folder.name
+    migration = load_result(folder, "03-migration")
+    found = holder(target.db)
     return ApplyPlan(
         plan_run=folder, plan_run_id=manifest_id, target=target.db, dialect=dialect, guards=checked,
         revision_now=now, revision_from=plan.get("revision_from"), revision_to=plan.get("revision_to"),
         revisions=revisions, script_dir=script_dir, outside_transaction=outside,
         upgrade_sql=sql_file.read_text() if sql_file and sql_file.is_file() else "",
-        session=session_sql(facts, lock_ms, statement_ms), abort_after_seconds=abort_after,
-        lock_timeout_ms=lock_ms, statement_timeout_ms=statement_ms, transactional=transactional and not outside,
+        session=session_sql(facts, int(lock_ms), statement_ms), abort_after_seconds=abort_after,
+        lock_timeout_ms=int(lock_ms), statement_timeout_ms=statement_ms, transactional=transactional and not outside,
         monitor_queries=[q for q in (facts.blocked_sql, facts.waiting_sql) if q],
         expected_seconds=plan.get("expected_seconds"), restore_command=plan.get("restore_command"),
         accepted=[g.id for g in checked if g.accepted],
-        history=project_history(folder, target.alembic_config, target.project_dir, plan, script_dir))
+        history=project_history(folder, target.alembic_config, target.project_dir, plan, script_dir),
+        sql_source=str((migration.data if migration else {}).get("sql_source") or "offline"),
+        lock_retries=int(retries), retry_budget_seconds=budget, lock_holder=found.describe() if found else "")
+
+
+def _positive(name: str, given: float | None, planned: Any, default: float) -> float:
+    """The apply's own setting, else the plan's, else the default; each must be a positive number."""
+    value = given if given is not None else (planned if planned else default)
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise UsageError(f"{name} must be a positive number, not {value!r}") from None
+    if number <= 0:
+        raise UsageError(f"{name} must be a positive number, not {value!r}")
+    return number
 
 
 def _outside_transaction(script_dir: Path | None, revisions: list[str]) -> list[str]:
@@ -176,20 +224,27 @@ def _facts(dialect: str) -> ApplyFacts:
         raise UsageError(f"dbrunbook apply does not support {dialect}") from None
 
 
-def apply(plan: ApplyPlan, target: Target, stage_dir: Path) -> ApplyOutcome:
+def apply(plan: ApplyPlan, target: Target, stage_dir: Path, *, on_attempt: OnAttempt | None = None) -> ApplyOutcome:
     """Upgrade ``target`` as ``plan`` says, guarded and monitored; artifacts go to ``stage_dir``.
 
     Raises :class:`ApplyRefused` (and touches nothing) when a guard failed and was not accepted,
-    when the target's revision moved since the plan was checked, or when a generated revision
-    cannot be written into the project's versions directory: that happens before the target is
-    touched, so the target never ends at a revision the project's history lacks. Errors of the
-    database are not raised: they are the outcome (with ``rolled_back`` where the dialect's DDL is
-    transactional).
+    when another apply holds the target (:class:`~._lock.ApplyLocked`, naming it), when the
+    target's revision moved since the plan was checked, or when a generated revision cannot be
+    written into the project's versions directory: that happens before the target is touched, so
+    the target never ends at a revision the project's history lacks. Errors of the database, and
+    SQL that is not the reviewed SQL, are not raised: they are the outcome (with ``rolled_back``
+    where the dialect's DDL is transactional). ``on_attempt`` is called with each attempt's record.
     """
     if plan.refused:
         raise ApplyRefused(plan.refused)
     stage_dir = Path(stage_dir).resolve()
-    stage_dir.mkdir(parents=True, exist_ok=True)
+    # The apply run's id (the stage folder's run folder) is the note another apply reads while this one holds.
+    with apply_lock(target.db, run_id=stage_dir.parent.name, plan_run=plan.plan_run_id) as held:
+        return _apply_locked(plan, target, stage_dir, held, on_attempt)
+
+
+def _apply_locked(plan: ApplyPlan, target: Target, stage_dir: Path, held: dict[str, Any],
+                  on_attempt: OnAttempt | None) -> ApplyOutcome:
     engine = make_engine(target.db, poolclass=NullPool)
     try:
         check_connection(engine)
@@ -200,17 +255,26 @@ def apply(plan: ApplyPlan, target: Target, stage_dir: Path) -> ApplyOutcome:
         written, problem = keep_history(plan.history)
         if problem:
             raise ApplyRefused([Guard("project-history", False, problem)])
+        stage_dir.mkdir(parents=True, exist_ok=True)
         saved = fingerprint(engine).save(stage_dir / "fingerprint-before.json")
     finally:
         engine.dispose()
     outcome = ApplyOutcome(applied=False, aborted=False, revision_before=before, revision_after=before,
-                           fingerprint_before=saved, written_to_project=[str(p) for p in written])
+                           fingerprint_before=saved, written_to_project=[str(p) for p in written], lock=held)
     if not plan.revisions or plan.script_dir is None:
         return outcome
     scripts = stage_dir / "alembic"
     if not scripts.exists():
         shutil.copytree(plan.script_dir, scripts, ignore=shutil.ignore_patterns("__pycache__"))
-    _upgrade(plan, target, scripts, outcome)
+    gate = Gate(plan.reviewed(), plan.dialect, plan.captured)
+    if not plan.transactional:
+        # Statements run here commit one by one: the SQL is checked on a rendering before the first one runs.
+        mismatch = _rendered_mismatch(plan, target, scripts)
+        if mismatch is not None:
+            outcome.sql_mismatch, outcome.error_type = mismatch, "NotReviewed"
+            outcome.error = f"not the reviewed SQL: {mismatch['message']}; nothing ran"
+            return outcome
+    upgrade(plan, target, scripts, outcome, gate, plan.retry_policy(), on_attempt)
     engine = make_engine(target.db, poolclass=NullPool)
     try:
         outcome.revision_after = current_revision(engine)
@@ -224,94 +288,21 @@ def apply(plan: ApplyPlan, target: Target, stage_dir: Path) -> ApplyOutcome:
     return outcome
 
 
-def _upgrade(plan: ApplyPlan, target: Target, scripts: Path, outcome: ApplyOutcome) -> None:
-    """Run the upgrade on one monitored session; fills ``outcome``'s statements, error and samples."""
-    facts = _facts(plan.dialect)
+def _rendered_mismatch(plan: ApplyPlan, target: Target, scripts: Path) -> dict[str, Any] | None:
+    """Render the apply's scripts as stage 03 did (offline, or on a schema-only copy) and compare with the review."""
     cfg = alembic_config(target, scripts)
-    engine = make_engine(target.db, poolclass=NullPool)
-    prepare_engine(engine, facts)
-    steps = [plan.revision_to or "head"] if plan.transactional else list(plan.revisions)
-    monitor: Monitor | None = None
-    failed: dict[str, Any] = {}
-
-    def before(conn: Any, cursor: Any, sql: str, params: Any, context: Any, many: bool) -> None:
-        if monitor is not None and monitor.aborted.is_set():
-            raise ApplyAborted("the monitor stopped the upgrade before its next statement")
-        conn.info["dbrunbook_t0"] = time.perf_counter()
-
-    def after(conn: Any, cursor: Any, sql: str, params: Any, context: Any, many: bool) -> None:
-        started = conn.info.pop("dbrunbook_t0", time.perf_counter())
-        if monitor is not None and not _BOOKKEEPING.search(sql):
-            outcome.statements.append({"sql": sql, "t": round(started - monitor.started_at, 4),
-                                       "seconds": round(time.perf_counter() - started, 6)})
-
-    def on_error(context: Any) -> None:
-        started = context.connection.info.pop("dbrunbook_t0", None) if context.connection is not None else None
-        if isinstance(context.original_exception, ApplyAborted):
-            return  # refused before it ran: the error says why
-        if monitor is not None and started is not None and context.statement:
-            failed.update(sql=str(context.statement), t=round(started - monitor.started_at, 4),
-                          seconds=round(time.perf_counter() - started, 6), failed=True)
-
-    for name, fn in (("before_cursor_execute", before), ("after_cursor_execute", after), ("handle_error", on_error)):
-        sa.event.listen(engine, name, fn)
-    real_url = engine.url.render_as_string(hide_password=False)
-    try:
-        with engine.connect() as conn:
-            for sql in plan.session:
-                conn.exec_driver_sql(sql)
-            handle = (conn.exec_driver_sql(facts.backend_id_sql).scalar() if facts.backend_id_sql
-                      else conn.connection.driver_connection)
-            conn.commit()
-            cfg.attributes["connection"] = conn
-            # For env.py files that build their own engine: the real URL, in memory only.
-            cfg.set_main_option("sqlalchemy.url", real_url.replace("%", "%%"))
-            monitor = Monitor(target.db, facts, handle, plan.abort_after_seconds)
-            monitor.start()
-            if not monitor.ready.wait(timeout=30) or monitor.error:
-                # Unwatched, an upgrade could not be aborted: it does not start.
-                outcome.error = f"the monitor could not watch the upgrade: {monitor.error or 'timed out'}; nothing ran"
-                outcome.rolled_back = True
-            else:
-                _run_steps(conn, cfg, steps, outcome, plan.transactional)
-    finally:
-        if monitor is not None:
-            outcome.seconds = round(monitor.elapsed(), 3)
-            monitor.stop()
-            outcome.monitor = monitor.samples
-            outcome.aborted = monitor.aborted.is_set() and bool(outcome.error)
-        cfg.attributes.pop("connection", None)
-        cfg.set_main_option("sqlalchemy.url", mask_url(target.db).replace("%", "%%"))
-        engine.dispose()
-    if failed:
-        outcome.statements.append(failed)
-        outcome.failed_statement = failed["sql"]
-    if outcome.aborted:
-        outcome.error = f"aborted after {plan.abort_after_seconds:g}s: {outcome.error}"
-
-
-def _run_steps(conn: sa.Connection, cfg: Any, steps: list[str], outcome: ApplyOutcome, transactional: bool) -> None:
-    """One transaction around all steps where DDL is transactional; otherwise each step as its env.py runs it.
-
-    Alembic's ``autocommit_block`` only leaves a transaction Alembic opened itself, so a plan that has one
-    is never wrapped. Stops at the first error.
-    """
-    for step in steps:
-        transaction = conn.begin() if transactional else None
-        try:
-            command.upgrade(cfg, step)
-            if transaction is not None:
-                transaction.commit()
-            elif conn.in_transaction():
-                conn.commit()
-        except Exception as exc:  # the database's own error is the evidence we record
-            if transaction is not None and transaction.is_active:
-                transaction.rollback()
-            elif conn.in_transaction():
-                conn.rollback()
-            orig = getattr(exc, "orig", None) or exc
-            text = str(orig).strip()
-            outcome.error = text.splitlines()[0] if text else repr(orig)
-            outcome.error_type = type(orig).__name__
-            outcome.rolled_back = transactional
-            return
+    if plan.captured:
+        how = "captured on a schema-only copy before the upgrade"
+        with scratch_copy(target.db, mode="schema") as url:
+            result = run_alembic(cfg, url, [("upgrade", plan.revision_to or "head")])[-1]
+        statements = [str(s["sql"]) for s in result.statements]
+    else:
+        how = "rendered offline before the upgrade"
+        span = f"{plan.revision_from}:{plan.revision_to}" if plan.revision_from else str(plan.revision_to)
+        result = run_alembic(cfg, target.db, [("upgrade", span)], sql=True)[-1]
+        statements = split(result.output, plan.dialect)
+    if not result.ok:
+        return {"index": 0, "reviewed": None, "executed": None, "when": how, "before_upgrade": True,
+                "message": f"the scripts could not be rendered to compare them: {result.error}"}
+    found = compare(plan.reviewed(), statements, plan.dialect, plan.captured)
+    return None if found is None else {**found.to_json(), "when": how, "message": str(found), "before_upgrade": True}

@@ -18,15 +18,23 @@ from ..cli import FORMAT, QUIET
                    "is written beside the plan run.")
 @click.option("--accept", multiple=True, metavar="GUARD",
               help="Apply although this guard failed (recorded in the apply run); repeatable.")
-@click.option("--dry-run", is_flag=True, help="Check the guards and show what would run; change nothing.")
+@click.option("--dry-run", is_flag=True, help="Check the guards and print the SQL that would run; change nothing.")
+@click.option("--lock-timeout-ms", type=click.IntRange(0), default=0,
+              help="lock_timeout of each attempt in ms [default: the plan's]; a lock wait past it is retried.")
+@click.option("--lock-retries", type=click.IntRange(0), default=0,
+              help="Attempts in all when a lock wait times out [default: 5].")
 @FORMAT
 @QUIET
 def command(run: str, project: Path, db: str | None, runs_dir: Path | None, accept: tuple[str, ...],
-            dry_run: bool, fmt: str, quiet: bool) -> None:
+            dry_run: bool, lock_timeout_ms: int, lock_retries: int, fmt: str, quiet: bool) -> None:
     """Apply the plan run RUN to its target: guards, one transaction where possible, monitor and abort."""
     from ..apply import apply_run
     from ..cli import finish_run, reporting
 
     with reporting(quiet, fmt):
-        done = apply_run(run, project=project, db=db, runs_dir=runs_dir, accept=list(accept), dry_run=dry_run)
+        done = apply_run(run, project=project, db=db, runs_dir=runs_dir, accept=list(accept), dry_run=dry_run,
+                         lock_timeout_ms=lock_timeout_ms, lock_retries=lock_retries)
+    to_run = done.path / "11-guarded-apply" / "sql-to-run.sql"
+    if dry_run and fmt == "text" and to_run.exists():  # exactly what a real apply would run
+        click.echo(to_run.read_text().rstrip())
     finish_run(done, fmt)

@@ -133,7 +133,7 @@ def _raised(folder: Path, stages: tuple[str, ...]) -> dict[str, str]:
     return {stage: text for stage, (text, raised) in why.items() if raised}
 
 
-def production_plan(run_dir: str | Path, *, db: str = "", lock_timeout_ms: int = 5000,
+def production_plan(run_dir: str | Path, *, db: str = "", lock_timeout_ms: int = 2000,
                     window_seconds: float = 300.0) -> ProductionPlan:
     """The production plan of the run in ``run_dir``, from its sidecars and artifacts; reads no database."""
     if lock_timeout_ms <= 0:
