@@ -24,6 +24,48 @@ DIALECTS = ["sqlite", "postgresql", "mariadb"]
 _reachable: dict[str, str | None] = {}
 
 
+#: Tests of several seconds each (whole runbooks, real subprocess runs): left out of the fast lane
+#: (``pytest -m "not slow"``), run by the full suite and CI. Measured with ``--durations``; keep it current.
+SLOW_TESTS = (
+    "test_apply.py::test_a_lock_that_stays_fails_after_lock_retries_attempts",
+    "test_apply.py::test_apply_writes_the_generated_revision_into_the_project_first",
+    "test_apply.py::test_cli_refuses_a_drifted_target_and_records_why",
+    "test_apply.py::test_dry_run_changes_nothing_then_apply_moves_to_head",
+    "test_apply.py::test_update_names_the_apply_command_only_when_apply_would_accept",
+    "test_checks_from_revisions.py::test_a_column_added_with_a_default_needs_no_value",
+    "test_checks_from_revisions.py::test_an_expand_contract_revision_is_judged_by_its_backfill",
+    "test_checks_from_revisions.py::test_the_revision_alone_gives_the_exact_counts",
+    "test_cli.py::test_a_migration_that_raises_is_recorded_with_its_error",
+    "test_cli.py::test_a_stage_that_raises_leaves_its_notebook_and_stops_the_run",
+    "test_cli.py::test_after_a_stage_raised_stage_10_names_it_and_update_does_not_suggest_apply",
+    "test_cli.py::test_password_never_reaches_the_run_folder",
+    "test_cli.py::test_project_settings_choose_the_runs_folder_the_stages_and_their_parameters",
+    "test_cli.py::test_update_from_pyproject_then_runs_show_verify_export",
+    "test_cli.py::test_update_prints_the_run_folder_first_then_each_stage_as_it_starts_and_finishes",
+    "test_cli.py::test_verify_detects_tampering",
+    "test_cli.py::test_without_dry_run_the_revision_is_written_to_the_project",
+    "test_code_impact.py::test_stage_reads_the_changes_recorded_by_stage_01",
+    "test_dry_run.py::test_dry_run_with_rollback_plan_leaves_the_target_untouched",
+    "test_fence.py::test_update_never_touches_the_target",
+    "test_journal.py::test_an_interrupted_run_is_on_the_record",
+    "test_migration_shapes.py::test_update_dry_run_reviews_an_unnamed_unique_constraint_and_rehearses_it",
+    "test_performance.py::test_stage_on_the_demo_compares_plans_on_a_schema_copy_when_the_data_stops_the_upgrade",
+    "test_production.py::test_demo_ticks_only_what_its_sidecars_prove",
+    "test_production.py::test_healthy_project_ticks_the_data_items",
+    "test_project_shapes.py::test_update_runs_the_pending_revision_on_a_copy_only",
+    "test_querycount.py::test_stage_07_records_the_counts_and_stage_08_reports_them",
+    "test_rewrite.py::test_type_change_rewrite_keeps_schema_and_values",
+    "test_runbook.py::test_demo_run_blocks_on_the_real_data_problems_and_leaves_the_target_untouched",
+    "test_validation.py::test_template_after_an_apply_proves_it",
+)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if item.nodeid.split("[")[0].removeprefix("tests/") in SLOW_TESTS:
+            item.add_marker(pytest.mark.slow)
+
+
 def _unreachable_reason(dialect: str) -> str | None:
     if dialect not in _reachable:
         engine = make_engine(SERVERS[dialect])
