@@ -21,6 +21,8 @@ from dbrunbook.db import make_engine
 from dbrunbook.errors import TargetFenced
 from dbrunbook.secrets import parse_url
 
+from _users_project import REVISIONS, UNTOUCHED, at_0001_with_two_rows, users_state
+
 _ENV_HEAD = '''
 import os
 from alembic import context
@@ -58,27 +60,6 @@ def run_migrations_online():
         context.run_migrations()
 ''',
 }
-REVISIONS = {
-    "0001.py": '''revision = "0001"
-down_revision = None
-from alembic import op
-import sqlalchemy as sa
-def upgrade():
-    op.create_table("users", sa.Column("id", sa.Integer, primary_key=True), sa.Column("name", sa.String(50)))
-def downgrade():
-    op.drop_table("users")
-''',
-    "0002.py": '''revision = "0002"
-down_revision = "0001"
-from alembic import op
-import sqlalchemy as sa
-def upgrade():
-    op.execute("DELETE FROM users WHERE id = 1")
-    op.add_column("users", sa.Column("email", sa.String(100)))
-def downgrade():
-    op.drop_column("users", "email")
-''',
-}
 _RAW_DELETE = {
     "sqlite": "import sqlite3\ndef raw_delete():\n    c = sqlite3.connect({path!r}); c.execute('DELETE FROM users'); c.commit()\n",
     "postgresql": "import psycopg\ndef raw_delete():\n    with psycopg.connect({dsn!r}) as c: c.execute('DELETE FROM users')\n",
@@ -102,28 +83,6 @@ def _project(tmp_path: Path, url: str, dialect: str, shape: str) -> Path:
     return project
 
 
-def _at_0001_with_two_rows(url: str) -> None:
-    engine = sa.create_engine(url)
-    with engine.begin() as conn:
-        conn.execute(sa.text("CREATE TABLE users (id INTEGER PRIMARY KEY, name VARCHAR(50))"))
-        conn.execute(sa.text("INSERT INTO users VALUES (1, 'a'), (2, 'b')"))
-        conn.execute(sa.text("CREATE TABLE alembic_version (version_num VARCHAR(32) NOT NULL PRIMARY KEY)"))
-        conn.execute(sa.text("INSERT INTO alembic_version VALUES ('0001')"))
-    engine.dispose()
-
-
-def _state(url: str) -> tuple[list[tuple[object, ...]], list[str], list[str]]:
-    engine = sa.create_engine(url)
-    try:
-        with engine.connect() as conn:
-            rows = [tuple(r) for r in conn.execute(sa.text("SELECT id, name FROM users ORDER BY id"))]
-            version = [r[0] for r in conn.execute(sa.text("SELECT version_num FROM alembic_version"))]
-        columns = [c["name"] for c in sa.inspect(engine).get_columns("users")]
-    finally:
-        engine.dispose()
-    return rows, version, columns
-
-
 def _dbrunbook(project: Path, url: str, *args: str) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "DATABASE_URL": url}
     return subprocess.run([sys.executable, "-m", "dbrunbook", *args, "--db", url,
@@ -131,17 +90,14 @@ def _dbrunbook(project: Path, url: str, *args: str) -> subprocess.CompletedProce
                           cwd=project, env=env, capture_output=True, text=True, timeout=600)
 
 
-UNTOUCHED = ([(1, "a"), (2, "b")], ["0001"], ["id", "name"])
-
-
 @pytest.mark.parametrize("shape", sorted(ENV_PY))
 def test_lint_and_rehearse_never_touch_the_target(db_url, dialect, tmp_path, shape):
     project = _project(tmp_path, db_url, dialect, shape)
-    _at_0001_with_two_rows(db_url)
+    at_0001_with_two_rows(db_url)
     lint = _dbrunbook(project, db_url, "lint")
-    assert _state(db_url) == UNTOUCHED, lint.stdout + lint.stderr
+    assert users_state(db_url) == UNTOUCHED, lint.stdout + lint.stderr
     rehearse = _dbrunbook(project, db_url, "rehearse")
-    assert _state(db_url) == UNTOUCHED, rehearse.stdout + rehearse.stderr
+    assert users_state(db_url) == UNTOUCHED, rehearse.stdout + rehearse.stderr
     assert "Traceback" not in lint.stderr + rehearse.stderr
     if shape == "environ":
         # DATABASE_URL is pointed at the copy: the revision runs there, and the rehearsal passes.
@@ -156,9 +112,9 @@ def test_lint_and_rehearse_never_touch_the_target(db_url, dialect, tmp_path, sha
 @pytest.mark.parametrize("shape", ["environ", "settings"])
 def test_update_never_touches_the_target(db_url, dialect, tmp_path, shape):
     project = _project(tmp_path, db_url, dialect, shape)
-    _at_0001_with_two_rows(db_url)
+    at_0001_with_two_rows(db_url)
     run = _dbrunbook(project, db_url, "update", "--dry-run", "--stages", "03,04,09", "--out", str(tmp_path / "runs"))
-    assert _state(db_url) == UNTOUCHED, run.stdout + run.stderr
+    assert users_state(db_url) == UNTOUCHED, run.stdout + run.stderr
     assert "Traceback" not in run.stderr
     if shape == "settings":
         assert "env.py reached for" in run.stdout, run.stdout

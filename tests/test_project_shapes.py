@@ -16,27 +16,8 @@ import sqlalchemy as sa
 
 from dbrunbook.secrets import parse_url
 
-REVISIONS = {
-    "0001_users.py": '''revision = "0001"
-down_revision = None
-from alembic import op
-import sqlalchemy as sa
-def upgrade():
-    op.create_table("users", sa.Column("id", sa.Integer, primary_key=True), sa.Column("name", sa.String(50)))
-def downgrade():
-    op.drop_table("users")
-''',
-    "0002_email.py": '''revision = "0002"
-down_revision = "0001"
-from alembic import op
-import sqlalchemy as sa
-def upgrade():
-    op.execute("DELETE FROM users WHERE id = 1")
-    op.add_column("users", sa.Column("email", sa.String(100)))
-def downgrade():
-    op.drop_column("users", "email")
-''',
-}
+from _users_project import REVISIONS, UNTOUCHED, at_0001_with_two_rows, users_state
+
 FLASK_APP = '''import os
 from flask import Flask
 from flask_sqlalchemy import SQLAlchemy
@@ -55,27 +36,6 @@ def create_app():
 '''
 #: The async driver each server dialect's async env.py uses (psycopg 3 is async too).
 ASYNC_DRIVER = {"sqlite": "sqlite+aiosqlite", "postgresql": "postgresql+psycopg"}
-
-
-def _at_0001(url: str) -> None:
-    engine = sa.create_engine(url)
-    with engine.begin() as conn:
-        conn.execute(sa.text("CREATE TABLE users (id INTEGER PRIMARY KEY, name VARCHAR(50))"))
-        conn.execute(sa.text("INSERT INTO users VALUES (1, 'a'), (2, 'b')"))
-        conn.execute(sa.text("CREATE TABLE alembic_version (version_num VARCHAR(32) NOT NULL PRIMARY KEY)"))
-        conn.execute(sa.text("INSERT INTO alembic_version VALUES ('0001')"))
-    engine.dispose()
-
-
-def _state(url: str) -> tuple[object, ...]:
-    engine = sa.create_engine(url)
-    try:
-        with engine.connect() as conn:
-            rows = [tuple(r) for r in conn.execute(sa.text("SELECT id, name FROM users ORDER BY id"))]
-            version = conn.execute(sa.text("SELECT version_num FROM alembic_version")).scalar_one()
-        return rows, version, [c["name"] for c in sa.inspect(engine).get_columns("users")]
-    finally:
-        engine.dispose()
 
 
 def _async_project(root: Path, url: str) -> Path:
@@ -110,13 +70,12 @@ def test_update_runs_the_pending_revision_on_a_copy_only(db_url, dialect, tmp_pa
     versions = ini.parent / "versions" if shape == "flask-migrate" else tmp_path / "project" / "migrations" / "versions"
     for name, text in REVISIONS.items():
         (versions / name).write_text(text)
-    _at_0001(db_url)
-    before = _state(db_url)
+    at_0001_with_two_rows(db_url)
     env = {**os.environ, "DATABASE_URL": db_url, "FLASK_APP": "app:create_app"}
     run = subprocess.run([sys.executable, "-m", "dbrunbook", "update", "--db", db_url, "--alembic-config", str(ini),
                           "--dry-run", "--stages", "03,04", "--out", str(tmp_path / "runs")],
                          cwd=tmp_path / "project", env=env, capture_output=True, text=True, timeout=600)
-    assert _state(db_url) == before == ([(1, "a"), (2, "b")], "0001", ["id", "name"])
+    assert users_state(db_url) == UNTOUCHED
     assert "04-dev-rehearsal       PASS" in run.stdout, run.stdout + run.stderr
     upgrade_sql = next((tmp_path / "runs").glob("*/03-migration/upgrade.sql")).read_text()
     assert "DELETE FROM users WHERE id = 1" in upgrade_sql

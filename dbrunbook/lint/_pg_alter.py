@@ -7,7 +7,7 @@ index rules see it.
 """
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Iterator
 
 from pglast import ast
 from pglast.enums import AlterTableType as AT, BoolExprType, ConstrType, NullTestType
@@ -50,22 +50,20 @@ def names(node: Any) -> str:
     return str(node.sval) if isinstance(node, ast.String) else ""
 
 
+def _nodes(node: Any) -> Iterator[Any]:
+    """``node`` and every AST node inside it, depth first."""
+    if isinstance(node, ast.Node):
+        yield node
+        for attr in node:
+            yield from _nodes(getattr(node, attr))
+    elif isinstance(node, (tuple, list)):
+        for item in node:
+            yield from _nodes(item)
+
+
 def _calls(node: Any) -> set[str]:
     """Lower-cased names of every function called anywhere inside ``node``."""
-    found: set[str] = set()
-
-    def walk(value: Any) -> None:
-        if isinstance(value, ast.FuncCall):
-            found.add(names(value.funcname).lower())
-        if isinstance(value, ast.Node):
-            for attr in value:
-                walk(getattr(value, attr))
-        elif isinstance(value, (tuple, list)):
-            for item in value:
-                walk(item)
-
-    walk(node)
-    return found
+    return {names(n.funcname).lower() for n in _nodes(node) if isinstance(n, ast.FuncCall)}
 
 
 def column_facts(coldef: Any, dialect: str) -> dict[str, Any]:
@@ -198,17 +196,5 @@ def insert_action(node: Any) -> Action:
 
 
 def _column_refs(node: Any) -> list[str]:
-    found: list[str] = []
-
-    def walk(value: Any) -> None:
-        if isinstance(value, ast.ColumnRef):
-            found.append(names(value.fields))
-        elif isinstance(value, ast.Node):
-            for attr in value:
-                walk(getattr(value, attr))
-        elif isinstance(value, (tuple, list)):
-            for item in value:
-                walk(item)
-
-    walk(node)
-    return found
+    """The column names ``node`` reads, in order."""
+    return [names(n.fields) for n in _nodes(node) if isinstance(n, ast.ColumnRef)]
