@@ -180,7 +180,14 @@ def change_source(target: Target, script_dir: Path | None = None, work_dir: Path
     from ..migration import alembic_config
 
     if target.models:
-        return ChangeSource(load_metadata(target.models, target.project_dir), "models", f"models {target.models}")
+        # The revisions still say what the models cannot: renames, and defaults that fill existing rows.
+        metadata = load_metadata(target.models, target.project_dir)
+        try:
+            found = schema_after_revisions(target, script_dir) if script_dir is not None else None
+        except Exception:  # what the revisions declare only refines the models' checks: without it, they still run
+            found = None
+        renames, defaulted = (found.renames, found.defaulted) if found is not None else ({}, set())
+        return ChangeSource(metadata, "models", f"models {target.models}", renames, defaulted)
     if script_dir is None and work_dir is not None and target.alembic_config:
         script_dir = work_dir / "alembic"
         alembic_config(target, script_dir)
@@ -194,10 +201,10 @@ def change_source(target: Target, script_dir: Path | None = None, work_dir: Path
 
 
 def settle(results: list[CheckResult], source: ChangeSource, rehearsal: StageResult | None) -> list[CheckResult]:
-    """Results of checks derived from revisions, with declared renames and stage 04's evidence weighed in."""
-    if source.source != "revisions":
-        return results
-    return settle_with_rehearsal(without_declared(results, source.renames, source.defaulted), rehearsal)
+    """The results with what the revisions declare weighed in, and for checks derived from revisions alone,
+    stage 04's evidence too (with models, the models are the authority on what must hold)."""
+    results = without_declared(results, source.renames, source.defaulted)
+    return settle_with_rehearsal(results, rehearsal) if source.source == "revisions" else results
 
 
 def unexplained(results: list[CheckResult], rehearsal: StageResult | None) -> list[Finding]:
