@@ -42,6 +42,8 @@ class DialectFacts:
     file_based: bool = False
     #: Driver arguments that make an unreachable server fail fast.
     connect_args: tuple[tuple[str, object], ...] = ()
+    #: Driver arguments that make every session read-only at the server (the target fence; SQLite uses query_only).
+    read_only_connect_args: tuple[tuple[str, object], ...] = ()
 
 
 _FACTS = {
@@ -72,6 +74,7 @@ _FACTS = {
         maintenance_database="postgres",
         drop_database_suffix=" WITH (FORCE)",
         connect_args=(("connect_timeout", 5),),
+        read_only_connect_args=(("options", "-c default_transaction_read_only=on"),),
     ),
     "mysql": DialectFacts(
         name="mysql",
@@ -85,6 +88,7 @@ _FACTS = {
         statement_timeout_sql="SET SESSION max_execution_time = {ms}",
         ddl_lock="metadata lock; ALGORITHM=COPY blocks writes for the whole rebuild",
         connect_args=(("connect_timeout", 5),),
+        read_only_connect_args=(("init_command", "SET SESSION TRANSACTION READ ONLY"),),
     ),
     "mariadb": DialectFacts(
         name="mariadb",
@@ -98,6 +102,7 @@ _FACTS = {
         statement_timeout_sql="SET SESSION max_statement_time = {seconds}",
         ddl_lock="metadata lock; ALGORITHM=COPY blocks writes for the whole rebuild",
         connect_args=(("connect_timeout", 5),),
+        read_only_connect_args=(("init_command", "SET SESSION TRANSACTION READ ONLY"),),
     ),
 }
 

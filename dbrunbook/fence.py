@@ -255,12 +255,9 @@ def lift() -> None:
 
 def read_only_connect_args(url: URL) -> dict[str, Any]:
     """Connect arguments that make every session on ``url`` read-only at the server (none for SQLite)."""
-    family = _FAMILY.get(url.get_backend_name())
-    if family == "postgresql":
-        return {"options": PG_READ_ONLY_OPTION}
-    if family == "mysql":
-        return {"init_command": MYSQL_READ_ONLY_INIT}
-    return {}
+    from .dialects import facts
+
+    return dict(facts(url.get_backend_name()).read_only_connect_args)
 
 
 def make_read_only(engine: Engine) -> Engine:
