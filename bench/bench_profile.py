@@ -2,7 +2,7 @@
 
 In one process, on a ``users`` table of N rows (built in SQL with generate_series), times:
 
-- dbrunbook: :func:`dbrunbook.profile.profile_table` and :func:`dbrunbook.checks.run_checks`
+- dbrunbook: :func:`dbrunbook.stages.data_checks.profile.profile_table` and :func:`dbrunbook.stages.data_checks.run_checks`
   for a typical change (e-mail made unique, country made NOT NULL, legacy_notes dropped);
 - (a) one hand-written aggregate pass over the same columns (null, distinct, min/max, mean,
   lengths), the fastest a person would write by hand;
@@ -31,9 +31,9 @@ from typing import Any, Callable
 import pandas as pd
 import sqlalchemy as sa
 
-from dbrunbook.checks import run_checks
-from dbrunbook.db import create_database, drop_database, make_engine, scratch_name, with_database
-from dbrunbook.profile import profile_table
+from dbrunbook.stages.data_checks import run_checks
+from dbrunbook.core.db import create_database, drop_database, make_engine, scratch_name, with_database
+from dbrunbook.stages.data_checks.profile import profile_table
 
 FILL = """
 CREATE TABLE users (id bigint PRIMARY KEY, email varchar(255) NOT NULL, name varchar(120),

@@ -20,7 +20,7 @@ import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 
-from dbrunbook.db import create_database, drop_database, make_engine, scratch_name, with_database
+from dbrunbook.core.db import create_database, drop_database, make_engine, scratch_name, with_database
 from dbrunbook.schema import assess, diff, snapshot, snapshot_metadata
 
 

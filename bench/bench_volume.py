@@ -19,12 +19,12 @@ import time
 from pathlib import Path
 
 
-from dbrunbook import volume
+from dbrunbook.stages import staging as volume
 from dbrunbook.demo import repair_demo_data
-from dbrunbook.db import create_database, drop_database, scratch_name, with_database
+from dbrunbook.core.db import create_database, drop_database, scratch_name, with_database
 from dbrunbook.demo import write_demo
-from dbrunbook.migration import plan_migration
-from dbrunbook.volume import Scale, TimingCurve, TimingPoint
+from dbrunbook.stages.migration import plan_migration
+from dbrunbook.stages.staging import Scale, TimingCurve, TimingPoint
 
 
 def main(argv: list[str] | None = None) -> int:

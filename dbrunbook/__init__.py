@@ -11,9 +11,11 @@ __version__ = "0.1.0"
 import importlib
 from typing import Any
 
-from .config import Target, load_metadata, load_target
-from .db import check_connection, make_engine
-from .errors import (
+from dbrunbook import _compat
+
+from dbrunbook.core.config import Target, load_metadata, load_target
+from dbrunbook.core.db import check_connection, make_engine
+from dbrunbook.errors import (
     ApplyRefused,
     ConfigError,
     DatabaseUnreachable,
@@ -26,47 +28,49 @@ from .errors import (
     UsageError,
     VerificationFailed,
 )
-from .results import Finding, StageResult, load_result, record
-from .secrets import mask_url
-from .stage import Stage, open_stage
+from dbrunbook.core.results import Finding, StageResult, load_result, record
+from dbrunbook.core.secrets import mask_url
+from dbrunbook.core.stage import Stage, open_stage
+
+_compat.install()
 
 #: Public names imported on first use: name -> "module" or "module:attribute".
 _LAZY = {
     # stages 1-2: schema snapshot, diff, impact, design rules
     "Snapshot": "schema", "SchemaDiff": "schema", "RenameHint": "schema", "load_snapshot": "schema",
     "snapshot_metadata": "schema", "diff_specs": "schema", "snapshot_schema": "schema:snapshot",
-    "diff_schemas": "schema:diff", "validate_design": "design:validate",
+    "diff_schemas": "schema:diff", "validate_design": "stages.design_validation:validate",
     # runbook engine and archive
     "Run": "runbook", "RunOptions": "runbook", "run_runbook": "runbook", "verify_run": "runbook",
     "export_run": "runbook", "find_run": "runbook", "list_runs": "runbook",
-    "scratch_copy": "clone",
+    "scratch_copy": "data.clone",
     # stage 3: migration, lint, rewrite
-    "plan_migration": "migration", "review_migration": "migration",
+    "plan_migration": "stages.migration", "review_migration": "stages.migration",
     "lint_sql": "lint", "parse_sql": "lint", "render_rules_markdown": "lint",
-    "lint_revisions": "lint.source", "rewrite_revision": "rewrite",
+    "lint_revisions": "lint.source", "rewrite_revision": "stages.migration.rewrite",
     # stage 5: data checks, profile, backfill
-    "run_checks": "checks", "CheckReport": "checks", "CheckResult": "checks",
-    "profile_table": "profile", "profile_tables": "profile", "TableProfile": "profile",
-    "plan_backfill": "backfill", "backfill_plans": "backfill", "time_backfill": "backfill",
-    "BackfillPlan": "backfill",
+    "run_checks": "stages.data_checks", "CheckReport": "stages.data_checks", "CheckResult": "stages.data_checks",
+    "profile_table": "stages.data_checks.profile", "profile_tables": "stages.data_checks.profile", "TableProfile": "stages.data_checks.profile",
+    "plan_backfill": "stages.data_checks.backfill", "backfill_plans": "stages.data_checks.backfill", "time_backfill": "stages.data_checks.backfill",
+    "BackfillPlan": "stages.data_checks.backfill",
     # stage 6: application code impact; stage 8: performance impact
-    "scan_code": "code_impact:scan", "CodeImpact": "code_impact",
-    "compare_performance": "performance", "load_queries": "performance",
+    "scan_code": "stages.code_impact:scan", "CodeImpact": "stages.code_impact",
+    "compare_performance": "stages.performance", "load_queries": "stages.performance",
     # stage 10: checklist ticked by evidence, production plan; stage 11: the guarded apply
-    "ChecklistItem": "production", "ProductionPlan": "production", "production_plan": "production",
-    "production_checklist": "production:checklist",
-    "plan_apply": "apply", "apply_plan": "apply:apply", "apply_run": "apply", "ApplyPlan": "apply",
-    "ApplyOutcome": "apply",
+    "ChecklistItem": "stages.production_plan", "ProductionPlan": "stages.production_plan", "production_plan": "stages.production_plan",
+    "production_checklist": "stages.production_plan:checklist",
+    "plan_apply": "stages.guarded_apply", "apply_plan": "stages.guarded_apply:apply", "apply_run": "runbook.apply", "ApplyPlan": "stages.guarded_apply",
+    "ApplyOutcome": "stages.guarded_apply",
     # stage 12: post-migration validation
-    "validate_migration": "validation:validate", "Validation": "validation",
-    "prove_unchanged": "validation:unchanged",
+    "validate_migration": "stages.post_migration:validate", "Validation": "stages.post_migration",
+    "prove_unchanged": "stages.post_migration:unchanged",
     # stages 4, 7, 9 and rollback: rehearsal, volume, fingerprints, round trip, backup
-    "rehearse": "rehearsal", "Rehearsal": "rehearsal",
-    "Scale": "volume", "TimingCurve": "volume", "grow": "volume", "timing_curve": "volume",
-    "fingerprint": "fingerprint", "Fingerprint": "fingerprint", "FingerprintDiff": "fingerprint",
-    "plan_rollback": "rollback", "round_trip": "rollback", "RollbackPlan": "rollback", "RoundTrip": "rollback",
-    "plan_backup": "backup", "take_backup": "backup", "verify_backup": "backup",
-    "backup_and_verify": "backup",
+    "rehearse": "stages.dev_rehearsal", "Rehearsal": "stages.dev_rehearsal",
+    "Scale": "stages.staging", "TimingCurve": "stages.staging", "grow": "stages.staging", "timing_curve": "stages.staging",
+    "fingerprint": "data.fingerprint", "Fingerprint": "data.fingerprint", "FingerprintDiff": "data.fingerprint",
+    "plan_rollback": "stages.rollback_plan", "round_trip": "stages.rollback_plan", "RollbackPlan": "stages.rollback_plan", "RoundTrip": "stages.rollback_plan",
+    "plan_backup": "stages.rollback_plan.backup", "take_backup": "stages.rollback_plan.backup", "verify_backup": "stages.rollback_plan.backup",
+    "backup_and_verify": "stages.rollback_plan.backup",
 }
 
 

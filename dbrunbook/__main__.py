@@ -1,3 +1,3 @@
-from .cli import main
+from dbrunbook.cli import main
 
 main()

@@ -19,14 +19,14 @@ from typing import TYPE_CHECKING, Any
 import sqlalchemy as sa
 from alembic.config import Config
 
-from .config import Target
-from .db import make_engine
-from .errors import UsageError
-from .secrets import MASK, PASSWORD_ENV, mask_url
-from .migration import _TEMPLATES, apply_upgrade
+from dbrunbook.core.config import Target
+from dbrunbook.core.db import make_engine
+from dbrunbook.errors import UsageError
+from dbrunbook.core.secrets import MASK, PASSWORD_ENV, mask_url
+from dbrunbook.alembic_ops.migration import _TEMPLATES, apply_upgrade
 
 if TYPE_CHECKING:
-    from .runbook import Run
+    from dbrunbook.runbook import Run
 
 #: Rows of the demo's data problems, so users (and tests) can check what dbrunbook reports.
 DUPLICATE_EMAILS = 37
@@ -156,7 +156,12 @@ def ensure_demo(cache: Path | None = None) -> DemoProject:
 
 def run_demo(dest: Path, db: str | None = None, users: int = 20_000) -> "Run":
     """Write the demo project to ``dest`` and run ``update --dry-run`` on it."""
-    from .runbook import RunOptions, run_runbook
+    from dbrunbook.runbook import RunOptions, run_runbook
 
     project = write_demo(dest, db=db, users=users)
     return run_runbook(project.target(), RunOptions(out=project.path / "runs", dry_run=True))
+
+
+def demo_target() -> Target:
+    """The demo's target, made on first use (the ``demo`` entry of the ``dbrunbook.targets`` entry points)."""
+    return ensure_demo().target()

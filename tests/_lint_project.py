@@ -7,9 +7,9 @@ from pathlib import Path
 
 import sqlalchemy as sa
 
-from dbrunbook.config import Target
-from dbrunbook.db import make_engine
-from dbrunbook.migration import _TEMPLATES
+from dbrunbook.core.config import Target
+from dbrunbook.core.db import make_engine
+from dbrunbook.alembic_ops.migration import _TEMPLATES
 
 BASE = '''
 from alembic import op

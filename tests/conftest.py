@@ -12,8 +12,8 @@ from typing import Iterator
 import pytest
 import sqlalchemy as sa
 
-from dbrunbook import fence
-from dbrunbook.db import create_database, drop_database, make_engine, scratch_name, with_database
+from dbrunbook.core import fence
+from dbrunbook.core.db import create_database, drop_database, make_engine, scratch_name, with_database
 from dbrunbook.demo import DemoProject, write_demo
 
 SERVERS = {

@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 from alembic.script import ScriptDirectory
 
-from dbrunbook.alembic_project import (AlembicProject, alembic_config, copied_scripts, ini_url, project_path,
+from dbrunbook.core.project import (AlembicProject, alembic_config, copied_scripts, ini_url, project_path,
                                        resolve_project)
-from dbrunbook.config import Target, load_target
+from dbrunbook.core.config import Target, load_target
 from dbrunbook.errors import ConfigError
 
 ENV_PY = "from alembic import context\n"  # never run here: the tests read scripts, they do not migrate

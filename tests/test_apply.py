@@ -22,19 +22,19 @@ import pytest
 import sqlalchemy as sa
 
 from dbrunbook import RunOptions, run_runbook
-from dbrunbook.apply import (GUARDS, LOCK_FACTS, ApplyLocked, ApplyRefused, RetryPolicy, apply, apply_lock, guards,
+from dbrunbook.stages.guarded_apply import (GUARDS, LOCK_FACTS, ApplyLocked, ApplyRefused, RetryPolicy, apply, apply_lock, guards,
                              holder, outcome_findings, plan_apply, plan_findings, refusal_findings, sql_to_run,
                              stage_data, summary)
-from dbrunbook.apply._lock import lock_file
-from dbrunbook.clone import scratch_copy, sync_key_generators
-from dbrunbook.config import Target, load_target
-from dbrunbook.db import create_database, drop_database, make_engine
+from dbrunbook.stages.guarded_apply._lock import lock_file
+from dbrunbook.data.clone import scratch_copy, sync_key_generators
+from dbrunbook.core.config import Target, load_target
+from dbrunbook.core.db import create_database, drop_database, make_engine
 from dbrunbook.errors import EXIT_BLOCKED
-from dbrunbook.fingerprint import compare, fingerprint, schema_snapshot
-from dbrunbook.migration import alembic_config, apply_upgrade, current_revision
-from dbrunbook.results import load_result
+from dbrunbook.data.fingerprint import compare, fingerprint, schema_snapshot
+from dbrunbook.alembic_ops.migration import alembic_config, apply_upgrade, current_revision
+from dbrunbook.core.results import load_result
 from dbrunbook.runbook import verify_run
-from dbrunbook.runbook.archive import sha256
+from dbrunbook.core.archive import sha256
 from dbrunbook.runbook.engine import runbook_folder
 
 from conftest import new_database
@@ -348,7 +348,7 @@ def fingerprint_of(planned: Planned):
 
 
 def fingerprint_from(stage: Path):
-    from dbrunbook.fingerprint import Fingerprint
+    from dbrunbook.data.fingerprint import Fingerprint
 
     return Fingerprint.load(stage / "fingerprint-before.json")
 
@@ -397,7 +397,7 @@ def test_a_revision_that_leaves_the_transaction_is_applied_as_its_env_py_runs_it
     planned.reset()
     middle = ('with op.get_context().autocommit_block():\n'
               '        op.create_index("ix_customers_name", "customers", ["name"], postgresql_concurrently=True)')
-    from dbrunbook.apply._run import _outside_transaction
+    from dbrunbook.stages.guarded_apply._run import _outside_transaction
 
     variant = _variant(planned, tmp_path, middle, "CREATE INDEX CONCURRENTLY ix_customers_name ON customers (name)")
     planned_as_is = plan_apply(planned.plan_run, planned.target())
@@ -532,8 +532,8 @@ def test_apply_refuses_when_the_project_cannot_hold_the_generated_revision(gener
 
 @pytest.mark.parametrize("generated", ["sqlite"], indirect=True)
 def test_a_project_without_an_alembic_config_cannot_hold_the_revision(generated):
-    from dbrunbook.apply import project_history
-    from dbrunbook.apply._guards import inside, read_plan
+    from dbrunbook.stages.guarded_apply import project_history
+    from dbrunbook.stages.guarded_apply._guards import inside, read_plan
 
     plan = read_plan(generated.plan_run)
     missing = generated.project / "nowhere" / "alembic.ini"
@@ -547,7 +547,7 @@ def test_a_project_without_an_alembic_config_cannot_hold_the_revision(generated)
 @pytest.mark.parametrize("planned", ["sqlite"], indirect=True)
 @pytest.mark.parametrize("generated", ["sqlite"], indirect=True)
 def test_update_names_the_apply_command_only_when_apply_would_accept(planned, generated, tmp_path):
-    from dbrunbook.report import render_run
+    from dbrunbook.runbook.report import render_run
 
     _fresh(generated)
     for made in (planned, generated):  # every item waived, and the project's history will hold the revision

@@ -4,8 +4,8 @@ from __future__ import annotations
 import pytest
 import sqlalchemy as sa
 
-from dbrunbook.backfill import plan_backfill, time_backfill
-from dbrunbook.db import make_engine
+from dbrunbook.stages.data_checks.backfill import plan_backfill, time_backfill
+from dbrunbook.core.db import make_engine
 from dbrunbook.errors import UsageError
 
 TABLE = 'my "orders" group'
@@ -61,8 +61,8 @@ def test_bad_input_is_a_clear_error(table, dialect):
 
 
 def test_a_new_required_column_is_added_filled_and_tightened(db_url, dialect):
-    from dbrunbook.checks import run_checks
-    from dbrunbook.backfill import backfill_plans
+    from dbrunbook.stages.data_checks import run_checks
+    from dbrunbook.stages.data_checks.backfill import backfill_plans
 
     engine = make_engine(db_url)
     live = sa.MetaData()
@@ -88,8 +88,8 @@ def test_a_new_required_column_is_added_filled_and_tightened(db_url, dialect):
 
 
 def test_a_lossy_type_change_gets_a_conversion_through_a_new_column(db_url, dialect):
-    from dbrunbook.backfill import backfill_plans
-    from dbrunbook.checks import run_checks
+    from dbrunbook.stages.data_checks.backfill import backfill_plans
+    from dbrunbook.stages.data_checks import run_checks
 
     engine = make_engine(db_url)
     live = sa.MetaData()

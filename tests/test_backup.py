@@ -5,11 +5,11 @@ import pytest
 import sqlalchemy as sa
 from click.testing import CliRunner
 
-from dbrunbook.backup import backup_and_verify, findings, plan_backup, take_backup, verify_backup
-from dbrunbook.commands.backup import command
-from dbrunbook.db import make_engine
+from dbrunbook.stages.rollback_plan.backup import backup_and_verify, findings, plan_backup, take_backup, verify_backup
+from dbrunbook.cli.commands.backup import command
+from dbrunbook.core.db import make_engine
 from dbrunbook.errors import ToolMissing, UsageError
-from dbrunbook.fingerprint import compare, fingerprint
+from dbrunbook.data.fingerprint import compare, fingerprint
 
 from conftest import SERVERS, require
 from test_dry_run import assert_no_new_databases, list_databases
@@ -87,7 +87,7 @@ def test_cli_backup_bad_url_is_one_line(tmp_path):
 
 
 def test_interrupted_restore_drops_the_scratch_database(demo, tmp_path):
-    from dbrunbook.backup import restored
+    from dbrunbook.stages.rollback_plan.backup import restored
 
     backup = take_backup(demo.db, tmp_path)
     databases = list_databases(demo.db)

@@ -10,8 +10,8 @@ from decimal import Decimal
 import pytest
 import sqlalchemy as sa
 
-from dbrunbook.checks import run_checks
-from dbrunbook.db import make_engine
+from dbrunbook.stages.data_checks import run_checks
+from dbrunbook.core.db import make_engine
 
 PARENT = 'parent "table"'
 NAMES = {"bad": 'bad "Table" select', "good": 'good "Table" select'}
@@ -177,7 +177,7 @@ def test_required_column_needs_a_value_for_existing_rows(db_url, dialect):
 def test_every_check_is_documented():
     from pathlib import Path
 
-    from dbrunbook.checks import registry
+    from dbrunbook.stages.data_checks import registry
 
     doc = (Path(__file__).resolve().parents[1] / "docs" / "data-checks.md").read_text()
     rules = list(registry)
@@ -345,7 +345,7 @@ def test_dropped_table_counts_rows_and_bytes(db_url, dialect):
 
 
 def test_the_check_session_refuses_writes(db_url, dialect):
-    from dbrunbook.checks._base import read_only
+    from dbrunbook.stages.data_checks._base import read_only
 
     engine = make_engine(db_url)
     meta = sa.MetaData()

@@ -13,8 +13,8 @@ import pytest
 import sqlalchemy as sa
 
 from dbrunbook import RunOptions, run_runbook
-from dbrunbook.config import Target
-from dbrunbook.results import load_result
+from dbrunbook.core.config import Target
+from dbrunbook.core.results import load_result
 
 USERS, DUPLICATED_ROWS, GROUPS, NULL_NICKNAMES = 300, 40, 8, 23
 

@@ -186,7 +186,7 @@ def test_password_never_reaches_the_run_folder(tmp_path):
         for page in (tmp_path / "html").iterdir():
             assert secret not in page.read_text()
     finally:
-        from dbrunbook.db import drop_database
+        from dbrunbook.core.db import drop_database
         drop_database(with_password)
 
 
@@ -208,7 +208,7 @@ def test_a_stage_that_leaks_the_secret_fails_the_run(tmp_path):
         manifest = json.loads((run_dir / "manifest.json").read_text())
         assert manifest["secret_scan"] == {"clean": False, "files": [str(run_dir / "01-leak.ipynb")]}
     finally:
-        from dbrunbook.db import drop_database
+        from dbrunbook.core.db import drop_database
         drop_database(url)
 
 
@@ -216,10 +216,10 @@ def test_a_demo_built_on_a_server_names_that_server_in_its_project(tmp_path):
     url = new_database("postgresql", tmp_path)
     try:
         project = write_demo(tmp_path / "shop", db=url, users=400).path
-        from dbrunbook.config import load_target
+        from dbrunbook.core.config import load_target
         assert load_target(project).db == url
     finally:
-        from dbrunbook.db import drop_database
+        from dbrunbook.core.db import drop_database
         drop_database(url)
 
 
@@ -465,7 +465,7 @@ def test_a_postgres_url_is_read_as_postgresql(project):
 
     from dbrunbook.cli import main
     from dbrunbook.errors import DbrunbookNote
-    from dbrunbook.secrets import mask_url, parse_url
+    from dbrunbook.core.secrets import mask_url, parse_url
 
     with pytest.warns(DbrunbookNote):
         assert parse_url("postgres://app:pw@db/shop").drivername == "postgresql"
@@ -489,7 +489,7 @@ def test_a_postgres_url_reaches_the_server(tmp_path):
         assert result.returncode == 0, result.stderr
         assert "note: a postgres:// URL is read as postgresql://" in result.stderr
     finally:
-        from dbrunbook.db import drop_database
+        from dbrunbook.core.db import drop_database
         drop_database(url)
 
 
@@ -525,7 +525,7 @@ class _Terminal(io.StringIO):
 
 
 def test_the_progress_helper_on_a_terminal_and_with_no_color(monkeypatch, tmp_path):
-    from dbrunbook.progress import StageEvent, StageReporter, note, step
+    from dbrunbook.runbook.progress import StageEvent, StageReporter, note, step
     from dbrunbook.runbook import StageRecord
 
     start = StageEvent("start", "r1", tmp_path / "r1", 1, 2, "01-first")

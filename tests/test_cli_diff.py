@@ -6,7 +6,7 @@ import sqlalchemy as sa
 from click.testing import CliRunner
 
 from dbrunbook.cli import main
-from dbrunbook.db import make_engine
+from dbrunbook.core.db import make_engine
 from dbrunbook.schema import snapshot
 
 MODELS = '''import sqlalchemy as sa

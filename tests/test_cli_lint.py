@@ -124,7 +124,7 @@ def downgrade():
 def test_lint_sqlite_revisions_captured_on_a_copy(tmp_path):
     from alembic.config import Config
 
-    from dbrunbook.migration import apply_upgrade
+    from dbrunbook.alembic_ops.migration import apply_upgrade
 
     url = f"sqlite:///{tmp_path / 'app.db'}"
     target = write_project(tmp_path / "p", url, {"0001_base.py": BASE, "0002_batch.py": SQLITE_BATCH,
@@ -159,7 +159,7 @@ SILENCED_BATCH = SQLITE_BATCH.replace(
 def test_python_comment_silences_the_operation_below_it(tmp_path, dialect):
     from alembic.config import Config
 
-    from dbrunbook.migration import apply_upgrade
+    from dbrunbook.alembic_ops.migration import apply_upgrade
 
     require(dialect)
     url = (f"sqlite:///{tmp_path / 'app.db'}" if dialect == "sqlite"

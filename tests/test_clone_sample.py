@@ -4,10 +4,10 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from dbrunbook.clone import scratch_copy
-from dbrunbook.db import make_engine, server_url
+from dbrunbook.data.clone import scratch_copy
+from dbrunbook.core.db import make_engine, server_url
 from dbrunbook.errors import UsageError
-from dbrunbook.secrets import resolve_url
+from dbrunbook.core.secrets import resolve_url
 
 _LIST_DATABASES = {"postgresql": "SELECT datname FROM pg_database", "mariadb": "SHOW DATABASES"}
 _ORPHANS = {

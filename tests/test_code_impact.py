@@ -13,9 +13,10 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from dbrunbook import RunOptions, code_impact, load_metadata, run_runbook
+from dbrunbook import RunOptions, load_metadata, run_runbook
+from dbrunbook.stages import code_impact
 from dbrunbook.errors import ConfigError
-from dbrunbook.results import load_result
+from dbrunbook.core.results import load_result
 from dbrunbook.schema import diff, snapshot_metadata
 
 _EXPECT = re.compile(r"expect: ((?:CI\d{3}\s*)+)")
@@ -382,10 +383,10 @@ def test_stage_reads_the_changes_recorded_by_stage_01(tmp_path):
     """With a stage-01 sidecar in the run folder, its changes are used (here without the drop) and not recomputed."""
     import papermill
 
-    from dbrunbook import analysis
-    from dbrunbook.db import make_engine
+    from dbrunbook.stages import schema_analysis as analysis
+    from dbrunbook.core.db import make_engine
     from dbrunbook.demo import write_demo
-    from dbrunbook.results import StageResult, record
+    from dbrunbook.core.results import StageResult, record
 
     project = write_demo(tmp_path / "demo", users=400)
     engine = make_engine(project.db)

@@ -1,4 +1,4 @@
-"""The book of codes (dbrunbook.codes) must hold every code the library and the notebooks use, and only those.
+"""The book of codes (dbrunbook.core.codes) must hold every code the library and the notebooks use, and only those.
 
 The scanner reads the code with ``ast``, not with patterns over the text: a code is a string constant of two
 capital letters and three digits anywhere in the library's modules or the templates' code cells (a
@@ -15,7 +15,8 @@ import nbformat
 import pytest
 from IPython.core.inputtransformer2 import TransformerManager
 
-from dbrunbook import codes
+from dbrunbook import docgen
+from dbrunbook.core import codes
 
 ROOT = Path(__file__).resolve().parents[1]
 LIBRARY = ROOT / "dbrunbook"
@@ -23,7 +24,7 @@ NOTEBOOKS = ROOT / "runbooks"
 
 
 def _enumerate_pp() -> set[str]:
-    from dbrunbook.production import CODES
+    from dbrunbook.stages.production_plan import CODES
     return set(CODES.values())
 
 
@@ -95,8 +96,8 @@ def used(scanned) -> dict[str, list[str]]:
 
 
 def test_codes_reference_is_current():
-    assert (ROOT / "docs" / "codes.md").read_text() == codes.render_markdown(), \
-        "run: python -m dbrunbook.codes > docs/codes.md"
+    assert (ROOT / "docs" / "codes.md").read_text() == docgen.codes_reference(), \
+        "run: python -m dbrunbook.docgen"
 
 
 def test_scanner_reads_every_way_a_code_is_written():
@@ -116,20 +117,20 @@ def test_every_built_code_family_is_enumerated(scanned):
 
 
 def test_every_code_used_is_declared(used):
-    known = {c.code for c in codes.all_codes()}
+    known = {c.code for c in docgen.all_codes()}
     missing = {code: where for code, where in sorted(used.items()) if code not in known}
-    assert not missing, f"declare these codes in dbrunbook/codes.py (or register them as rules): {missing}"
+    assert not missing, f"declare these codes in dbrunbook/core/codes.py (or register them as rules): {missing}"
 
 
 def test_every_declared_code_is_used(used):
     unused = [c.code for c in codes.declared() if c.code not in used]
-    assert not unused, f"declared in dbrunbook/codes.py but used nowhere: {unused}"
+    assert not unused, f"declared in dbrunbook/core/codes.py but used nowhere: {unused}"
 
 
 def test_rule_codes_come_from_the_registries():
     from dbrunbook.lint import registry as lint
 
-    by_code = {c.code: c for c in codes.all_codes()}
+    by_code = {c.code: c for c in docgen.all_codes()}
     rule = lint["DS002"]
     assert by_code["DS002"] == codes.Code("DS002", rule.name, rule.severity, rule.summary, rule.safe, "lint")
     assert {c.registry for c in by_code.values()} == {"", "lint", "design", "checks", "code_impact"}
@@ -155,12 +156,12 @@ def test_declaration_is_documented(code):
 
 
 def test_every_family_has_a_title_and_a_table():
-    text = codes.render_markdown()
-    families = {c.family for c in codes.all_codes()}
+    text = docgen.codes_reference()
+    families = {c.family for c in docgen.all_codes()}
     assert families <= set(codes.FAMILIES)
     for family in families:
         assert f"\n## {family}: " in text
-    for c in codes.all_codes():
+    for c in docgen.all_codes():
         assert f"\n| {c.code} | {c.name} | {c.severity} |" in text
 
 

@@ -2,8 +2,8 @@
 import pytest
 import sqlalchemy as sa
 
-from dbrunbook.db import make_engine
-from dbrunbook.design import registry, validate, validate_snapshot
+from dbrunbook.core.db import make_engine
+from dbrunbook.stages.design_validation import registry, validate, validate_snapshot
 from dbrunbook.schema import snapshot_metadata
 
 

@@ -10,10 +10,10 @@ import pytest
 import sqlalchemy as sa
 
 from dbrunbook import RunOptions, run_runbook
-from dbrunbook.db import (create_database, dialect_name, drop_database, make_engine, scratch_name, server_url,
+from dbrunbook.core.db import (create_database, dialect_name, drop_database, make_engine, scratch_name, server_url,
                           with_database)
-from dbrunbook.fingerprint import compare, compare_schema, fingerprint, schema_snapshot
-from dbrunbook.secrets import resolve_url
+from dbrunbook.data.fingerprint import compare, compare_schema, fingerprint, schema_snapshot
+from dbrunbook.core.secrets import resolve_url
 
 #: How each server lists its databases (SQLite: database files beside it and in scratch folders).
 _LIST_SQL = {

@@ -16,10 +16,10 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from dbrunbook import fence
-from dbrunbook.db import make_engine
+from dbrunbook.core import fence
+from dbrunbook.core.db import make_engine
 from dbrunbook.errors import TargetFenced
-from dbrunbook.secrets import parse_url
+from dbrunbook.core.secrets import parse_url
 
 from _users_project import REVISIONS, UNTOUCHED, at_0001_with_two_rows, users_state
 

@@ -8,9 +8,9 @@ import hashlib
 import pytest
 import sqlalchemy as sa
 
-from dbrunbook.db import make_engine
+from dbrunbook.core.db import make_engine
 from dbrunbook.errors import UsageError
-from dbrunbook.fingerprint import Fingerprint, compare, compare_schema, fingerprint, schema_snapshot
+from dbrunbook.data.fingerprint import Fingerprint, compare, compare_schema, fingerprint, schema_snapshot
 
 ROWS = [
     {"id": i, "name": f"name {i}" if i % 4 else None, "qty": i * 7, "price": decimal.Decimal(f"{i}.25"),

@@ -268,7 +268,7 @@ def test_sqlite_history_of_batch_revisions_is_judged_at_each_revision(tmp_path):
     from alembic.config import Config
 
     from dbrunbook.lint.source import lint_revisions
-    from dbrunbook.migration import apply_upgrade
+    from dbrunbook.alembic_ops.migration import apply_upgrade
 
     url = f"sqlite:///{tmp_path / 'app.db'}"
     target = write_project(tmp_path / "p", url, {"0001_base.py": BASE, "0002_nullable.py": BATCH_NULLABLE,
@@ -327,7 +327,7 @@ def mlflow_history(tmp_path_factory):
     """MLflow's upgrade SQL from 2d6e25af4d3e to head on SQLite, the target's columns there, and the head schema."""
     if importlib.util.find_spec("mlflow") is None:
         pytest.skip("mlflow is not installed (pip install -e '.[test]')")
-    from dbrunbook.config import Target
+    from dbrunbook.core.config import Target
     from dbrunbook.lint.source import known_columns
 
     tmp = tmp_path_factory.mktemp("mlflow")

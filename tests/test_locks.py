@@ -6,10 +6,10 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from dbrunbook import locks
-from dbrunbook.db import make_engine
+from dbrunbook.lint import locks
+from dbrunbook.core.db import make_engine
 from dbrunbook.lint import parse_sql
-from dbrunbook.migration import plan_migration, review_migration
+from dbrunbook.stages.migration import plan_migration, review_migration
 
 # dialect, statement, lock, blocks writes, rewrite, scan
 LOCKS = [

@@ -19,13 +19,13 @@ from alembic.config import Config
 from click.testing import CliRunner
 from sqlalchemy.schema import AddConstraint
 
-from dbrunbook._revision_shapes import NAMING_CONVENTION, conventional_name, unnamed_operations
-from dbrunbook.alembic_project import copied_scripts
+from dbrunbook.alembic_ops._shapes import NAMING_CONVENTION, conventional_name, unnamed_operations
+from dbrunbook.core.project import copied_scripts
 from dbrunbook.cli import main
-from dbrunbook.config import Target
+from dbrunbook.core.config import Target
 from dbrunbook.lint.source import render_revisions
-from dbrunbook.migration import findings, plan_migration, plan_summary, review_migration, run_alembic
-from dbrunbook.results import load_result
+from dbrunbook.stages.migration import findings, plan_migration, plan_summary, review_migration, run_alembic
+from dbrunbook.core.results import load_result
 
 from _lint_project import write_project
 

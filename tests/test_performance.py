@@ -8,12 +8,13 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from dbrunbook import RunOptions, performance, run_runbook
-from dbrunbook.config import Target
-from dbrunbook.db import make_engine
+from dbrunbook import RunOptions, run_runbook
+from dbrunbook.stages import performance
+from dbrunbook.core.config import Target
+from dbrunbook.core.db import make_engine
 from dbrunbook.errors import UsageError
-from dbrunbook.migration import alembic_config, apply_upgrade
-from dbrunbook.results import StageResult, load_result
+from dbrunbook.alembic_ops.migration import alembic_config, apply_upgrade
+from dbrunbook.core.results import StageResult, load_result
 
 _BASE = '''
 revision = "0001"

@@ -8,9 +8,9 @@ import sqlalchemy as sa
 from alembic.migration import MigrationContext
 from alembic.operations import Operations
 
-from dbrunbook import checks
-from dbrunbook.db import make_engine
-from dbrunbook.probes import constraint_snapshot, probe_findings, run_probes
+from dbrunbook.stages import data_checks as checks
+from dbrunbook.core.db import make_engine
+from dbrunbook.stages.dev_rehearsal.probes import constraint_snapshot, probe_findings, run_probes
 
 
 def _tables(meta, with_fk=False):

@@ -9,8 +9,8 @@ import pytest
 
 from dbrunbook import RunOptions, UsageError, run_runbook, verify_run
 from dbrunbook.demo import repair_demo_data
-from dbrunbook.production import CHECKLIST_IDS, CODES, checklist, findings, production_plan, render_plan
-from dbrunbook.results import StageResult, load_result, record
+from dbrunbook.stages.production_plan import CHECKLIST_IDS, CODES, checklist, findings, production_plan, render_plan
+from dbrunbook.core.results import StageResult, load_result, record
 
 STAGE = "10-production-plan"
 PLAN_KEYS = {"revision_from", "revision_to", "revisions", "script_dir", "upgrade_sql", "downgrade_sql",
@@ -186,7 +186,7 @@ def test_bad_waivers_are_usage_errors(tmp_path, waive, message):
 def test_performance_measured_only_on_a_schema_copy_is_evidence_not_gathered(tmp_path):
     import json as _json
 
-    from dbrunbook.results import StageResult, sidecar_path
+    from dbrunbook.core.results import StageResult, sidecar_path
 
     def stage_08(data):
         path = sidecar_path(tmp_path, "08-performance")

@@ -4,9 +4,9 @@ from __future__ import annotations
 import pytest
 import sqlalchemy as sa
 
-from dbrunbook.db import make_engine
+from dbrunbook.core.db import make_engine
 from dbrunbook.errors import UsageError
-from dbrunbook.profile import chart, profile_table
+from dbrunbook.stages.data_checks.profile import chart, profile_table
 
 TABLE = 'odd "table" order'
 

@@ -7,9 +7,11 @@ composite primary key.
 import pytest
 import sqlalchemy as sa
 
-from dbrunbook import backfill, checks, profile
-from dbrunbook.db import make_engine
-from dbrunbook.fingerprint import fingerprint
+from dbrunbook.stages.data_checks import backfill
+from dbrunbook.stages import data_checks as checks
+from dbrunbook.stages.data_checks import profile
+from dbrunbook.core.db import make_engine
+from dbrunbook.data.fingerprint import fingerprint
 
 #: Names the generated SQL used (or could use) as aliases.
 HOSTILE = ["c", "n", "count", "value", "key", "total", "rows", "groups", "b", "v", "k", "g"]

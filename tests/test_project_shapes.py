@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from dbrunbook.secrets import parse_url
+from dbrunbook.core.secrets import parse_url
 
 from _users_project import REVISIONS, UNTOUCHED, at_0001_with_two_rows, users_state
 

@@ -13,12 +13,13 @@ import textwrap
 import pytest
 import sqlalchemy as sa
 
-from dbrunbook import RunOptions, querycount, run_runbook
+from dbrunbook import RunOptions, run_runbook
+from dbrunbook.stages import tests as querycount
 from dbrunbook.demo import repair_demo_data
 from dbrunbook.errors import UsageError
-from dbrunbook.performance import n_plus_one_findings
-from dbrunbook.rehearsal import environment_for_tests, run_tests
-from dbrunbook.results import load_result
+from dbrunbook.stages.performance import n_plus_one_findings
+from dbrunbook.stages.dev_rehearsal import environment_for_tests, run_tests
+from dbrunbook.core.results import load_result
 
 LOOKUPS = 20
 

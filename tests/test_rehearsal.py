@@ -10,11 +10,11 @@ import sqlalchemy as sa
 
 from dbrunbook.demo import repair_demo_data
 
-from dbrunbook import rehearsal
-from dbrunbook.config import Target
-from dbrunbook.db import make_engine
-from dbrunbook.fingerprint import compare, fingerprint, schema_snapshot
-from dbrunbook.migration import alembic_config, apply_upgrade, plan_migration
+from dbrunbook.stages import dev_rehearsal as rehearsal
+from dbrunbook.core.config import Target
+from dbrunbook.core.db import make_engine
+from dbrunbook.data.fingerprint import compare, fingerprint, schema_snapshot
+from dbrunbook.stages.migration import alembic_config, apply_upgrade, plan_migration
 from test_clone_sample import scratch_gone
 
 _BASE = '''

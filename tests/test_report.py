@@ -1,7 +1,7 @@
 """What the CLI prints for a run: stages, findings, verdict, and the next step once a plan is ready."""
 import json
 
-from dbrunbook.report import render_run
+from dbrunbook.runbook.report import render_run
 
 
 def _run(tmp_path, verdict, stages):

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from dbrunbook import reversibility
+from dbrunbook.lint import reversibility
 from dbrunbook.lint import parse_sql
 
 from _lint_project import BASE, UNSAFE, write_project

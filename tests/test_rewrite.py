@@ -9,10 +9,10 @@ from alembic.config import Config
 from click.testing import CliRunner
 
 from dbrunbook.cli import main
-from dbrunbook.db import drop_database, make_engine
+from dbrunbook.core.db import drop_database, make_engine
 from dbrunbook.lint.source import lint_revisions
-from dbrunbook.migration import apply_downgrade, apply_upgrade
-from dbrunbook.rewrite import plan_rewrite, render, rewrite_revision
+from dbrunbook.alembic_ops.migration import apply_downgrade, apply_upgrade
+from dbrunbook.stages.migration.rewrite import plan_rewrite, render, rewrite_revision
 from dbrunbook.schema.diff import diff
 from dbrunbook.schema.snapshot import snapshot
 

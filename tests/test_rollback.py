@@ -7,11 +7,11 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from dbrunbook.config import Target
-from dbrunbook.db import make_engine
-from dbrunbook.fingerprint import fingerprint, schema_snapshot
-from dbrunbook.migration import alembic_config, apply_upgrade
-from dbrunbook.rollback import (decision_criteria, findings, plan_rollback, prove, round_trip, schema_only_findings,
+from dbrunbook.core.config import Target
+from dbrunbook.core.db import make_engine
+from dbrunbook.data.fingerprint import fingerprint, schema_snapshot
+from dbrunbook.alembic_ops.migration import alembic_config, apply_upgrade
+from dbrunbook.stages.rollback_plan import (decision_criteria, findings, plan_rollback, prove, round_trip, schema_only_findings,
                                 render_plan)
 
 from test_dry_run import assert_no_new_databases, list_databases
@@ -212,8 +212,8 @@ def test_data_bound_failure_still_proves_the_schema_half(db_url, tmp_path):
 
 
 def test_suggested_timeout_follows_the_rehearsal():
-    from dbrunbook.results import StageResult
-    from dbrunbook.rollback import suggested_timeout
+    from dbrunbook.core.results import StageResult
+    from dbrunbook.stages.rollback_plan import suggested_timeout
 
     def rehearsed(ok: bool, seconds: float) -> StageResult:
         return StageResult("04-dev-rehearsal", "pass", "", data={"upgrade": {"ok": ok, "seconds": seconds}})

@@ -5,10 +5,10 @@ import pytest
 import sqlalchemy as sa
 
 from dbrunbook import RunOptions, run_runbook, verify_run
-from dbrunbook.db import make_engine
+from dbrunbook.core.db import make_engine
 from dbrunbook.demo import DUPLICATE_EMAILS, MISSING_COUNTRY
 from dbrunbook.errors import UnknownParameterError, VerificationFailed
-from dbrunbook.results import load_result
+from dbrunbook.core.results import load_result
 from dbrunbook.runbook import templates
 
 
@@ -86,7 +86,7 @@ def test_optional_stages_run_after_the_analysis_and_before_the_production_plan(t
 
 def test_latest_can_mean_the_latest_run_holding_a_file(tmp_path):
     from dbrunbook.errors import UnknownRunError
-    from dbrunbook.runbook.archive import find_run
+    from dbrunbook.core.archive import find_run
 
     for name in ("20260101T000000Z-db-aaaaaa", "20260102T000000Z-db-bbbbbb"):
         (tmp_path / name).mkdir()

@@ -2,8 +2,8 @@
 import pytest
 import sqlalchemy as sa
 
-from dbrunbook import analysis
-from dbrunbook.db import make_engine
+from dbrunbook.stages import schema_analysis as analysis
+from dbrunbook.core.db import make_engine
 from dbrunbook.errors import ConfigError
 from dbrunbook.schema import assess, diff, snapshot
 

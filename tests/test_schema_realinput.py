@@ -6,9 +6,9 @@ varying, ...])``; MLflow's models declare ``sa.text("version_major DESC")`` inde
 import pytest
 import sqlalchemy as sa
 
-from dbrunbook import checks
-from dbrunbook.analysis import compare
-from dbrunbook.db import make_engine
+from dbrunbook.stages import data_checks as checks
+from dbrunbook.stages.schema_analysis import compare
+from dbrunbook.core.db import make_engine
 from dbrunbook.schema import snapshot
 
 

@@ -2,7 +2,7 @@
 import pytest
 import sqlalchemy as sa
 
-from dbrunbook.db import make_engine
+from dbrunbook.core.db import make_engine
 from dbrunbook.errors import UsageError
 from dbrunbook.schema import diff, load_snapshot, snapshot, snapshot_metadata
 
@@ -66,7 +66,7 @@ def test_bad_snapshot_files_are_one_line_errors(tmp_path, content):
 @pytest.mark.parametrize("dialect", ["sqlite"], indirect=True)
 def test_stages_1_and_2_record_snapshot_impact_and_design(demo, tmp_path):
     from dbrunbook import RunOptions, run_runbook
-    from dbrunbook.results import load_result
+    from dbrunbook.core.results import load_result
 
     run = run_runbook(demo.target(), RunOptions(out=tmp_path / "runs", stages=["01", "02"]))
     before = load_snapshot(run.path / "01-schema-analysis" / "schema-before.json")
@@ -80,7 +80,7 @@ def test_stages_1_and_2_record_snapshot_impact_and_design(demo, tmp_path):
 
 
 def test_the_index_a_server_makes_for_an_unnamed_foreign_key_is_not_a_change(db_url):
-    from dbrunbook.analysis import compare
+    from dbrunbook.stages.schema_analysis import compare
 
     meta = sa.MetaData()
     sa.Table("parent", meta, sa.Column("id", sa.Integer, primary_key=True))

@@ -7,9 +7,9 @@ import json
 import sqlalchemy as sa
 
 from dbrunbook import RunOptions, run_runbook
-from dbrunbook.db import make_engine
+from dbrunbook.core.db import make_engine
 from dbrunbook.demo import DUPLICATE_EMAILS, MISSING_COUNTRY
-from dbrunbook.results import load_result
+from dbrunbook.core.results import load_result
 
 
 def _facts(url):
@@ -51,7 +51,7 @@ def test_demo_stage_blocks_with_exact_counts_and_samples(demo, dialect, tmp_path
     plan = result.data["backfills"][0]
     assert plan["rows"] == MISSING_COUNTRY and plan["estimated_seconds"] is not None
     assert (folder / "backfill-users-country.sql").read_text().count("UPDATE") == plan["batches"]
-    if importlib.util.find_spec("dbrunbook.fingerprint") is not None:
+    if importlib.util.find_spec("dbrunbook.data.fingerprint") is not None:
         assert result.data["fingerprint"] == "05-data-checks/fingerprint.json"
         assert (run.path / result.data["fingerprint"]).stat().st_size > 0
     assert _facts(demo.db) == (notes, null_ids, counts, tables)  # the target was not written

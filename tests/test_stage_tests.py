@@ -7,7 +7,7 @@ import textwrap
 import pytest
 
 from dbrunbook import RunOptions, run_runbook, verify_run
-from dbrunbook.results import load_result
+from dbrunbook.core.results import load_result
 from test_clone_sample import scratch_gone
 from dbrunbook.demo import repair_demo_data
 

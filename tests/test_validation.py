@@ -11,14 +11,14 @@ import pytest
 import sqlalchemy as sa
 
 from dbrunbook import RunOptions, run_runbook
-from dbrunbook.analysis import analyse
-from dbrunbook.config import Target, load_metadata
-from dbrunbook.db import make_engine
-from dbrunbook.fingerprint import Fingerprint, fingerprint
-from dbrunbook.migration import alembic_config, apply_upgrade
-from dbrunbook.results import StageResult, load_result, sidecar_path
+from dbrunbook.stages.schema_analysis import analyse
+from dbrunbook.core.config import Target, load_metadata
+from dbrunbook.core.db import make_engine
+from dbrunbook.data.fingerprint import Fingerprint, fingerprint
+from dbrunbook.alembic_ops.migration import alembic_config, apply_upgrade
+from dbrunbook.core.results import StageResult, load_result, sidecar_path
 from dbrunbook.errors import UsageError
-from dbrunbook.validation import health, read_records, unchanged, validate
+from dbrunbook.stages.post_migration import health, read_records, unchanged, validate
 
 REPO = Path(__file__).resolve().parents[1]
 CUSTOMERS, ORDERS, WITH_LEGACY, WITH_NOTE = 12, 30, 7, 11
@@ -238,7 +238,7 @@ def _stage_11_fixture(folder: Path) -> None:
     body = textwrap.dedent('''
         import dbrunbook
         from dbrunbook import migration
-        from dbrunbook.fingerprint import fingerprint
+        from dbrunbook.data.fingerprint import fingerprint
         stage = dbrunbook.open_stage("11-guarded-apply", db=db, models=models, alembic_config=alembic_config,
                                      run_dir=run_dir, project_dir=project_dir)
         fingerprint(stage.engine).save(stage.dir / "fingerprint-before.json")

@@ -4,12 +4,12 @@ from __future__ import annotations
 import pytest
 import sqlalchemy as sa
 
-from dbrunbook import volume
-from dbrunbook.clone import scratch_copy
-from dbrunbook.db import make_engine
+from dbrunbook.stages import staging as volume
+from dbrunbook.data.clone import scratch_copy
+from dbrunbook.core.db import make_engine
 from dbrunbook.errors import UsageError
-from dbrunbook.migration import plan_migration
-from dbrunbook.volume import Scale, TimingPoint
+from dbrunbook.stages.migration import plan_migration
+from dbrunbook.stages.staging import Scale, TimingPoint
 from test_clone_sample import _ORPHANS, scratch_gone
 from dbrunbook.demo import repair_demo_data
 
@@ -103,7 +103,7 @@ def test_a_failing_upgrade_blocks_the_curve(demo, tmp_path):
 @pytest.mark.parametrize("dialect", ["sqlite"], indirect=True)
 def test_staging_stage_draws_the_curve(demo, tmp_path):
     from dbrunbook import RunOptions, run_runbook
-    from dbrunbook.results import load_result
+    from dbrunbook.core.results import load_result
 
     repair_demo_data(demo.db)
     run = run_runbook(demo.target(), RunOptions(out=tmp_path / "runs", stages=["09"],

@@ -10,9 +10,9 @@ import uuid
 import pytest
 import sqlalchemy as sa
 
-from dbrunbook import volume
-from dbrunbook.db import make_engine
-from dbrunbook.volume import Scale, TimingCurve, TimingPoint
+from dbrunbook.stages import staging as volume
+from dbrunbook.core.db import make_engine
+from dbrunbook.stages.staging import Scale, TimingCurve, TimingPoint
 
 #: Tables and their key columns, whose tuples must stay distinct after growth.
 KEYS = {"runs": ["run_uuid"], "metrics": ["key", "timestamp", "step", "run_uuid", "value", "is_nan"],

@@ -5,11 +5,11 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Sequence
 
-from ..config import load_target, read_pyproject
-from ..errors import ConfigError, UsageError
-from ..results import Finding
-from .runner import lint_sql, load_config
-from .source import lint_revisions
+from dbrunbook.core.config import load_target, read_pyproject
+from dbrunbook.errors import ConfigError, UsageError
+from dbrunbook.core.results import Finding
+from dbrunbook.lint.runner import lint_sql, load_config
+from dbrunbook.lint.source import lint_revisions
 
 
 @dataclass

@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import sys
 
-from ..rules import Rule
-from . import registry
+from dbrunbook.core.rules import Rule
+from dbrunbook.lint import registry
 
 _FAMILIES = {"DS": "destructive", "BC": "backward-incompatible", "MF": "may fail on data", "LK": "locking",
              "RB": "rollback", "ID": "idempotency and robustness", "TX": "transactions", "DT": "data types",

@@ -20,9 +20,9 @@ import tokenize
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..migration import revision_paths
-from ..results import Finding
-from .model import _SILENCE, Action, Migration
+from dbrunbook.alembic_ops.migration import revision_paths
+from dbrunbook.core.results import Finding
+from dbrunbook.sql.model import _SILENCE, Action, Migration
 
 #: Prefix of the temporary table Alembic's batch mode copies a table into.
 _BATCH_COPY = "_alembic_tmp_"

@@ -21,12 +21,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
 
-from ..config import read_pyproject
-from ..errors import ConfigError
-from ..results import SEVERITIES, Finding, verdict_of
-from ..rules import Rule
-from . import registry
-from .model import Action, Migration, Statement, parse_sql
+from dbrunbook.core.config import read_pyproject
+from dbrunbook.errors import ConfigError
+from dbrunbook.core.results import SEVERITIES, Finding, verdict_of
+from dbrunbook.core.rules import Rule
+from dbrunbook.lint import registry
+from dbrunbook.sql.model import Action, Migration, Statement, parse_sql
 
 
 @dataclass(frozen=True)

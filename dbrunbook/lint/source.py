@@ -18,18 +18,18 @@ from alembic.script import ScriptDirectory
 from alembic.script.revision import RevisionError
 from alembic.util import CommandError
 
-from .. import fence
-from ..clone import scratch_copy
-from ..config import Target
-from ..db import dialect_name, make_engine
-from ..dialects import facts
-from ..errors import ConfigError, DatabaseUnreachable, UsageError
-from ..reversibility import operations_sql
-from ..migration import alembic_config, apply_downgrade, apply_upgrade, current_revision, revision_paths, run_alembic
-from ..results import Finding
-from .model import parse_sql
-from .pysilence import PySilence, apply_silences, python_silences
-from .runner import LintConfig, LintReport, lint_migration
+from dbrunbook.core import fence
+from dbrunbook.data.clone import scratch_copy
+from dbrunbook.core.config import Target
+from dbrunbook.core.db import dialect_name, make_engine
+from dbrunbook.dialects import facts
+from dbrunbook.errors import ConfigError, DatabaseUnreachable, UsageError
+from dbrunbook.lint.reversibility import operations_sql
+from dbrunbook.alembic_ops.migration import alembic_config, apply_downgrade, apply_upgrade, current_revision, revision_paths, run_alembic
+from dbrunbook.core.results import Finding
+from dbrunbook.sql.model import parse_sql
+from dbrunbook.lint.pysilence import PySilence, apply_silences, python_silences
+from dbrunbook.lint.runner import LintConfig, LintReport, lint_migration
 
 
 _FAILED = "-- upgrade failed on a schema-only copy"
@@ -73,7 +73,7 @@ def revision_id(path: Path) -> str:
 
 def known_columns(target: Target) -> dict[tuple[str, str], dict[str, Any]]:
     """Column definitions of the target (read-only); empty when it cannot be reached."""
-    from ..schema.snapshot import snapshot
+    from dbrunbook.schema.snapshot import snapshot
 
     engine = make_engine(target.db)
     try:

@@ -2,7 +2,7 @@
 
 A run folder ``runs/<UTC timestamp>-<slug>-<short id>/`` is created once and never reused. It
 receives each executed notebook ``NN-stage.ipynb``, the stage's sidecar and artifacts, and
-``manifest.json`` (see :mod:`dbrunbook.runbook.archive`). Stages find earlier results through
+``manifest.json`` (see :mod:`dbrunbook.core.archive`). Stages find earlier results through
 the ``run_dir`` parameter; no value is pasted from one notebook into another.
 """
 from __future__ import annotations
@@ -18,15 +18,15 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from .. import fence
-from ..config import Target, load_metadata
-from ..db import check_connection, make_engine
-from ..migration import alembic_config
-from ..errors import ConfigError, SecretLeak, UnknownParameterError, UsageError
-from ..progress import StageEvent, StageObserver, current_observer
-from ..results import VERDICTS, load_result
-from ..secrets import find_secrets, redact_secrets
-from .archive import write_manifest
+from dbrunbook.core import fence
+from dbrunbook.core.config import Target, load_metadata
+from dbrunbook.core.db import check_connection, make_engine
+from dbrunbook.alembic_ops.migration import alembic_config
+from dbrunbook.errors import ConfigError, SecretLeak, UnknownParameterError, UsageError
+from dbrunbook.runbook.progress import StageEvent, StageObserver, current_observer
+from dbrunbook.core.results import VERDICTS, load_result
+from dbrunbook.core.secrets import find_secrets, redact_secrets
+from dbrunbook.core.archive import write_manifest
 
 _PACKAGE_RUNBOOKS = Path(__file__).resolve().parent.parent / "runbooks"
 _SOURCE_RUNBOOKS = Path(__file__).resolve().parents[2] / "runbooks"
@@ -48,7 +48,7 @@ class RunOptions:
     runbooks: Path | None = None
     #: Also show papermill's cell-by-cell bar of each stage, labelled with the stage (on stderr).
     progress: bool = False
-    #: Called as each stage starts and finishes (see :mod:`dbrunbook.progress`); by default the observer
+    #: Called as each stage starts and finishes (see :mod:`dbrunbook.runbook.progress`); by default the observer
     #: set with ``progress.observing`` where the options are made, if any.
     on_stage: StageObserver | None = field(default_factory=current_observer)
 

@@ -7,10 +7,10 @@
 """
 from __future__ import annotations
 
-from ._model import Column, Constraint, ForeignKey, Index, Snapshot, Table, View, load_snapshot
-from .diff import OPS, Change, RenameHint, SchemaDiff, as_changes, diff
-from .impact import KINDS, assess, classify, dependencies
-from .snapshot import dialect_for, diff_specs, load_side, snapshot, snapshot_metadata
+from dbrunbook.schema._model import Column, Constraint, ForeignKey, Index, Snapshot, Table, View, load_snapshot
+from dbrunbook.schema.diff import OPS, Change, RenameHint, SchemaDiff, as_changes, diff
+from dbrunbook.schema.impact import KINDS, assess, classify, dependencies
+from dbrunbook.schema.snapshot import dialect_for, diff_specs, load_side, snapshot, snapshot_metadata
 
 __all__ = [
     "Change", "Column", "Constraint", "ForeignKey", "Index", "KINDS", "OPS", "RenameHint", "SchemaDiff",

@@ -10,7 +10,7 @@ import sqlalchemy as sa
 import sqlglot
 from sqlglot import exp
 
-from ._canonical import canonical_sql, index_element
+from dbrunbook.schema._canonical import canonical_sql, index_element
 
 #: (table, estimated rows, bytes of table + indexes + toast) for the tables of the current schema.
 _SIZE_SQL = {

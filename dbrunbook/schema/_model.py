@@ -11,7 +11,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..errors import UsageError
+from dbrunbook.errors import UsageError
 
 FORMAT = "dbrunbook.schema/1"
 

@@ -14,8 +14,8 @@ import re
 from dataclasses import asdict, dataclass, field
 from typing import Any, Iterable, Mapping
 
-from ..errors import ConfigError
-from ._model import Column, Snapshot, Table
+from dbrunbook.errors import ConfigError
+from dbrunbook.schema._model import Column, Snapshot, Table
 
 #: Every change operation the diff reports.
 OPS = (

@@ -16,8 +16,8 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from ._model import Snapshot, Table
-from .diff import Change, SchemaDiff
+from dbrunbook.schema._model import Snapshot, Table
+from dbrunbook.schema.diff import Change, SchemaDiff
 
 #: Most serious first.
 KINDS = ("destructive", "may-fail", "breaking", "locking", "additive", "neutral")

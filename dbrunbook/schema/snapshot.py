@@ -19,15 +19,15 @@ from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, Mapping
 import sqlalchemy as sa
 from sqlalchemy.engine import Dialect, Engine
 
-from ..errors import UsageError
-from ..secrets import mask_url
-from . import _catalog
-from ._model import Column, Constraint, ForeignKey, Index, Snapshot, Table, View, load_snapshot
-from ._canonical import canonical_sql, index_element, sorted_element
-from ._normalise import clause_text, default_text, reflected_default, type_text
+from dbrunbook.errors import UsageError
+from dbrunbook.core.secrets import mask_url
+from dbrunbook.schema import _catalog
+from dbrunbook.schema._model import Column, Constraint, ForeignKey, Index, Snapshot, Table, View, load_snapshot
+from dbrunbook.schema._canonical import canonical_sql, index_element, sorted_element
+from dbrunbook.schema._normalise import clause_text, default_text, reflected_default, type_text
 
 if TYPE_CHECKING:
-    from .diff import SchemaDiff
+    from dbrunbook.schema.diff import SchemaDiff
 
 #: Tables that belong to the migration tool, not to the application.
 DEFAULT_EXCLUDE = ("alembic_version",)
@@ -61,7 +61,7 @@ def _now() -> str:
 
 def snapshot(engine: Engine, *, exclude: Iterable[str] = DEFAULT_EXCLUDE, sizes: bool = True) -> Snapshot:
     """Reflect the schema of ``engine``'s database (read-only) into a :class:`Snapshot`."""
-    from ..db import dialect_name
+    from dbrunbook.core.db import dialect_name
 
     name = dialect_name(engine)
     skip = set(exclude)
@@ -286,8 +286,8 @@ def load_side(spec: str, *, dialect: str | None = None, project_dir: Path | None
 
     Models need a dialect to render their types for: ``dialect`` (default: SQLite).
     """
-    from ..config import load_metadata
-    from ..db import check_connection, make_engine
+    from dbrunbook.core.config import load_metadata
+    from dbrunbook.core.db import check_connection, make_engine
 
     if spec.endswith(".json") or Path(spec).is_file():
         return load_snapshot(spec)
@@ -314,8 +314,8 @@ def diff_specs(source: str, target: str, renames: Mapping[str, str] | None = Non
     A side that is models is rendered for the other side's dialect (``dialect`` overrides;
     SQLite when both sides are models).
     """
-    from .diff import diff
-    from .impact import assess
+    from dbrunbook.schema.diff import diff
+    from dbrunbook.schema.impact import assess
 
     # Load the side that knows its dialect first, so that models can be rendered for it.
     order = [target, source] if _is_models(source) else [source, target]

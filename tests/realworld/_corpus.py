@@ -29,7 +29,7 @@ from alembic.config import Config
 from alembic.script import ScriptDirectory
 
 from conftest import new_database
-from dbrunbook.db import drop_database
+from dbrunbook.core.db import drop_database
 from dbrunbook.errors import EXIT_BLOCKED, EXIT_CODES, EXIT_PASS, EXIT_STAGE_ERROR
 
 from ._rows import Filled, fill

@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from dbrunbook.db import create_database, drop_database, scratch_name, with_database
+from dbrunbook.core.db import create_database, drop_database, scratch_name, with_database
 
 from ._rows import fill
 from ._state import left_behind, scratch_databases, state_diff, target_state

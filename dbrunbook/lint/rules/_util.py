@@ -3,11 +3,11 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from ..model import Action, Migration, Statement
-from ..state import BATCH_PREFIX
+from dbrunbook.sql.model import Action, Migration, Statement
+from dbrunbook.sql.state import BATCH_PREFIX
 
 if TYPE_CHECKING:
-    from ..runner import LintContext
+    from dbrunbook.lint.runner import LintContext
 
 #: Action kinds that change an existing table's definition and take a lock on it.
 LOCKING = {"add_column", "drop_column", "alter_type", "set_not_null", "drop_not_null", "modify_column",

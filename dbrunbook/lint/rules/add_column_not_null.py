@@ -8,12 +8,12 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Iterator
 
-from .. import registry
-from ._util import on_existing_table
+from dbrunbook.lint import registry
+from dbrunbook.lint.rules._util import on_existing_table
 
 if TYPE_CHECKING:
-    from ...results import Finding
-    from ..runner import LintContext
+    from dbrunbook.core.results import Finding
+    from dbrunbook.lint.runner import LintContext
 
 
 #: The equivalent rules of other migration linters.

@@ -10,13 +10,13 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Iterator
 
-from .. import registry
-from ..state import BATCH_PREFIX
-from ._util import batch_copy, on_existing_table
+from dbrunbook.lint import registry
+from dbrunbook.sql.state import BATCH_PREFIX
+from dbrunbook.lint.rules._util import batch_copy, on_existing_table
 
 if TYPE_CHECKING:
-    from ...results import Finding
-    from ..runner import LintContext
+    from dbrunbook.core.results import Finding
+    from dbrunbook.lint.runner import LintContext
 
 
 #: The equivalent rules of other migration linters.

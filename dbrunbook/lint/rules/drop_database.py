@@ -7,11 +7,11 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Iterator
 
-from .. import registry
+from dbrunbook.lint import registry
 
 if TYPE_CHECKING:
-    from ...results import Finding
-    from ..runner import LintContext
+    from dbrunbook.core.results import Finding
+    from dbrunbook.lint.runner import LintContext
 
 #: The equivalent rules of other migration linters.
 PEERS = ("squawk: ban-drop-database",)

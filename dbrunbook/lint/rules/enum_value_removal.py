@@ -10,11 +10,11 @@ from typing import TYPE_CHECKING, Iterator
 
 import re
 
-from .. import registry
+from dbrunbook.lint import registry
 
 if TYPE_CHECKING:
-    from ...results import Finding
-    from ..runner import LintContext
+    from dbrunbook.core.results import Finding
+    from dbrunbook.lint.runner import LintContext
 
 
 def _values(sql_type: str) -> list[str]:

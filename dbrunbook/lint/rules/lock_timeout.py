@@ -7,12 +7,12 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Iterator
 
-from .. import registry
-from ._util import first_lock_without
+from dbrunbook.lint import registry
+from dbrunbook.lint.rules._util import first_lock_without
 
 if TYPE_CHECKING:
-    from ...results import Finding
-    from ..runner import LintContext
+    from dbrunbook.core.results import Finding
+    from dbrunbook.lint.runner import LintContext
 
 #: The session setting that bounds lock waits, per dialect.
 SETTING = {"postgresql": "lock_timeout", "mariadb": "lock_wait_timeout", "mysql": "lock_wait_timeout"}

@@ -8,13 +8,13 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Iterator
 
-from ... import locks
-from .. import registry
-from ._util import on_existing_table
+from dbrunbook.lint import locks
+from dbrunbook.lint import registry
+from dbrunbook.lint.rules._util import on_existing_table
 
 if TYPE_CHECKING:
-    from ...results import Finding
-    from ..runner import LintContext
+    from dbrunbook.core.results import Finding
+    from dbrunbook.lint.runner import LintContext
 
 
 @registry.rule("LK010", "mysql-copy-algorithm", "warn", dialects=("mariadb", "mysql"),

@@ -6,12 +6,12 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Iterator
 
-from ... import reversibility
-from .. import registry
+from dbrunbook.lint import reversibility
+from dbrunbook.lint import registry
 
 if TYPE_CHECKING:
-    from ...results import Finding
-    from ..runner import LintContext
+    from dbrunbook.core.results import Finding
+    from dbrunbook.lint.runner import LintContext
 
 
 @registry.rule("RB001", "no-downgrade", "warn", safe="write downgrade() so it undoes each upgrade operation")

@@ -8,11 +8,11 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Iterator
 
-from .. import registry
+from dbrunbook.lint import registry
 
 if TYPE_CHECKING:
-    from ...results import Finding
-    from ..runner import LintContext
+    from dbrunbook.core.results import Finding
+    from dbrunbook.lint.runner import LintContext
 
 _GUARD = {"create_table": "if_not_exists", "create_index": "if_not_exists", "add_column": "if_not_exists",
           "drop_table": "if_exists", "drop_index": "if_exists", "drop_column": "if_exists"}

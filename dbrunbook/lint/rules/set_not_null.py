@@ -10,13 +10,13 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Iterator
 
-from .. import registry
-from ._util import on_existing_table
+from dbrunbook.lint import registry
+from dbrunbook.lint.rules._util import on_existing_table
 
 if TYPE_CHECKING:
-    from ...results import Finding
-    from ..model import Action, Statement
-    from ..runner import LintContext
+    from dbrunbook.core.results import Finding
+    from dbrunbook.sql.model import Action, Statement
+    from dbrunbook.lint.runner import LintContext
 
 #: The equivalent rules of other migration linters.
 PEERS = ("squawk: adding-not-nullable-field", "strong_migrations: change_column_null")

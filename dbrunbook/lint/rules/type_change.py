@@ -8,34 +8,13 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Iterator
 
-import re
-
-from .. import registry
-from ._util import on_existing_table
+from dbrunbook.lint import registry
+from dbrunbook.lint.rules._util import on_existing_table
+from dbrunbook.sql.types import binary_compatible
 
 if TYPE_CHECKING:
-    from ...results import Finding
-    from ..runner import LintContext
-
-_SIZED = re.compile(r"^(varchar|character varying|char|numeric|decimal)\s*(?:\((\d+)(?:\s*,\s*(\d+))?\))?$")
-_TEXTISH = {"text", "varchar", "character varying"}
-
-
-def binary_compatible(old: str, new: str) -> bool:
-    """True when PostgreSQL changes ``old`` to ``new`` in the catalog only."""
-    old, new = old.lower().strip(), new.lower().strip()
-    if old == new or (new == "text" and (_SIZED.match(old) or old == "text") and not old.startswith(("numeric", "decimal"))):
-        return True
-    o, n = _SIZED.match(old), _SIZED.match(new)
-    if not o or not n or o.group(1).startswith("char") != n.group(1).startswith("char"):
-        return False
-    if o.group(1) in ("numeric", "decimal"):
-        return n.group(1) in ("numeric", "decimal") and (n.group(2) is None or (
-            o.group(2) is not None and int(n.group(2)) >= int(o.group(2)) and o.group(3) == n.group(3)))
-    if o.group(1) in _TEXTISH and n.group(1) in _TEXTISH:
-        return n.group(2) is None or (o.group(2) is not None and int(n.group(2)) >= int(o.group(2)))
-    return False
-
+    from dbrunbook.core.results import Finding
+    from dbrunbook.lint.runner import LintContext
 
 #: The equivalent rules of other migration linters.
 PEERS = ("squawk: changing-column-type", "strong_migrations: change_column")

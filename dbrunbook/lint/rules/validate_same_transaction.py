@@ -9,11 +9,11 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Iterator
 
-from .. import registry
+from dbrunbook.lint import registry
 
 if TYPE_CHECKING:
-    from ...results import Finding
-    from ..runner import LintContext
+    from dbrunbook.core.results import Finding
+    from dbrunbook.lint.runner import LintContext
 
 
 @registry.rule("TX002", "validate-in-same-transaction", "warn", dialects=("postgresql",),

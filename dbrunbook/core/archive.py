@@ -1,0 +1,222 @@
+"""The audit archive: ``manifest.json``, verification, listing and HTML export of runs.
+
+The manifest names every file of the run folder with its sha256, the templates' sha256s,
+the masked target and parameters, who ran it where, the project's git commit, and each
+stage's verdict and timing. :func:`verify_run` recomputes the hashes: an edited, missing or
+added file fails verification.
+"""
+from __future__ import annotations
+
+import getpass
+import hashlib
+import json
+import os
+import platform
+import subprocess
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from dbrunbook import __version__
+from dbrunbook.errors import UnknownRunError, VerificationFailed
+from dbrunbook.core.results import load_result
+from dbrunbook.core.secrets import mask_url
+
+if TYPE_CHECKING:
+    from dbrunbook.core.config import Target
+    from dbrunbook.runbook.engine import Run, RunOptions
+
+MANIFEST = "manifest.json"
+
+
+def sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def _git(project: Path) -> dict[str, Any]:
+    def git(*args: str) -> str | None:
+        try:
+            out = subprocess.run(["git", "-C", str(project), *args], capture_output=True, text=True, timeout=10)
+        except (OSError, subprocess.TimeoutExpired):
+            return None
+        return out.stdout.strip() if out.returncode == 0 else None
+
+    commit = git("rev-parse", "HEAD")
+    if commit is None:
+        return {"commit": None, "dirty": None}
+    return {"commit": commit, "dirty": bool(git("status", "--porcelain"))}
+
+
+def _files(run_dir: Path) -> dict[str, str]:
+    return {str(p.relative_to(run_dir)): sha256(p) for p in sorted(run_dir.rglob("*"))
+            if p.is_file() and p.name not in (MANIFEST, MANIFEST + ".partial")}
+
+
+def _mask(params: dict[str, Any]) -> dict[str, Any]:
+    return {k: (mask_url(v) if k == "db" and isinstance(v, str) and "://" in v else v) for k, v in params.items()}
+
+
+def _backup(run: "Run") -> dict[str, Any] | None:
+    """The backup a stage took and verified (size, duration, sha256, restore command), if any."""
+    for stage in run.stages:
+        result = load_result(run.path, stage.name)
+        backup = result.data.get("backup") if result else None
+        if isinstance(backup, dict) and "backup" in backup:
+            return dict(backup)
+    return None
+
+
+def write_manifest(run: "Run", target: "Target", options: "RunOptions", templates: list[Path],
+                   params: dict[str, dict[str, Any]], started: datetime, leaks: list[str],
+                   status: str = "complete") -> Path:
+    """Write ``manifest.json``: the run's journal while it runs (``running``), then its record.
+
+    ``status`` is ``running`` (with the pid that runs it), ``interrupted`` or ``complete``.
+    """
+    manifest = {
+        "run_id": run.run_id,
+        "status": status,
+        "pid": os.getpid(),
+        "started": started.isoformat(timespec="seconds"),
+        "ended": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "user": getpass.getuser(),
+        "host": platform.node(),
+        "dbrunbook_version": __version__,
+        "project": {"path": str(target.project_dir), **_git(target.project_dir)},
+        "target": mask_url(target.db),
+        "models": target.models,
+        "alembic_config": target.alembic_config,
+        "options": {"dry_run": options.dry_run, "rollback_plan": options.rollback_plan,
+                    "keep_going": options.keep_going},
+        "templates": {t.name: sha256(t) for t in templates},
+        "parameters": {name: _mask(p) for name, p in params.items()},
+        "stages": [{"name": s.name, "status": s.status, "notebook": s.notebook, "seconds": s.seconds,
+                    "summary": s.summary, **({"error": s.error} if s.error else {})} for s in run.stages],
+        "verdict": run.verdict,
+        "backup": _backup(run),
+        "secret_scan": {"clean": not leaks, "files": leaks},
+        "files": _files(run.path),
+    }
+    path = run.path / MANIFEST
+    partial = path.with_name(MANIFEST + ".partial")  # never a half-written manifest, even if killed mid-write
+    partial.write_text(json.dumps(manifest, indent=2) + "\n")
+    partial.replace(path)
+    return path
+
+
+def run_status(manifest: dict[str, Any]) -> str:
+    """``complete``, ``interrupted`` (it says so, or the process that ran it on this host is gone) or ``running``."""
+    status = str(manifest.get("status", "complete"))  # manifests before the journal were written at the end
+    if status == "running" and manifest.get("host") == platform.node() and not _alive(manifest.get("pid")):
+        return "interrupted"
+    return status
+
+
+def _alive(pid: Any) -> bool:
+    if not isinstance(pid, int) or pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def load_manifest(run_dir: Path) -> dict[str, Any]:
+    path = run_dir / MANIFEST
+    if not path.exists():
+        raise VerificationFailed(run_dir, [f"{MANIFEST} is missing"])
+    try:
+        return dict(json.loads(path.read_text()))
+    except json.JSONDecodeError as exc:
+        raise VerificationFailed(run_dir, [f"{MANIFEST} is not valid JSON ({exc.msg})"]) from None
+
+
+def verify_run(run_dir: Path) -> dict[str, Any]:
+    """Recompute every hash; raise :class:`VerificationFailed` naming each problem."""
+    manifest = load_manifest(run_dir)
+    status = run_status(manifest)
+    if status != "complete":
+        done = [s["name"] for s in manifest.get("stages", []) if s.get("status") not in ("skipped",)]
+        raise VerificationFailed(run_dir, [f"the run is {status}: its record ends after "
+                                           f"{done[-1] if done else 'no stage'}"])
+    recorded: dict[str, str] = manifest.get("files", {})
+    actual = _files(run_dir)
+    problems = [f"{name} was changed" for name in recorded if name in actual and actual[name] != recorded[name]]
+    problems += [f"{name} is missing" for name in recorded if name not in actual]
+    problems += [f"{name} was added" for name in actual if name not in recorded]
+    if problems:
+        raise VerificationFailed(run_dir, problems)
+    return manifest
+
+
+def list_runs(runs_dir: Path) -> list[dict[str, Any]]:
+    """Manifests of the runs under ``runs_dir``, oldest first."""
+    if not runs_dir.is_dir():
+        return []
+    found = []
+    for path in sorted(runs_dir.iterdir()):
+        if (path / MANIFEST).is_file():
+            try:
+                manifest = load_manifest(path)
+                found.append({**manifest, "status": run_status(manifest), "path": str(path)})
+            except VerificationFailed:
+                continue
+    return found
+
+
+def find_run(run: str, runs_dir: Path, holding: str = "") -> Path:
+    """A run folder from a path, a run id, or a unique prefix/suffix of one.
+
+    ``holding``: among the folders of ``runs_dir``, only runs that hold this file count (e.g. the plan
+    runs, for ``apply latest``, where the newest folder may be an earlier apply run).
+    """
+    as_path = Path(run)
+    if (as_path / MANIFEST).exists():
+        return as_path.resolve()
+    candidates = [p for p in runs_dir.iterdir() if (p / MANIFEST).is_file() and (not holding or (p / holding).is_file())] \
+        if runs_dir.is_dir() else []
+    hits = [p for p in candidates if p.name == run] or [p for p in candidates if run and run in p.name]
+    if run == "latest" and candidates:
+        hits = [max(candidates, key=lambda p: p.name)]
+    if len(hits) != 1:
+        raise UnknownRunError(run, runs_dir)
+    return hits[0].resolve()
+
+
+def export_run(run_dir: Path, out: Path | None = None) -> Path:
+    """Write each executed stage as HTML (inputs hidden) plus an index page; returns the index."""
+    import nbformat
+    from nbconvert import HTMLExporter
+
+    manifest = load_manifest(run_dir)
+    out = out or run_dir.parent / f"{run_dir.name}-html"
+    out.mkdir(parents=True, exist_ok=True)
+    exporter = HTMLExporter(  # type: ignore[no-untyped-call]
+        exclude_input=True, exclude_input_prompt=True, exclude_output_prompt=True)
+    rows = []
+    for stage in manifest["stages"]:
+        notebook = run_dir / stage.get("notebook", "")
+        link = stage["name"]
+        if stage.get("notebook") and notebook.exists():
+            executed = nbformat.read(notebook, as_version=4)  # type: ignore[no-untyped-call]
+            body, _ = exporter.from_notebook_node(executed)
+            (out / f"{stage['name']}.html").write_text(body)
+            link = f'<a href="{stage["name"]}.html">{stage["name"]}</a>'
+        rows.append(f"<tr><td>{link}</td><td>{stage['status']}</td><td>{stage.get('seconds', 0)}</td>"
+                    f"<td>{_html(stage.get('summary', ''))}</td></tr>")
+    index = out / "index.html"
+    index.write_text(
+        "<!doctype html><meta charset=utf-8><title>dbrunbook run {id}</title>"
+        "<h1>Run {id}</h1><p>Target: <code>{target}</code> &middot; verdict: <b>{verdict}</b> &middot; "
+        "started {started}</p><table border=1 cellpadding=4><tr><th>stage</th><th>status</th>"
+        "<th>seconds</th><th>summary</th></tr>{rows}</table>".format(
+            id=_html(manifest["run_id"]), target=_html(manifest["target"]), verdict=manifest["verdict"],
+            started=manifest["started"], rows="".join(rows)))
+    return index
+
+
+def _html(text: str) -> str:
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")

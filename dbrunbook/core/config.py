@@ -1,0 +1,189 @@
+"""What a run is about: the target database, the target models, the Alembic environment.
+
+:class:`Target` is built from CLI options, from ``[tool.dbrunbook]`` in the project's
+``pyproject.toml``, or both (options win). It never shows its password: ``db`` is the masked
+URL and the secret travels separately to the stage kernels.
+"""
+from __future__ import annotations
+
+import contextlib
+import importlib
+import os
+import sys
+import tomllib
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any, Iterator
+
+from sqlalchemy import MetaData
+
+from dbrunbook.core.project import ini_url, sqlite_from
+from dbrunbook.errors import ConfigError
+from dbrunbook.core.secrets import kernel_environment, mask_url, parse_url
+
+#: Keys accepted in ``[tool.dbrunbook]``.
+CONFIG_KEYS = ("db", "models", "alembic_config", "runs_dir", "stages", "parameters", "lint", "renames", "flask_app")
+
+
+@dataclass(frozen=True)
+class Target:
+    """The database a run is about, and how its change is described."""
+
+    db: str
+    models: str = ""
+    alembic_config: str = ""
+    project_dir: Path = field(default_factory=Path.cwd)
+    _kernel_env: dict[str, str] = field(default_factory=dict, repr=False, compare=False)
+
+    @classmethod
+    def from_url(cls, url: str, **kwargs: Any) -> "Target":
+        """A target for ``url``; the password is split off and masked."""
+        parse_url(url)
+        return cls(db=mask_url(url), _kernel_env=kernel_environment(url), **kwargs)
+
+    def kernel_env(self) -> dict[str, str]:
+        """Environment a stage kernel needs to reach the database (holds the secret)."""
+        return dict(self._kernel_env)
+
+    @contextlib.contextmanager
+    def environment(self, **extra: str) -> Iterator[None]:
+        """Lend the secret (and ``extra`` variables) to this process and its children, for a while."""
+        lent = {**self._kernel_env, **extra}
+        saved = {k: os.environ.get(k) for k in lent}
+        os.environ.update(lent)
+        try:
+            yield
+        finally:
+            for key, value in saved.items():
+                if value is None:
+                    os.environ.pop(key, None)
+                else:
+                    os.environ[key] = value
+
+    def secrets(self) -> list[str]:
+        return list(self._kernel_env.values())
+
+    def with_(self, **changes: Any) -> "Target":
+        return replace(self, **changes)
+
+
+def read_pyproject(project_dir: Path) -> dict[str, Any]:
+    """The ``[tool.dbrunbook]`` table of ``project_dir/pyproject.toml`` (empty if none)."""
+    path = project_dir / "pyproject.toml"
+    if not path.exists():
+        return {}
+    try:
+        table = tomllib.loads(path.read_text()).get("tool", {}).get("dbrunbook", {})
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path} is not valid TOML: {exc}") from None
+    unknown = sorted(set(table) - set(CONFIG_KEYS))
+    if unknown:
+        raise ConfigError(f"unknown keys in [tool.dbrunbook] of {path}: {', '.join(unknown)}")
+    return dict(table)
+
+
+def _expand(value: str) -> str:
+    # "env:NAME" keeps URLs with passwords out of pyproject.toml.
+    if value.startswith("env:"):
+        name = value[4:]
+        if name not in os.environ:
+            raise ConfigError(f"environment variable {name} is not set")
+        return os.environ[name]
+    return value
+
+
+def load_target(project_dir: Path | None = None, **options: str | None) -> Target:
+    """Merge CLI ``options`` over ``[tool.dbrunbook]`` of ``project_dir`` into a :class:`Target`.
+
+    Without a database in either, the ``sqlalchemy.url`` of the Alembic config names it, as it
+    does for the ``alembic`` command.
+    """
+    project_dir = (project_dir or Path.cwd()).resolve()
+    settings = read_pyproject(project_dir)
+    merged = {k: v for k, v in settings.items() if k in ("db", "models", "alembic_config")}
+    merged.update({k: v for k, v in options.items() if v})
+    alembic_config = merged.get("alembic_config", "")
+    if alembic_config:
+        path = Path(alembic_config)
+        path = path if path.is_absolute() else project_dir / path
+        if not path.exists():
+            raise ConfigError(f"Alembic config {alembic_config} not found")
+        alembic_config = str(path)
+    rest = {"models": str(merged.get("models", "")), "alembic_config": alembic_config, "project_dir": project_dir}
+    db = merged.get("db")
+    if not db:
+        url = ini_url(Path(alembic_config), project_dir) if alembic_config else None
+        if url is None:
+            raise ConfigError(_no_database(project_dir, alembic_config))
+        return Target.from_url(url, **rest)
+    db = _expand(str(db))
+    if "db" not in options or not options["db"]:
+        # A relative SQLite path in pyproject.toml is relative to the project, not the shell's folder.
+        db = sqlite_from(db, project_dir)
+    return Target.from_url(db, **rest)
+
+
+def _no_database(project_dir: Path, alembic_config: str) -> str:
+    looked = f"no database given: looked at --db, db in [tool.dbrunbook] of {project_dir / 'pyproject.toml'}"
+    if alembic_config:
+        return f"{looked} and sqlalchemy.url in {alembic_config} (empty or a placeholder); pass --db URL"
+    return f"{looked} and found no Alembic config whose sqlalchemy.url could name it; pass --db URL"
+
+
+def load_metadata(spec: str, project_dir: Path | None = None) -> MetaData:
+    """Import ``module:attr`` (a MetaData or a declarative base) from the project."""
+    module_name, _, attr = spec.partition(":")
+    if not module_name or not attr:
+        raise ConfigError(f"--models must look like module:attr, not {spec!r}")
+    root = str((project_dir or Path.cwd()).resolve())
+    if root not in sys.path:
+        sys.path.insert(0, root)
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise ConfigError(f"cannot import models module {module_name}: {exc}") from None
+    obj: Any = module
+    for part in attr.split("."):
+        obj = getattr(obj, part, None)
+        if obj is None:
+            raise ConfigError(f"{module_name} has no attribute {attr}")
+    metadata = obj if isinstance(obj, MetaData) else getattr(obj, "metadata", None)
+    if not isinstance(metadata, MetaData):
+        raise ConfigError(f"{spec} is neither a MetaData nor a declarative base")
+    return metadata
+
+
+def load_renames(project_dir: Path | None = None) -> dict[str, str]:
+    """Confirmed renames from ``renames`` in ``[tool.dbrunbook]``: ``"table.old" = "table.new"`` or ``"old" = "new"``."""
+    raw = read_pyproject((project_dir or Path.cwd()).resolve()).get("renames", {})
+    if not isinstance(raw, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in raw.items()):
+        raise ConfigError('renames in [tool.dbrunbook] must be a table of "old" = "new" strings')
+    for old, new in raw.items():
+        if ("." in old) != ("." in new) or ("." in old and old.split(".")[0] != new.split(".")[0]):
+            raise ConfigError(f"renames: {old!r} = {new!r} must both be columns of one table or both tables")
+    return dict(raw)
+
+
+@dataclass(frozen=True)
+class RunSettings:
+    """What ``[tool.dbrunbook]`` says about runs: where they go, which stages, the stages' parameters."""
+
+    runs_dir: Path
+    stages: list[str] | None = None
+    parameters: dict[str, Any] = field(default_factory=dict)
+
+
+def load_run_settings(project_dir: Path | None = None) -> RunSettings:
+    """``runs_dir`` (relative to the project, default ``runs``), ``stages`` and ``parameters`` of the project."""
+    project_dir = (project_dir or Path.cwd()).resolve()
+    table = read_pyproject(project_dir)
+    runs_dir, stages, parameters = table.get("runs_dir", "runs"), table.get("stages"), table.get("parameters", {})
+    if not isinstance(runs_dir, str) or not runs_dir:
+        raise ConfigError("runs_dir in [tool.dbrunbook] must be a folder name")
+    if isinstance(stages, str):
+        stages = [s.strip() for s in stages.split(",") if s.strip()]
+    if stages is not None and not (isinstance(stages, list) and all(isinstance(s, str) for s in stages)):
+        raise ConfigError('stages in [tool.dbrunbook] must be a list of stages, e.g. ["01", "03"]')
+    if not isinstance(parameters, dict):
+        raise ConfigError("parameters in [tool.dbrunbook] must be a table of stage parameters")
+    return RunSettings(project_dir / runs_dir, stages or None, dict(parameters))

@@ -1,0 +1,97 @@
+"""Stage 5 data checks: read-only queries generated from the change, run on the target's data.
+
+:func:`run_checks` compares the live database with the target models (Alembic's
+``compare_metadata`` plus CHECK, enum and primary-key comparisons, see :mod:`._diff`), then
+runs every registered check on one read-only connection under the dialect's statement
+timeout. Each check counts the rows the migration would trip over and samples them (primary
+key plus the columns involved); a check proving that the migration fails or loses data
+blocks, and offers remedies as SQL to review. Nothing is written to the target.
+
+One check per module, registered on :data:`registry` under a code (``DC0xx``)::
+
+    DC001 not-null        NOT NULL added / required column added without default
+    DC002 unique          UNIQUE or PRIMARY KEY added: duplicate groups
+    DC003 foreign-key     FOREIGN KEY added: orphan rows
+    DC004 check           CHECK added or narrowed, enum values removed
+    DC005 type-change     values that fail to cast, are truncated, overflow or get rounded
+    DC006 dropped         non-null values, rows and bytes a drop destroys
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Sequence
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+from dbrunbook.core.db import dialect_name
+from dbrunbook.core.results import Finding
+from dbrunbook.stages.data_checks._base import CheckContext, CheckResult, failed, read_only, registry, run_rule
+from dbrunbook.stages.data_checks._dialect import session_dialect
+from dbrunbook.stages.data_checks._diff import diffs as _diffs
+from dbrunbook.stages.data_checks._diff import table_of
+from dbrunbook.stages.data_checks._revisions import ChangeSource, change_source, settle, unexplained
+
+__all__ = ["ChangeSource", "CheckReport", "CheckResult", "change_source", "registry", "run_checks", "settle",
+           "unexplained"]
+
+
+@dataclass
+class CheckReport:
+    """The results of all checks of one change, and which tables the change touches."""
+
+    results: list[CheckResult]
+    tables: list[str]
+    dialect: str
+    strict: bool
+    diffs: list[str] = field(default_factory=list)
+
+    @property
+    def blocking(self) -> list[CheckResult]:
+        return [r for r in self.results if r.severity == "block"]
+
+    def findings(self) -> list[Finding]:
+        """One finding per check that found rows (or could not run)."""
+        return [r.finding() for r in self.results if r.count]
+
+    def summary(self) -> str:
+        hits = [r for r in self.results if r.count > 0]
+        if not hits:
+            return f"{len(self.results)} data checks on {len(self.tables)} tables found no offending rows"
+        parts = ", ".join(f"{r.count} {r.problem} in {r.object}" for r in hits)
+        return f"{len(self.blocking)} of {len(self.results)} data checks block: {parts}"
+
+    def table(self) -> list[dict[str, Any]]:
+        """Rows for an overview DataFrame."""
+        return [{"code": r.code, "check": r.name, "object": r.object, "problem": r.problem, "rows": r.count,
+                 "effect": r.effect, "severity": r.severity, "message": r.message} for r in self.results]
+
+    def to_json(self) -> dict[str, Any]:
+        return {"dialect": self.dialect, "strict": self.strict, "tables": self.tables, "diffs": self.diffs,
+                "results": [r.to_json() for r in self.results]}
+
+
+def run_checks(engine: Engine, metadata: sa.MetaData, sample: int = 10, timeout_ms: int = 60_000,
+               include: Sequence[str] = (), exclude: Sequence[str] = ()) -> CheckReport:
+    """Run the data checks of the change from ``engine``'s database to ``metadata``, read-only."""
+    name = dialect_name(engine)
+    with read_only(engine, timeout_ms) as (conn, reopen):
+        found, live = _diffs(conn, metadata)
+        dialect = session_dialect(conn, name)
+        ctx = CheckContext(conn, dialect, live, metadata, found, sample=sample, reopen=reopen)
+        results: list[CheckResult] = []
+        for rule in registry.select(include, exclude, dialect=name):
+            ctx.rule = rule
+            try:
+                results.extend(run_rule(rule, ctx))
+            except Exception as exc:  # one check that cannot run must not hide the others: reported
+                reopen()
+                results.append(failed(ctx, rule.name, exc))
+    tables = sorted({table_of(d) for d in found} - {""})
+    return CheckReport(results, tables, name, dialect.strict, [_describe(d) for d in found])
+
+
+def _describe(diff: tuple[Any, ...]) -> str:
+    op = diff[0]
+    detail = diff[3] if op.startswith("modify_") else getattr(diff[-1], "name", "")
+    return f"{op} {table_of(diff)}{'.' + str(detail) if detail else ''}"

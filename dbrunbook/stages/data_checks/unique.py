@@ -1,0 +1,73 @@
+"""UNIQUE or PRIMARY KEY added: groups of rows sharing the new key.
+
+Creating the unique index fails on every dialect while two rows share a value (rows with a
+NULL in the key do not count: NULLs are distinct). The count is the surplus rows, the ones
+that must change or go so that one row per value remains; the sample shows whole groups.
+"""
+from __future__ import annotations
+
+from typing import Any, Iterator
+
+import pandas as pd
+import sqlalchemy as sa
+
+from dbrunbook.stages.data_checks._base import CheckContext, CheckResult, rule, unused_alias
+
+
+@rule("DC002", "unique", "block",
+               safe="merge or quarantine the duplicates, then add the constraint")
+def check(ctx: CheckContext) -> Iterator[CheckResult]:
+    for diff in ctx.of("add_constraint", "add_index", "add_pk"):
+        obj = diff[1]
+        if diff[0] == "add_constraint" and not isinstance(obj, sa.UniqueConstraint):
+            continue
+        if diff[0] == "add_index" and not obj.unique:
+            continue
+        table = ctx.table(obj.table.name)
+        names = [c.name for c in obj.columns]
+        if table is None or not names or not all(n in table.c for n in names):
+            continue
+        yield _duplicates(ctx, table, [table.c[n] for n in names], obj.name or "")
+
+
+def _duplicates(ctx: CheckContext, table: sa.Table, columns: list[sa.Column[Any]], name: str) -> CheckResult:
+    # One GROUP BY gives the totals (window sums over the groups) and the first groups to show.
+    # Every output column carries our own label, so no user column name (n, rows, ...) can clash.
+    width = len(columns)
+    keys = [c.label(f"dbrunbook_k{i}") for i, c in enumerate(columns)]
+    groups = (sa.select(*keys, sa.func.count().label("dbrunbook_n"))
+              .where(*(c.is_not(None) for c in columns))
+              .group_by(*columns).having(sa.func.count() > 1).subquery("dbrunbook_dup"))
+    group_keys = [groups.c[f"dbrunbook_k{i}"] for i in range(width)]
+    first = sa.select(*group_keys, sa.func.count().over().label("dbrunbook_groups"),
+                      sa.func.sum(groups.c.dbrunbook_n).over().label("dbrunbook_rows")) \
+        .order_by(*group_keys).limit(ctx.sample)
+    shown_groups = ctx.conn.execute(first).all()
+    n_groups = int(shown_groups[0][width]) if shown_groups else 0
+    in_groups = int(shown_groups[0][width + 1]) if shown_groups else 0
+    surplus = in_groups - n_groups
+    key = ctx.key(table)
+    shown = [*key, *[c for c in columns if c not in key]]
+    names = [c.name for c in columns]
+    sample = pd.DataFrame(columns=[c.name for c in shown])
+    if shown_groups:
+        values = [tuple(row[:width]) for row in shown_groups]
+        match = sa.tuple_(*columns).in_(values) if width > 1 else columns[0].in_([v[0] for v in values])
+        sample = ctx.frame(sa.select(*shown).where(match).order_by(*columns, *key))
+    result = ctx.result(table.name, names, "duplicate", surplus,
+                        f"{surplus} duplicate rows of {table.name} in {n_groups} groups "
+                        f"({in_groups} rows) share ({', '.join(names)})",
+                        sample=sample, query=ctx.sql(first),
+                        evidence={"groups": n_groups, "rows_in_groups": in_groups, "constraint": name})
+    if surplus and len(key) == 1:
+        result.remedies["move all but the first row of each group to a quarantine table"] = \
+            ctx.quarantine(table, _later_duplicates(table, columns, key[0]))
+    return result
+
+
+def _later_duplicates(table: sa.Table, columns: list[sa.Column[Any]], key: sa.Column[Any]) -> Any:
+    # Wrapped in a derived table: MariaDB refuses a DELETE whose subquery reads the same table.
+    earlier = unused_alias(table, table)
+    has_earlier = sa.exists().where(*(earlier.c[c.name] == c for c in columns), earlier.c[key.name] < key)
+    later = sa.select(key.label("k")).where(has_earlier).subquery("later")
+    return key.in_(sa.select(later.c.k))

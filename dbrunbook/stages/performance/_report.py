@@ -1,0 +1,103 @@
+"""Stage 8's report: the summary line, the timing chart, N+1 and backup timing.
+
+Split from the package's ``__init__`` only to keep modules short; the names are re-exported there.
+"""
+from __future__ import annotations
+
+import tempfile
+from typing import TYPE_CHECKING, Any
+
+from dbrunbook.core.results import Finding, StageResult
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
+    from dbrunbook.stages.performance import Comparison
+
+
+def summary(c: Comparison) -> str:
+    """One line for the stage result."""
+    if c.schema_error:
+        return f"not compared: the upgrade fails even on an empty copy: {c.schema_error}"
+    lost = sum(1 for q in c.queries if q.lost_index())
+    slower = [q.ratio for q in c.queries if q.ratio is not None]
+    timing = (f", slowest change {max(slower):.1f}x" if slower else "") if c.timed else ", not timed (empty copy)"
+    return (f"{len(c.queries)} queries on {len(c.touched)} touched table(s), {c.mode} copy: "
+            f"{lost} lost an index{timing}")
+
+
+def plot(c: Comparison) -> Figure:
+    """Median milliseconds per query before and after the upgrade (or why there is nothing to plot)."""
+    from matplotlib.figure import Figure
+
+    timed = [q for q in c.queries if q.before.ms is not None and q.after.ms is not None]
+    figure = Figure(figsize=(8, max(2.5, 0.45 * len(timed) + 1.5)))
+    ax = figure.subplots()
+    if not timed:
+        why = ("the upgrade fails on the data: timings on an empty copy would mean nothing" if c.upgrade_error
+               else "no query was timed")
+        ax.text(0.5, 0.5, why, ha="center", va="center", wrap=True)
+        ax.set_axis_off()
+        return figure
+    ys = range(len(timed))
+    ax.barh([y + 0.2 for y in ys], [q.before.ms or 0 for q in timed], height=0.4, label="before")
+    ax.barh([y - 0.2 for y in ys], [q.after.ms or 0 for q in timed], height=0.4, label="after")
+    ax.set_yticks(list(ys), [q.query.id for q in timed])
+    ax.invert_yaxis()
+    ax.set_xlabel(f"median ms of {c.repeats} runs")
+    ax.set_title(f"Query time before and after the upgrade ({c.mode} copy)")
+    ax.legend()
+    figure.tight_layout()
+    return figure
+
+
+def n_plus_one_findings(tests: StageResult | None) -> list[Finding]:
+    """N+1 suspects counted in stage 07's test run (QC001), or why they were not measured."""
+    data = tests.data if tests is not None else {}
+    suspects = data.get("n_plus_one")
+    if isinstance(suspects, list):
+        measured = {"query_counts": data.get("query_counts"), "tests": data.get("query_counts_tests"),
+                    "threshold": data.get("n_plus_one_threshold"), "suspects": suspects[:20]}
+        if suspects:
+            worst = max(suspects, key=lambda s: s["count"])
+            return [Finding("PF009", "info", f"N+1: {len(suspects)} suspect(s) in stage 07 (QC001), worst "
+                                             f"{worst['test']} with one SELECT run {worst['count']} times",
+                            "tests", measured, "load related rows with selectinload()/joinedload() or one IN query")]
+        return [Finding("PF009", "info", f"N+1: none found over {data.get('query_counts_tests', 0)} tests in "
+                                         f"stage 07 (no SELECT repeated {data.get('n_plus_one_threshold')} times "
+                                         "in one test)", "tests", measured)]
+    if (data.get("tests") or {}).get("command"):
+        why = data.get("query_counts_note") or "stage 07 ran the tests without counting queries"
+    else:
+        why = f"stage 07 did not run the tests: {data['tests_skipped']}" if data.get("tests_skipped") \
+            else "no test command ran in stage 07"
+    return [Finding("PF009", "info", f"N+1 queries not measured: {why}", "tests",
+                    fix="run the application's tests with pytest in stage 07 (--test-cmd \"pytest\"): "
+                        "it counts each test's queries by shape")]
+
+
+def measure_backup(url: str) -> dict[str, Any]:
+    """Take a backup of ``url`` into a temporary folder, restore and compare it; size and durations."""
+    from dbrunbook.stages.rollback_plan.backup import backup_and_verify
+
+    with tempfile.TemporaryDirectory(prefix="dbrunbook-backup-") as folder:
+        check = backup_and_verify(url, folder)
+    return {"source": "measured", "size": check.backup.size, "seconds": round(check.backup.seconds, 3),
+            "restore_seconds": round(check.restore_seconds, 3), "restored_ok": check.ok}
+
+
+def backup_findings(rollback: StageResult | None,
+                    measured: dict[str, Any] | None = None) -> tuple[dict[str, Any], list[Finding]]:
+    """Backup size and duration: measured here, else from the rollback-plan stage, else not measured."""
+    data = measured
+    if data is None and rollback is not None and "backup" in (rollback.data.get("backup") or {}):
+        saved = rollback.data["backup"]
+        data = {"source": "rollback-plan", "size": saved["backup"]["size"], "seconds": saved["backup"]["seconds"],
+                "restore_seconds": saved.get("restore_seconds"), "restored_ok": saved.get("ok")}
+    if data is None:
+        return {"source": "not measured"}, [Finding(
+            "PF010", "info", "backup and restore time not measured", "backup",
+            fix="run with the rollback plan (--rollback-plan) or set measure_backup = True")]
+    restore = f", restored in {data['restore_seconds']:.2f}s" if data.get("restore_seconds") is not None else ""
+    return data, [Finding("PF010", "info", f"backup of {data['size']:,} bytes took {data['seconds']:.2f}s"
+                                           f"{restore} ({data['source']})", "backup", data)]

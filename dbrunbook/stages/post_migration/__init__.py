@@ -1,0 +1,393 @@
+"""Stage 12: prove, from the real database, that an applied migration did what the plan said.
+
+:func:`validate` runs the post-migration checks on the upgraded target: the schema matches the
+models (PV001), the Alembic revision is the plan's head (PV002), the data is preserved (PV003:
+the fingerprint taken before the apply against one taken now, where the differences the schema
+changes explain are listed as info, PV004, and everything else blocks) and the database is
+healthy after its DDL (PV005-PV010, dialect probes in :data:`HEALTH`). :func:`unchanged` is for
+an apply that did not happen (a guard refused, the upgrade failed or was aborted): it proves the
+target is exactly as it was (PV011). Both only read the database.
+"""
+from __future__ import annotations
+
+import copy
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterable, Mapping, Sequence
+
+import sqlalchemy as sa
+from alembic.script import ScriptDirectory
+from sqlalchemy.engine import Connection, Engine
+
+from dbrunbook.stages.schema_analysis import compare as schema_changes
+from dbrunbook.core.config import Target
+from dbrunbook.core.db import dialect_name
+from dbrunbook.errors import UsageError
+from dbrunbook.data.fingerprint import Fingerprint, FingerprintDiff, compare, fingerprint
+from dbrunbook.alembic_ops.migration import alembic_config, current_revision
+from dbrunbook.core.results import Finding, load_result, verdict_of
+from dbrunbook.schema import Change, as_changes, diff, load_snapshot, snapshot
+
+#: Tables whose content is bookkeeping, not data: the revision check covers Alembic's.
+_BOOKKEEPING = ("alembic_version",)
+#: Column changes that rewrite a column's stored values on purpose (their checksum may change).
+_REWRITING_OPS = ("modify_type", "add_enum_value", "remove_enum_value")
+
+
+@dataclass
+class Check:
+    """One post-migration check: its code, what it proves, how it went, and its findings."""
+
+    code: str
+    title: str
+    status: str  # pass | warn | block | skipped
+    detail: str
+    findings: list[Finding] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"code": self.code, "title": self.title, "status": self.status, "detail": self.detail,
+                "findings": len(self.findings)}
+
+
+@dataclass
+class Validation:
+    """Every check of one validation, and the fingerprint of the data as it is now."""
+
+    checks: list[Check]
+    fingerprint_after: Fingerprint | None = None
+    revision: str | None = None
+
+    @property
+    def findings(self) -> list[Finding]:
+        return [f for c in self.checks for f in c.findings]
+
+    @property
+    def verdict(self) -> str:
+        return verdict_of(self.findings)
+
+    def table(self) -> list[dict[str, Any]]:  # one row per check, for display and for the sidecar
+        return [c.to_json() for c in self.checks]
+
+
+def _check(code: str, title: str, findings: list[Finding] | None, detail: str) -> Check:
+    """A check whose status follows its findings; ``None`` findings: it could not run (skipped)."""
+    return Check(code, title, "skipped" if findings is None else verdict_of(findings), detail, findings or [])
+
+
+def check_schema(engine: Engine, metadata: sa.MetaData | None) -> Check:
+    """PV001: the live schema has no change left against the models."""
+    title = "schema matches the models"
+    if metadata is None:
+        return _check("PV001", title, None, "no models given")
+    left = schema_changes(engine, metadata)
+    found = [Finding("PV001", "block", f"left to do to match the models: {c.detail}", c.object,
+                     {"op": c.op, "kind": c.kind},
+                     "the migration did not produce the models' schema: write a follow-up revision "
+                     "(dbrunbook update) or fix the models") for c in left]
+    return _check("PV001", title, found, f"{len(left)} change(s) left" if left else "no change left")
+
+
+def check_revision(engine: Engine, expected: str | None) -> Check:
+    """PV002: the database is at the revision the plan expects."""
+    title = "Alembic revision is the expected head"
+    if expected is None:
+        return _check("PV002", title, None, "no expected revision")
+    current = current_revision(engine)
+    found = [] if current == expected else [
+        Finding("PV002", "block", f"the database is at revision {current or 'none'}, not {expected}", "alembic_version",
+                {"current": current, "expected": expected},
+                "find out which revision failed or was skipped; upgrade to the head or roll back")]
+    return _check("PV002", title, found, f"at {current or 'none'}")
+
+
+def head_revision(target: Target) -> str | None:
+    """The head of the target's Alembic scripts (None without an Alembic config)."""
+    if not target.alembic_config:
+        return None
+    with tempfile.TemporaryDirectory(prefix="dbrunbook-head-") as scratch:
+        return ScriptDirectory.from_config(alembic_config(target, Path(scratch) / "alembic")).get_current_head()
+
+
+# -- data ----------------------------------------------------------------------------------------
+
+def _column(change: Change) -> str:  # a column change's object is "table.column"
+    return change.object.split(".")[1] if "." in change.object else ""
+
+
+def _renamed(before: Fingerprint, changes: list[Change]) -> Fingerprint:
+    """``before`` with the plan's confirmed renames applied, so moved data compares under its new name."""
+    out = copy.deepcopy(before)
+    for c in changes:
+        if c.op == "rename_table" and c.before in out.tables:
+            out.tables[str(c.after)] = out.tables.pop(str(c.before))
+    for c in changes:
+        table = out.tables.get(c.table)
+        if c.op == "rename_column" and table is not None and c.before in table.columns:
+            table.columns[str(c.after)] = table.columns.pop(str(c.before))
+    return out
+
+
+def _explained(diff: FingerprintDiff, changes: list[Change]) -> str:
+    """Why the schema changes make ``diff`` expected, or "" when they do not."""
+    where = (diff.table, diff.column)
+    for c in changes:
+        on_column = (c.table, _column(c)) == where
+        if diff.what == "table-missing" and c.op == "remove_table" and c.table == diff.table:
+            return "the table is dropped by the plan: its rows are an expected loss"
+        if diff.what == "table-added" and c.op == "add_table" and c.table == diff.table:
+            return "the table is added by the plan"
+        if diff.what == "column-missing" and c.op == "remove_column" and on_column:
+            return "the column is dropped by the plan: its values are an expected loss"
+        if diff.what == "column-added" and c.op == "add_column" and on_column:
+            return "the column is added by the plan"
+        if diff.what == "values" and c.op in _REWRITING_OPS and on_column:
+            return f"the plan changes the column ({c.detail}), so its stored values may change"
+        if diff.what == "non-null" and c.op == "modify_nullable" and on_column and c.after is False \
+                and (diff.after or 0) > (diff.before or 0):
+            return "the plan makes the column NOT NULL: its NULLs were backfilled"
+    return ""
+
+
+def _touches(diff: FingerprintDiff, rename: Change) -> bool:
+    """Whether ``diff`` concerns the data a rename moved (a whole table, or one column and its rows)."""
+    return diff.table == rename.table and (rename.op == "rename_table" or diff.column in ("", _column(rename)))
+
+
+def _unexplained(diffs: list[FingerprintDiff]) -> list[Finding]:
+    """Block findings for unexplained differences; a table's column diffs fold into its row-count one."""
+    recounted = {d.table for d in diffs if d.what == "rows"}
+    out = []
+    for d in diffs:
+        if d.table in recounted and d.what != "rows":
+            continue
+        folded = [x.to_json() for x in diffs if d.what == "rows" and x.table == d.table and x is not d]
+        out.append(Finding("PV003", "block", f"data changed that the plan does not change: {d.message}",
+                           f"{d.table}.{d.column}" if d.column else d.table, {**d.to_json(), "columns": folded},
+                           "restore the lost or altered values from the backup, or roll back; then find out "
+                           "which statement of the migration changed them"))
+    return out
+
+
+def check_data(before: Fingerprint | None, after: Fingerprint, changes: list[Change]) -> Check:
+    """PV003/PV004: every data difference since ``before`` is one the schema changes explain."""
+    title = "data preserved"
+    if before is None:
+        return _check("PV003", title, None, "no fingerprint from before the apply")
+    diffs = [d for d in compare(_renamed(before, changes), after) if d.table not in _BOOKKEEPING]
+    judged = [(d, _explained(d, changes)) for d in diffs]
+    unexplained = [d for d, why in judged if not why]
+    expected = [Finding("PV004", "info", f"expected: {d.message}; {why}", f"{d.table}.{d.column}" if d.column
+                        else d.table, d.to_json()) for d, why in judged if why]
+    moved = [c for c in changes if c.op in ("rename_table", "rename_column") and not any(_touches(d, c) for d in diffs)]
+    expected += [Finding("PV004", "info", f"{c.detail}: values moved intact", c.object, {"before": c.before})
+                 for c in moved]
+    found = _unexplained(unexplained) + expected
+    return _check("PV003", title, found, f"{after.rows:,} rows in {len(after.tables)} tables; {len(unexplained)} "
+                  f"unexplained and {len(diffs) - len(unexplained)} expected difference(s)")
+
+
+# -- health: dialect probes ----------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class HealthProbe:
+    """One health check the DDL may have left failing, as a dialect fact."""
+
+    code: str
+    title: str
+    run: Callable[[Connection, Sequence[str]], list[Finding]]
+
+
+_PG_SCHEMA = "n.nspname = ANY(current_schemas(false))"
+
+
+def _pg_invalid_indexes(conn: Connection, tables: Sequence[str]) -> list[Finding]:
+    rows = conn.execute(sa.text(
+        "SELECT c.relname, t.relname, pg_get_indexdef(c.oid) FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid "
+        "JOIN pg_class t ON t.oid = i.indrelid JOIN pg_namespace n ON n.oid = c.relnamespace "
+        f"WHERE NOT i.indisvalid AND {_PG_SCHEMA} ORDER BY 1")).all()
+    return [Finding("PV005", "block", f"index {ix} on {table} is INVALID (a failed CREATE INDEX CONCURRENTLY): "
+                    "it is maintained on every write but never used, and a unique one is not enforced",
+                    ix, {"table": table, "definition": ddl},
+                    f'DROP INDEX CONCURRENTLY "{ix}"; fix the data that made it fail, then '
+                    f'{ddl.replace(" INDEX ", " INDEX CONCURRENTLY ", 1)} (or REINDEX INDEX CONCURRENTLY "{ix}")')
+            for ix, table, ddl in rows]
+
+
+def _pg_not_valid(conn: Connection, tables: Sequence[str]) -> list[Finding]:
+    rows = conn.execute(sa.text(
+        "SELECT c.conname, c.conrelid::regclass::text, c.contype FROM pg_constraint c "
+        f"JOIN pg_namespace n ON n.oid = c.connamespace WHERE NOT c.convalidated AND {_PG_SCHEMA} ORDER BY 1")).all()
+    return [Finding("PV006", "warn", f"constraint {name} on {table} is still NOT VALID: existing rows are unchecked",
+                    name, {"table": table, "type": kind},
+                    f'ALTER TABLE {table} VALIDATE CONSTRAINT "{name}" (takes only a SHARE UPDATE EXCLUSIVE lock)')
+            for name, table, kind in rows]
+
+
+def _pg_sequences(conn: Connection, tables: Sequence[str]) -> list[Finding]:
+    owned = conn.execute(sa.text(
+        "SELECT s.oid::regclass::text, t.oid::regclass::text, a.attname, ps.increment_by FROM pg_class s "
+        "JOIN pg_depend d ON d.objid = s.oid AND d.classid = 'pg_class'::regclass "
+        "AND d.refclassid = 'pg_class'::regclass AND d.deptype IN ('a', 'i') "
+        "JOIN pg_class t ON t.oid = d.refobjid JOIN pg_attribute a ON a.attrelid = t.oid AND a.attnum = d.refobjsubid "
+        "JOIN pg_namespace n ON n.oid = s.relnamespace "
+        "JOIN pg_sequences ps ON ps.schemaname = n.nspname AND ps.sequencename = s.relname "
+        f"WHERE s.relkind = 'S' AND {_PG_SCHEMA} ORDER BY 1")).all()
+    out, quote = [], conn.dialect.identifier_preparer.quote
+    for seq, table, column, step in owned:
+        # Names come from the catalog (regclass text is already quoted); nothing user-given is spliced.
+        last, called = conn.execute(sa.text(f"SELECT last_value, is_called FROM {seq}")).one()
+        top = conn.execute(sa.text(f"SELECT MAX({quote(column)}) FROM {table}")).scalar()
+        following = last + step if called else last
+        if top is not None and step > 0 and following <= top:
+            literal = seq.replace("'", "''")
+            out.append(Finding("PV007", "block", f"sequence {seq} would hand out {following}, but {table}.{column} "
+                               f"already holds {top}: the next insert fails with a duplicate key", seq,
+                               {"table": table, "column": column, "next": following, "max": top},
+                               f"SELECT setval('{literal}', (SELECT MAX({quote(column)}) FROM {table}))"))
+    return out
+
+
+def _check_table(conn: Connection, tables: Sequence[str]) -> list[Finding]:
+    out, quote = [], conn.dialect.identifier_preparer.quote
+    for table in tables:
+        rows = conn.execute(sa.text(f"CHECK TABLE {quote(table)} QUICK")).all()
+        bad = [f"{kind}: {text}" for _, _, kind, text in rows
+               if str(kind).lower() in ("error", "warning")
+               or (str(kind).lower() == "status" and str(text) not in ("OK", "Table is already up to date"))]
+        if bad:
+            out.append(Finding("PV008", "block", f"CHECK TABLE {table} reports problems: {'; '.join(bad)}", table,
+                               {"messages": bad}, f"rebuild it (ALTER TABLE {quote(table)} FORCE) or restore "
+                               "the table from the backup"))
+    return out
+
+
+def _sqlite_foreign_keys(conn: Connection, tables: Sequence[str]) -> list[Finding]:
+    orphans: dict[tuple[str, str], list[int]] = {}
+    for table, rowid, parent, _ in conn.exec_driver_sql("PRAGMA foreign_key_check").all():
+        orphans.setdefault((table, parent), []).append(rowid)
+    return [Finding("PV009", "block", f"{len(ids)} row(s) of {table} reference missing rows of {parent}",
+                    table, {"parent": parent, "count": len(ids), "rowids": ids[:10]},
+                    f"SELECT * FROM {table} WHERE rowid IN ({', '.join(map(str, ids[:10]))}); then delete the "
+                    f"orphans or restore their {parent} rows")
+            for (table, parent), ids in sorted(orphans.items())]
+
+
+def _sqlite_quick_check(conn: Connection, tables: Sequence[str]) -> list[Finding]:
+    lines = [str(r[0]) for r in conn.exec_driver_sql("PRAGMA quick_check").all()]
+    return [] if lines == ["ok"] else [Finding("PV010", "block", f"PRAGMA quick_check reports damage: {lines[0]}", "",
+                                               {"messages": lines[:20]}, "stop writes and restore from the backup "
+                                               "(or sqlite3 .recover into a new file)")]
+
+
+#: The health probes of each dialect: what DDL can leave behind there.
+HEALTH: dict[str, tuple[HealthProbe, ...]] = {
+    "postgresql": (HealthProbe("PV005", "no invalid indexes", _pg_invalid_indexes),
+                   HealthProbe("PV006", "no constraints left NOT VALID", _pg_not_valid),
+                   HealthProbe("PV007", "sequences ahead of their columns", _pg_sequences)),
+    **{name: (HealthProbe("PV008", "CHECK TABLE ... QUICK on the changed tables", _check_table),)
+       for name in ("mariadb", "mysql")},
+    "sqlite": (HealthProbe("PV009", "PRAGMA foreign_key_check", _sqlite_foreign_keys),
+               HealthProbe("PV010", "PRAGMA quick_check", _sqlite_quick_check)),
+}
+
+
+def health(engine: Engine, tables: Iterable[str] | None = None) -> list[Check]:
+    """The dialect's health probes; ``tables`` limits per-table probes (default: every table)."""
+    live = set(sa.inspect(engine).get_table_names())
+    wanted = sorted(live if tables is None else live & set(tables))
+    checks = []
+    with engine.connect() as conn:
+        for probe in HEALTH.get(dialect_name(engine), ()):
+            found = probe.run(conn, wanted)
+            checks.append(_check(probe.code, probe.title, found, f"{len(found)} problem(s)" if found else "ok"))
+        conn.rollback()
+    return checks
+
+
+def validate(engine: Engine, target_metadata: sa.MetaData | None, before: Fingerprint | None,
+             changes: Iterable[Change | Mapping[str, Any]] | None, expected_revision: str | None) -> Validation:
+    """Check the upgraded database: schema, revision, data against ``before``, and health."""
+    planned = as_changes(changes)
+    after = fingerprint(engine)
+    changed = {c.table for c in planned if c.table} if planned else None  # unknown changes: probe every table
+    checks = [check_schema(engine, target_metadata), check_revision(engine, expected_revision),
+              check_data(before, after, planned), *health(engine, changed)]
+    return Validation(checks, after, current_revision(engine))
+
+
+def unchanged(engine: Engine, before: Fingerprint | None, revision_before: str | None,
+              schema_before: str | Path | None = None) -> Validation:
+    """Prove a target the migration did not apply to is exactly as it was (data, revision, schema)."""
+    after, revision = fingerprint(engine), current_revision(engine)
+    problems = [d.message for d in compare(before, after)] if before is not None else []
+    if revision != revision_before:
+        problems.insert(0, f"revision is {revision or 'none'}, {revision_before or 'none'} before")
+    if schema_before is not None:
+        problems += [f"schema against {Path(schema_before).name}: {c.op} {c.object}: {c.detail}"
+                     for c in diff(load_snapshot(schema_before), snapshot(engine, sizes=False)).changes]
+    compared = ", ".join(name for name, given in (("data", before), ("revision", ""), ("schema", schema_before))
+                         if given is not None)
+    if problems:
+        found = Finding("PV011", "block", f"the migration was not applied, yet the target changed: {problems[0]}"
+                        + (f" (and {len(problems) - 1} more)" if problems[1:] else ""), "", {"differences": problems},
+                        "a statement ran before the failure and was not rolled back (DDL without transactions "
+                        "commits at once): compare with the backup and restore, or finish the change by hand")
+    else:
+        found = Finding("PV011", "info" if before is not None else "warn", f"target unchanged ({compared} compared): "
+                        f"{len(after.tables)} tables, {after.rows:,} rows, revision {revision or 'none'}", "",
+                        {"rows": after.rows, "revision": revision})
+    checks = [_check("PV011", "target unchanged", [found], f"{len(problems)} difference(s)"), *health(engine)]
+    return Validation(checks, after, revision)
+
+
+# -- what stage 12 reads from the records --------------------------------------------------------
+
+@dataclass
+class ApplyRecord:
+    """What stage 12 knows of the apply: stage 11's sidecar, and stages 10 and 01 of the plan run."""
+
+    applied: bool | None = None  # None: no apply record
+    before: Fingerprint | None = None
+    revision_before: str | None = None
+    expected_revision: str | None = None
+    changes: list[Change] = field(default_factory=list)
+    schema_before: Path | None = None
+    notes: list[str] = field(default_factory=list)
+
+
+def read_records(apply_dir: str | Path, plan_run: str | Path) -> ApplyRecord:
+    """Read stage 11's sidecar in the apply run ``apply_dir`` and stages 10 and 01 of ``plan_run``."""
+    if not str(plan_run):
+        return ApplyRecord(notes=["no plan run given: the target is validated as it is, against its models"])
+    plan_dir = Path(plan_run)
+    if not plan_dir.is_dir():
+        raise UsageError(f"plan run {plan_run} not found")
+    apply = load_result(apply_dir, "11-guarded-apply")
+    if apply is None:
+        return ApplyRecord(notes=[f"no apply record (11-guarded-apply) in {apply_dir}: the target is validated "
+                                  "as it is, against its models"])
+    plan, analysed = load_result(plan_dir, "10-production-plan"), load_result(plan_dir, "01-schema-analysis")
+    steps = plan.data.get("plan", {}) if plan else {}
+    record = ApplyRecord(applied=bool(apply.data.get("applied")), revision_before=apply.data.get("revision_before"),
+                         expected_revision=steps.get("revision_to") or apply.data.get("revision_to"),
+                         changes=as_changes(analysed.data.get("changes", []) if analysed else []))
+    saved, snap = apply.data.get("fingerprint_before"), steps.get("schema_before")
+    record.before = Fingerprint.load(Path(apply_dir) / saved) if saved else None
+    # An accepted drift guard means the plan's snapshot is not the state the apply started from.
+    drifted = any(g.get("id") == "no-schema-drift" and not g.get("ok") for g in apply.data.get("guards", []))
+    record.schema_before = plan_dir / snap if snap and not drifted else None
+    record.notes = [note for note, absent in (
+        ("stage 11 saved no fingerprint before the apply: the data cannot be compared", not saved),
+        ("the schema had drifted from the plan's snapshot (accepted at apply time): it is not compared", drifted),
+        (f"no production plan (10-production-plan) in {plan_dir}", plan is None),
+        (f"no schema analysis (01-schema-analysis) in {plan_dir}: no data change is explained", analysed is None),
+    ) if absent]
+    return record
+
+
+def check_record(engine: Engine, metadata: sa.MetaData | None, record: ApplyRecord, head: str | None) -> Validation:
+    """Validate as the record calls for: after an apply, after a refused one, or the target as it is."""
+    if record.applied is False:
+        return unchanged(engine, record.before, record.revision_before, record.schema_before)
+    return validate(engine, metadata, record.before, record.changes, record.expected_revision or head)
