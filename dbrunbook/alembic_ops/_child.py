@@ -21,17 +21,14 @@ import io
 import json
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 #: Statements that only read or set up a session; not part of what a migration does.
 _NOT_MIGRATION = ("PRAGMA", "SELECT", "SHOW", "DESCRIBE")
-#: Markers of an async env.py, and the async driver per dialect family, in order of preference.
+#: Markers of an async env.py (the async drivers are each dialect's ``async_drivers``).
 _ASYNC_MARKERS = ("async_engine_from_config", "create_async_engine", "AsyncEngine")
-_ASYNC_DRIVERS = {"sqlite": (("aiosqlite", "sqlite+aiosqlite"),),
-                  "postgresql": (("psycopg", "postgresql+psycopg"), ("asyncpg", "postgresql+asyncpg")),
-                  "mysql": (("aiomysql", "mysql+aiomysql"), ("asyncmy", "mysql+asyncmy")),
-                  "mariadb": (("aiomysql", "mariadb+aiomysql"), ("asyncmy", "mariadb+asyncmy"))}
 
 
 def _first_line(exc: BaseException) -> str:
@@ -64,9 +61,12 @@ def _async_url(url: Any, env_py: Path) -> Any:
     """The copy's URL with an async driver when ``env.py`` builds an async engine from ``sqlalchemy.url``."""
     import importlib.util
 
+    from dbrunbook import dialects
+
     if not _reads(env_py, *_ASYNC_MARKERS):
         return url
-    for module, driver in _ASYNC_DRIVERS.get(url.get_backend_name(), ()):
+    dialect = dialects.get(url.get_backend_name())
+    for module, driver in dialect.async_drivers if dialect else ():
         if importlib.util.find_spec(module) is not None:
             return url.set(drivername=driver)
     return url

@@ -13,7 +13,6 @@ import io
 import json
 import os
 import re
-import shutil
 import signal
 import subprocess
 import sys
@@ -21,27 +20,25 @@ import tempfile
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import sqlalchemy as sa
 from alembic.autogenerate import produce_migrations, render_python_code
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from alembic.script.revision import RevisionError
-from alembic.util import CommandError
 from sqlalchemy.engine import URL
 
-from dbrunbook.core.project import alembic_config as alembic_config, copied_scripts, project_path
-from dbrunbook.alembic_ops._shapes import mark, name_unnamed, naming_findings, several_heads
-from dbrunbook.data.clone import scratch_copy
+from dbrunbook.alembic_ops._shapes import mark, name_unnamed
 from dbrunbook.core.config import Target, load_metadata, read_pyproject
-from dbrunbook.core.db import dialect_name, engine_facts, make_engine
-from dbrunbook.errors import ConfigError
-from dbrunbook.core.results import Finding
-from dbrunbook.core import fence
+from dbrunbook.core.db import engine_facts, make_engine
 from dbrunbook.core.fence import sandbox_environment
+from dbrunbook.core.project import alembic_config as alembic_config
+from dbrunbook.core.project import copied_scripts
 from dbrunbook.core.secrets import kernel_environment, mask_url, parse_url, resolve_url, secret_values
+from dbrunbook.data.clone import scratch_copy
+from dbrunbook.dialects import sqlalchemy_modules
+from dbrunbook.errors import ConfigError
 
 _TEMPLATES = Path(__file__).resolve().parents[1] / "_templates"
 
@@ -98,7 +95,7 @@ def autogenerate(engine: sa.Engine, target: Target, scripts: ScriptDirectory, me
         up = render_python_code(script.upgrade_ops, render_as_batch=batch, migration_context=mc)
         down = render_python_code(script.downgrade_ops, render_as_batch=batch, migration_context=mc)
     # render_python_code keeps the imports it needs to itself; dialect types are the usual ones.
-    imports = {f"from sqlalchemy.dialects import {name}" for name in ("mysql", "postgresql", "sqlite")
+    imports = {f"from sqlalchemy.dialects import {name}" for name in sqlalchemy_modules()
                if re.search(rf"\b{name}\.", up + down)}
     with contextlib.redirect_stdout(io.StringIO()):  # Alembic prints "Generating ..." itself
         # "heads": with several heads (a database at every branch's head) the revision merges them.

@@ -12,12 +12,12 @@ from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import URL, Engine
-from sqlalchemy.exc import NoSuchModuleError, OperationalError, InterfaceError
+from sqlalchemy.exc import InterfaceError, NoSuchModuleError, OperationalError
 
 from dbrunbook.core import fence
-from dbrunbook.dialects import DialectFacts, facts
-from dbrunbook.errors import DatabaseUnreachable, UsageError
 from dbrunbook.core.secrets import mask_url, parse_url, resolve_url
+from dbrunbook.dialects import Dialect, facts, name_of, of_engine
+from dbrunbook.errors import DatabaseUnreachable, UsageError
 
 
 def _first_line(exc: BaseException) -> str:
@@ -52,14 +52,12 @@ def make_engine(url: str | URL, *, admin: bool = False, **kwargs: Any) -> Engine
 
 def dialect_name(engine: Engine) -> str:
     """The dialect's name, telling MariaDB apart even behind a ``mysql://`` URL."""
-    if engine.dialect.name == "mysql" and getattr(engine.dialect, "is_mariadb", False):
-        return "mariadb"
-    return engine.dialect.name
+    return name_of(engine.dialect)
 
 
-def engine_facts(engine: Engine) -> DialectFacts:
-    """The :class:`DialectFacts` row for ``engine``."""
-    return facts(dialect_name(engine))
+def engine_facts(engine: Engine) -> Dialect:
+    """The :class:`~dbrunbook.dialects.Dialect` of ``engine``."""
+    return of_engine(engine)
 
 
 def check_connection(engine: Engine) -> None:

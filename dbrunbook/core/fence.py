@@ -25,29 +25,22 @@ from __future__ import annotations
 
 import contextlib
 import importlib
-import os
 import sqlite3
 import threading
 import types
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterator
-from urllib.parse import parse_qs, urlsplit
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import URL, Engine
 
-from dbrunbook.errors import TargetFenced
+from dbrunbook import dialects
 from dbrunbook.core.secrets import parse_url
+from dbrunbook.dialects import Dialect
+from dbrunbook.errors import TargetFenced
 
-#: Families of dialects that share a server protocol and a notion of "database".
-_FAMILY = {"sqlite": "sqlite", "postgresql": "postgresql", "mysql": "mysql", "mariadb": "mysql"}
-#: DBAPI modules whose ``connect`` is wrapped, and the identity family they speak.
-_DBAPI_MODULES = (("sqlite3", "sqlite"), ("sqlite3.dbapi2", "sqlite"), ("psycopg", "postgresql"),
-                  ("psycopg2", "postgresql"), ("pymysql", "mysql"), ("MySQLdb", "mysql"))
-#: Settings that make a session read-only at the database, per family (what make_engine adds).
-PG_READ_ONLY_OPTION = "-c default_transaction_read_only=on"
-MYSQL_READ_ONLY_INIT = "SET SESSION TRANSACTION READ ONLY"
 #: Set on the dialect of an engine :func:`read_only` made (SQLite has no connect parameter that says it).
 READ_ONLY_MARK = "_dbrunbook_read_only"
 #: Set on dbrunbook's own server-maintenance engines (CREATE/DROP DATABASE of scratch copies), which may connect
@@ -57,46 +50,28 @@ ADMIN_MARK = "_dbrunbook_admin"
 
 @dataclass(frozen=True)
 class Identity:
-    """Which database a URL or a connection reaches: a file, or a database name on a server."""
+    """Which database a URL or a connection reaches: a file, or a database name on a server.
+
+    ``family`` is the dialect's :attr:`~dbrunbook.dialects.Dialect.sqlalchemy_name`: MariaDB and MySQL share one.
+    """
 
     family: str
     key: str
 
     def __str__(self) -> str:
-        return f"{self.family} file {self.key}" if self.family == "sqlite" else f"{self.family} database {self.key}"
+        kind = "file" if dialects.facts(self.family).file_based else "database"
+        return f"{self.family} {kind} {self.key}"
 
 
-def _sqlite_key(database: str | bytes | os.PathLike[str] | None, uri: bool = False) -> str | None:
-    if database is None:
-        return None
-    path = os.fsdecode(database)
-    if uri or path.startswith("file:"):
-        parts = urlsplit(path)
-        if parts.scheme == "file":
-            if parse_qs(parts.query).get("mode") == ["memory"]:
-                return None
-            path = parts.path
-    if path in ("", ":memory:"):
-        return None
-    return str(Path(path).resolve())
+def _identity(dialect: Dialect, key: str | None) -> Identity | None:
+    return Identity(dialect.sqlalchemy_name, key) if key else None
 
 
 def identity(url: str | URL) -> Identity | None:
     """The identity of the database ``url`` names (None for in-memory SQLite or no database)."""
     parsed = parse_url(url)
-    family = _FAMILY.get(parsed.get_backend_name())
-    if family is None:
-        return None
-    if family == "sqlite":
-        key = _sqlite_key(parsed.database, uri=bool(parsed.query.get("uri")))
-    else:
-        key = parsed.database or None
-    return Identity(family, key) if key else None
-
-
-def _sqlite_read_only(database: Any, uri: bool) -> bool:
-    text = os.fsdecode(database) if database is not None else ""
-    return (uri or text.startswith("file:")) and parse_qs(urlsplit(text).query).get("mode") == ["ro"]
+    dialect = dialects.get(parsed.get_backend_name())
+    return _identity(dialect, dialect.database_key(parsed)) if dialect else None
 
 
 @dataclass
@@ -122,44 +97,27 @@ def is_fenced(url: str | URL) -> bool:
     return _state.mode == "guard" and found is not None and found in _state.fenced
 
 
-def _decide(found: Identity | None, read_only: bool, family: str) -> None:
+def _decide(found: Identity | None, read_only: bool, dialect: Dialect) -> None:
     """Raise :class:`TargetFenced` unless this process's fence lets ``found`` be reached."""
     if _state.mode == "guard":
         if found is not None and found in _state.fenced and not read_only:
             raise TargetFenced(str(found), _state.mode)
     elif _state.mode == "sandbox":
-        if found is None and family == "sqlite":
-            return  # an in-memory SQLite database is nobody's target
+        if found is None and dialect.file_based:
+            return  # an in-memory database is nobody's target
         if found not in _state.allowed:
-            raise TargetFenced(str(found) if found else f"a {family} database named by defaults", _state.mode)
+            named = str(found) if found else f"a {dialect.sqlalchemy_name} database named by defaults"
+            raise TargetFenced(named, _state.mode)
 
 
-def _identity_from_params(family: str, cargs: tuple[Any, ...] | list[Any], cparams: dict[str, Any]) -> Identity | None:
-    if family == "sqlite":
-        database = cargs[0] if cargs else cparams.get("database")
-        key = _sqlite_key(database, uri=bool(cparams.get("uri")))
-    else:
-        key = cparams.get("dbname") or cparams.get("database") or cparams.get("db")
-        key = os.fsdecode(key) if isinstance(key, bytes) else key
-    return Identity(family, str(key)) if key else None
-
-
-def _params_read_only(family: str, cargs: tuple[Any, ...] | list[Any], cparams: dict[str, Any]) -> bool:
-    if family == "sqlite":
-        return _sqlite_read_only(cargs[0] if cargs else cparams.get("database"), bool(cparams.get("uri")))
-    if family == "postgresql":
-        return PG_READ_ONLY_OPTION in str(cparams.get("options", ""))
-    return MYSQL_READ_ONLY_INIT in str(cparams.get("init_command", ""))
-
-
-def _on_do_connect(dialect: Any, conn_rec: Any, cargs: list[Any], cparams: dict[str, Any]) -> Any:
-    family = _FAMILY.get(dialect.name)
-    if family is None or not _state.mode or getattr(dialect, ADMIN_MARK, False):
+def _on_do_connect(sa_dialect: Any, conn_rec: Any, cargs: list[Any], cparams: dict[str, Any]) -> Any:
+    dialect = dialects.get(sa_dialect.name)
+    if dialect is None or not _state.mode or getattr(sa_dialect, ADMIN_MARK, False):
         return None
-    found = _identity_from_params(family, cargs, cparams)
-    read_only = getattr(dialect, READ_ONLY_MARK, False) or _params_read_only(family, cargs, cparams)
-    _decide(found, read_only, family)
-    module = getattr(dialect, "loaded_dbapi", None)
+    found = _identity(dialect, dialect.params_key(cargs, cparams))
+    read_only = getattr(sa_dialect, READ_ONLY_MARK, False) or dialect.params_read_only(cargs, cparams)
+    _decide(found, read_only, dialect)
+    module = getattr(sa_dialect, "loaded_dbapi", None)
     # Async dialects wrap the driver in an adapter that forwards attributes (even __name__): only a real module's
     # connect is ours to call.
     original = _originals.get(module.__name__) if isinstance(module, types.ModuleType) else None
@@ -168,30 +126,23 @@ def _on_do_connect(dialect: Any, conn_rec: Any, cargs: list[Any], cparams: dict[
     return original(*cargs, **cparams) if original else None
 
 
-def _checked_sqlite(original: Callable[..., Any]) -> Callable[..., Any]:
-    def connect(database: Any = None, *args: Any, **kwargs: Any) -> Any:
-        uri = bool(kwargs.get("uri"))
-        found = _sqlite_key(database, uri)
-        _decide(Identity("sqlite", found) if found else None, _sqlite_read_only(database, uri), "sqlite")
-        return original(database, *args, **kwargs)
+def _checked_file(original: Callable[..., Any], dialect: Dialect) -> Callable[..., Any]:
+    # A file is judged by its path before it is opened: opening may create it.
+    def connect(*args: Any, **kwargs: Any) -> Any:
+        found = _identity(dialect, dialect.params_key(args, kwargs))
+        _decide(found, dialect.params_read_only(args, kwargs), dialect)
+        return original(*args, **kwargs)
     return connect
 
 
-def _checked_server(original: Callable[..., Any], family: str) -> Callable[..., Any]:
+def _checked_server(original: Callable[..., Any], dialect: Dialect) -> Callable[..., Any]:
     # A raw server connection is judged by what the server says it reached, after connecting (connecting
     # changes nothing); the database name may come from defaults or PG* variables the arguments do not show.
     def connect(*args: Any, **kwargs: Any) -> Any:
         conn = original(*args, **kwargs)
         try:
-            if family == "postgresql":
-                name = conn.info.dbname
-                status = conn.info.parameter_status("default_transaction_read_only")
-                read_only = status in ("on", b"on")
-            else:
-                name = getattr(conn, "db", None)
-                name = os.fsdecode(name) if isinstance(name, bytes) else name
-                read_only = MYSQL_READ_ONLY_INIT in str(kwargs.get("init_command", ""))
-            _decide(Identity(family, str(name)) if name else None, read_only, family)
+            name, read_only = dialect.connected_identity(conn, args, kwargs)
+            _decide(_identity(dialect, name), read_only, dialect)
         except BaseException:
             conn.close()
             raise
@@ -200,19 +151,20 @@ def _checked_server(original: Callable[..., Any], family: str) -> Callable[..., 
 
 
 def _wrap_dbapi() -> None:
-    for name, family in _DBAPI_MODULES:
-        if name in _originals:
-            continue
-        try:
-            module = importlib.import_module(name)
-        except ImportError:
-            continue
-        original = getattr(module, "connect", None)
-        if original is None:
-            continue
-        _originals[name] = original
-        wrapped = _checked_sqlite(original) if family == "sqlite" else _checked_server(original, family)
-        setattr(module, "connect", wrapped)
+    for dialect in dialects.registered():
+        for name in dialect.dbapi_modules:
+            if name in _originals:
+                continue  # MariaDB shares MySQL's drivers
+            try:
+                module = importlib.import_module(name)
+            except ImportError:
+                continue
+            original = getattr(module, "connect", None)
+            if original is None:
+                continue
+            _originals[name] = original
+            wrapped = _checked_file(original, dialect) if dialect.file_based else _checked_server(original, dialect)
+            setattr(module, "connect", wrapped)  # noqa: B010  (a module attribute mypy cannot see)
 
 
 def _install(mode: str, fenced: frozenset[Identity], allowed: frozenset[Identity]) -> None:
@@ -255,18 +207,23 @@ def lift() -> None:
 
 def read_only_connect_args(url: URL) -> dict[str, Any]:
     """Connect arguments that make every session on ``url`` read-only at the server (none for SQLite)."""
-    from dbrunbook.dialects import facts
-
-    return dict(facts(url.get_backend_name()).read_only_connect_args)
+    return dict(dialects.facts(url.get_backend_name()).read_only_connect_args)
 
 
 def make_read_only(engine: Engine) -> Engine:
-    """Mark ``engine`` as dbrunbook's read-only reader; on SQLite every connection gets ``query_only``."""
+    """Mark ``engine`` as dbrunbook's read-only reader; where no connect argument says it (SQLite's
+    ``query_only``), every connection runs the dialect's read-only statement."""
     setattr(engine.dialect, READ_ONLY_MARK, True)
-    if _FAMILY.get(engine.dialect.name) == "sqlite":
-        def query_only(dbapi_conn: Any, record: Any) -> None:
-            dbapi_conn.execute("PRAGMA query_only = ON")
-        sa.event.listen(engine, "connect", query_only)
+    dialect = dialects.get(dialects.name_of(engine.dialect))
+    statement = dialect.read_only_on_connect if dialect else None
+    if statement:
+        def read_only(dbapi_conn: Any, record: Any) -> None:
+            cursor = dbapi_conn.cursor()
+            try:
+                cursor.execute(statement)
+            finally:
+                cursor.close()
+        sa.event.listen(engine, "connect", read_only)
     return engine
 
 
@@ -296,7 +253,7 @@ def sandbox_environment(base: dict[str, str], target: str | URL | None, copy: UR
 
     The usual variables (:data:`URL_VARIABLES` and ``names``) are set even when absent, and any other
     variable whose value is a URL of the target is rewritten; each keeps its own driver (an async
-    ``postgresql+asyncpg://`` stays async). ``PGDATABASE`` follows the copy on PostgreSQL.
+    ``postgresql+asyncpg://`` stays async). The client library's database variable (``PGDATABASE``) follows the copy.
     """
     env = dict(base)
     wanted = identity(target) if target is not None else None
@@ -309,6 +266,7 @@ def sandbox_environment(base: dict[str, str], target: str | URL | None, copy: UR
         found = _names_target(base.get(name, ""), wanted) or None
         env[name] = copy.set(drivername=found.drivername).render_as_string(hide_password=False) \
             if found is not None else rendered
-    if _FAMILY.get(copy.get_backend_name()) == "postgresql" and copy.database:
-        env["PGDATABASE"] = copy.database
+    dialect = dialects.get(copy.get_backend_name())
+    if dialect and dialect.database_env_var and copy.database:
+        env[dialect.database_env_var] = copy.database
     return env

@@ -30,6 +30,7 @@ from alembic.util import CommandError, coerce_resource_to_filename
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
+from dbrunbook.dialects import get
 from dbrunbook.errors import ConfigError
 from dbrunbook.core.secrets import parse_url
 
@@ -180,7 +181,8 @@ def sqlite_from(url: str, project_dir: Path) -> str:
     """``url`` with a relative SQLite path made absolute from ``project_dir``, where SQLAlchemy would open it."""
     parsed = parse_url(url)
     path = parsed.database
-    if parsed.get_backend_name() != "sqlite" or not path or path == ":memory:" or Path(path).is_absolute():
+    dialect = get(parsed.get_backend_name())
+    if dialect is None or not dialect.file_based or not path or path == ":memory:" or Path(path).is_absolute():
         return url
     return parsed.set(database=str(project_dir / path)).render_as_string(hide_password=False)
 

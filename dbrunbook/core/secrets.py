@@ -16,6 +16,7 @@ from urllib.parse import quote, quote_plus
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError
 
+from dbrunbook.dialects import aliased
 from dbrunbook.errors import ConfigError, UsageError
 
 PASSWORD_ENV = "DBRUNBOOK_PASSWORD"
@@ -38,15 +39,16 @@ def parse_url(url: str | URL) -> URL:
         shown = url.split("@")[-1] if "@" in url else url
         raise UsageError(f"malformed database URL ({exc.__class__.__name__}): ...{shown}") from None
     backend, plus, driver = parsed.drivername.partition("+")
-    if backend == "postgres":
+    dialect = aliased(backend)
+    if dialect is not None:
         import warnings
 
         from dbrunbook.errors import DbrunbookNote
 
         # One note per process (the warning's text and place never change), however often the URL is parsed.
-        warnings.warn("a postgres:// URL is read as postgresql:// (SQLAlchemy's name for the dialect)",
+        warnings.warn(f"a {backend}:// URL is read as {dialect.name}:// (SQLAlchemy's name for the dialect)",
                       DbrunbookNote, stacklevel=1)
-        parsed = parsed.set(drivername=f"postgresql{plus}{driver}")
+        parsed = parsed.set(drivername=f"{dialect.name}{plus}{driver}")
     return parsed
 
 

@@ -9,32 +9,27 @@ copy gets a fresh name. How the copy is made is a dialect fact (``clone_strategy
 from __future__ import annotations
 
 import contextlib
-import os
 import shutil
 import sqlite3
 import subprocess
 import tempfile
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import URL
 from sqlalchemy.exc import DBAPIError
 
-from dbrunbook.core.db import create_database, dialect_name, drop_database, engine_facts, make_engine, scratch_name, server_url, with_database
-from dbrunbook.dialects import facts
+from dbrunbook.core.db import create_database, drop_database, make_engine, scratch_name, server_url, with_database
 from dbrunbook.core.fence import sqlite_read_only_connect
-from dbrunbook.errors import DatabaseUnreachable, ToolMissing, UsageError
 from dbrunbook.core.secrets import mask_url, resolve_url
+from dbrunbook.dialects import of_engine, of_url
+from dbrunbook.errors import DatabaseUnreachable, ToolMissing, UsageError
 
 MODES = ("full", "schema", "sample")
 #: Rows fetched or inserted per round trip when a sample is copied.
 _CHUNK = 500
-#: SQL function drawing a random number, for picking sample rows.
-_RANDOM = {"sqlite": "random", "postgresql": "random", "mysql": "rand", "mariadb": "rand"}
-#: Session statement that lets rows arrive in any order (cycles, self-references); the
-#: sample copy's keys are consistent by construction.
-_FK_CHECKS_OFF = {"mysql": "SET FOREIGN_KEY_CHECKS = 0", "mariadb": "SET FOREIGN_KEY_CHECKS = 0"}
 
 
 def _copy_sqlite(source: URL, clone: URL, mode: str) -> None:
@@ -56,8 +51,8 @@ def _copy_sqlite(source: URL, clone: URL, mode: str) -> None:
         dst.close()
 
 
-def _run_pipe(dump: list[str], load: list[str], env: dict[str, str]) -> None:
-    for tool, package in ((dump[0], "postgresql-client"), (load[0], "postgresql-client")):
+def _run_pipe(dump: list[str], load: list[str], env: dict[str, str], package: str) -> None:
+    for tool in (dump[0], load[0]):
         if shutil.which(tool) is None:
             raise ToolMissing(tool, package)
     producer = subprocess.Popen(dump, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
@@ -66,14 +61,6 @@ def _run_pipe(dump: list[str], load: list[str], env: dict[str, str]) -> None:
     if producer.returncode or consumer.returncode:
         message = (dump_err or consumer.stderr).decode(errors="replace").strip().splitlines()
         raise UsageError(f"copying the database failed: {message[-1] if message else 'unknown error'}")
-
-
-def _pg_args(url: URL) -> tuple[list[str], dict[str, str]]:
-    env = dict(os.environ)
-    if url.password:
-        env["PGPASSWORD"] = str(url.password)
-    args = ["-h", url.host or "localhost", "-p", str(url.port or 5432), "-U", url.username or "postgres"]
-    return args, env
 
 
 def _copy_postgres(source: URL, clone: URL, mode: str) -> None:
@@ -91,11 +78,12 @@ def _copy_postgres(source: URL, clone: URL, mode: str) -> None:
         finally:
             engine.dispose()
     create_database(clone)
-    args, env = _pg_args(source)
-    dump = ["pg_dump", *args, "-Fc", "--no-owner", "--no-acl", *(["-s"] if mode == "schema" else []),
+    dialect = of_url(source)
+    args = dialect.client_args(source)
+    dump = [dialect.backup_tool[0], *args, "-Fc", "--no-owner", "--no-acl", *(["-s"] if mode == "schema" else []),
             source.database or ""]
-    load = ["pg_restore", *args, "--no-owner", "--no-acl", "-d", clone.database or ""]
-    _run_pipe(dump, load, env)
+    load = [dialect.restore_tool, *args, "--no-owner", "--no-acl", "-d", clone.database or ""]
+    _run_pipe(dump, load, dialect.client_env(source), dialect.backup_tool[1])
 
 
 def _copy_mysql(source: URL, clone: URL, mode: str) -> None:
@@ -105,7 +93,7 @@ def _copy_mysql(source: URL, clone: URL, mode: str) -> None:
     try:
         with engine.begin() as conn:
             q = conn.dialect.identifier_preparer.quote
-            conn.execute(sa.text("SET FOREIGN_KEY_CHECKS = 0"))
+            disable_fk_checks(conn)
             rows = conn.execute(sa.text(f"SHOW FULL TABLES FROM {q(src)}")).fetchall()
             tables = [r[0] for r in rows if r[1] == "BASE TABLE"]
             views = [r[0] for r in rows if r[1] == "VIEW"]
@@ -119,7 +107,9 @@ def _copy_mysql(source: URL, clone: URL, mode: str) -> None:
                 ddl = conn.execute(sa.text(f"SHOW CREATE VIEW {q(src)}.{q(view)}")).one()[1]
                 conn.execute(sa.text(f"USE {q(dst)}"))
                 conn.execute(sa.text(ddl.replace(f"{q(src)}.", f"{q(dst)}.").replace(":", "\\:")))
-            conn.execute(sa.text("SET FOREIGN_KEY_CHECKS = 1"))
+            on = of_engine(conn).fk_checks_on_sql
+            if on:
+                conn.execute(sa.text(on))
     finally:
         engine.dispose()
 
@@ -148,34 +138,20 @@ def _copy_version_table(source: URL, clone: URL) -> None:
         dst.dispose()
 
 
-def _sync_pg_sequences(conn: sa.Connection, tables: list[sa.Table]) -> None:
-    q = conn.dialect.identifier_preparer.quote
-    for table in tables:
-        for column in table.primary_key.columns:
-            name = q(table.name) if table.schema is None else f"{q(table.schema)}.{q(table.name)}"
-            seq = conn.execute(sa.select(sa.func.pg_get_serial_sequence(name, column.name))).scalar()
-            if seq:
-                top = sa.select(sa.func.max(column)).scalar_subquery()
-                conn.execute(sa.select(sa.func.setval(seq, sa.func.coalesce(top, 1), top.is_not(None))))
-
-
-#: What must follow rows inserted with explicit keys, so the database's own key generator
-#: does not hand out a key that is already taken (PostgreSQL sequences do not follow inserts).
-_AFTER_EXPLICIT_KEYS: dict[str, Callable[[sa.Connection, list[sa.Table]], None]] = {
-    "postgresql": _sync_pg_sequences,
-}
-
-
 def sync_key_generators(conn: sa.Connection, tables: list[sa.Table]) -> None:
-    """Move key generators (sequences) past rows inserted with explicit keys."""
-    hook = _AFTER_EXPLICIT_KEYS.get(dialect_name(conn.engine))
-    if hook:
-        hook(conn, tables)
+    """Move key generators (sequences) past rows inserted with explicit keys.
+
+    Otherwise the database's own key generator could hand out a key that is already taken.
+    """
+    of_engine(conn).sync_key_generators(conn, tables)
 
 
 def disable_fk_checks(conn: sa.Connection) -> None:
-    """Let rows arrive in any order on this connection, where the dialect allows it."""
-    statement = _FK_CHECKS_OFF.get(dialect_name(conn.engine))
+    """Let rows arrive in any order on this connection (cycles, self-references), where the dialect allows it.
+
+    The sample copy's keys are consistent by construction.
+    """
+    statement = of_engine(conn).fk_checks_off_sql
     if statement:
         conn.execute(sa.text(statement))
 
@@ -209,7 +185,7 @@ def _missing_parents(conn: sa.Connection, fk: sa.ForeignKeyConstraint, children:
 
 def _pick_sample(conn: sa.Connection, tables: list[sa.Table], rows: int) -> dict[str, dict[Any, dict[str, Any]]]:
     """``rows`` random rows per table, then the rows they reference, until nothing is missing."""
-    random = getattr(sa.func, _RANDOM[dialect_name(conn.engine)])
+    random = getattr(sa.func, of_engine(conn).random_function)
     picked: dict[str, dict[Any, dict[str, Any]]] = {}
     for table in tables:
         result = conn.execute(sa.select(table).order_by(random()).limit(rows)).mappings()
@@ -261,9 +237,10 @@ def scratch_copy(url: str | URL, mode: str = "full", rows: int = 1000) -> Iterat
         raise UsageError(f"a sample copy needs at least one row per table, not {rows}")
     source = resolve_url(url)
     engine = make_engine(source)
-    strategy = _STRATEGIES[engine_facts(engine).clone_strategy]
+    dialect = of_engine(engine)
     engine.dispose()
-    workdir = tempfile.mkdtemp(prefix="dbrunbook-") if facts(source.get_backend_name()).file_based else None
+    strategy = _STRATEGIES[dialect.clone_strategy]
+    workdir = tempfile.mkdtemp(prefix="dbrunbook-") if dialect.file_based else None
     clone = with_database(source, scratch_name())
     if workdir:
         clone = source.set(database=str(Path(workdir) / f"{scratch_name()}.db"))

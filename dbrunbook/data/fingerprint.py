@@ -3,62 +3,31 @@
 :func:`fingerprint` reads a database in one aggregate query per table; the checksum of a
 column is the sum of a hash of each value's text form, so it does not depend on row order
 and two databases holding the same values agree without moving a row out of the server.
-How a value is hashed is a dialect fact (:data:`CHECKSUM_SQL`); SQLite has no hash function,
-so an aggregate is registered on the connection. :func:`compare` names every table and
+How a value is hashed is a dialect fact (:attr:`~dbrunbook.dialects.Dialect.checksum_sql`, all of
+them in :data:`CHECKSUM_SQL`); SQLite has no hash function, so the dialect registers an aggregate on
+the connection (:meth:`~dbrunbook.dialects.Dialect.prepare_checksum`). :func:`compare` names every table and
 column whose rows, nulls or values differ, with the counts. :func:`schema_snapshot` is the
 schema's counterpart, built with SQLAlchemy reflection, for checks that the schema came back.
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import time
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
+from dbrunbook import dialects
 from dbrunbook.core.db import dialect_name
 from dbrunbook.errors import UsageError
 
-_SQLITE_AGGREGATE = "dbrunbook_checksum"
-
-#: SQL of one column's checksum, keyed by dialect; ``{c}`` is the quoted column. Each sums a
-#: 60-bit slice of the MD5 of the value's text form (an exact numeric sum, so never overflows).
-CHECKSUM_SQL: dict[str, str] = {
-    "postgresql": "COALESCE(SUM(('x' || SUBSTR(MD5(CAST({c} AS TEXT)), 1, 15))::BIT(60)::BIGINT), 0)",
-    "mariadb": "COALESCE(SUM(CAST(CONV(SUBSTRING(MD5({c}), 1, 15), 16, 10) AS UNSIGNED)), 0)",
-    "mysql": "COALESCE(SUM(CAST(CONV(SUBSTRING(MD5({c}), 1, 15), 16, 10) AS UNSIGNED)), 0)",
-    "sqlite": "COALESCE(" + _SQLITE_AGGREGATE + "({c}), '0')",
-}
-
-
-class _SqliteChecksum:
-    """The SQLite aggregate behind :data:`CHECKSUM_SQL`: the same sum, computed in the driver."""
-
-    def __init__(self) -> None:
-        self.total = 0
-
-    def step(self, value: Any) -> None:
-        if value is None:
-            return
-        raw = value if isinstance(value, bytes) else str(value).encode()
-        self.total += int(hashlib.md5(raw).hexdigest()[:15], 16)
-
-    def finalize(self) -> str:
-        # As text: the sum can outgrow SQLite's 64-bit integers.
-        return str(self.total)
-
-
-def _register_sqlite(conn: Connection) -> None:
-    raw = conn.connection.driver_connection
-    raw.create_aggregate(_SQLITE_AGGREGATE, 1, _SqliteChecksum)  # type: ignore[union-attr]
-
-
-#: What a connection needs before the checksum SQL runs, keyed by dialect.
-_PREPARE: dict[str, Callable[[Connection], None]] = {"sqlite": _register_sqlite}
+#: SQL of one column's checksum per dialect (the dialects' ``checksum_sql``); ``{c}`` is the quoted column.
+#: Each sums a 60-bit slice of the MD5 of the value's text form (an exact numeric sum, so never overflows).
+CHECKSUM_SQL: dict[str, str] = {d.name: d.checksum_sql for d in dialects.registered()}
 
 
 @dataclass
@@ -166,7 +135,8 @@ def _print_table(conn: Connection, checksum_sql: str, table: sa.Table) -> TableP
 def fingerprint(engine: Engine, tables: Iterable[str] | None = None) -> Fingerprint:
     """Fingerprint ``tables`` (default: every table) of the database behind ``engine``."""
     dialect = dialect_name(engine)
-    if dialect not in CHECKSUM_SQL:
+    facts = dialects.get(dialect)
+    if facts is None:
         raise UsageError(f"no fingerprint checksum for dialect {dialect!r}")
     started = time.perf_counter()
     wanted = sorted(tables) if tables is not None else _table_names(engine)
@@ -177,11 +147,10 @@ def fingerprint(engine: Engine, tables: Iterable[str] | None = None) -> Fingerpr
     metadata = sa.MetaData()
     result = Fingerprint(dialect=dialect)
     with engine.connect() as conn:
-        if dialect in _PREPARE:
-            _PREPARE[dialect](conn)
+        facts.prepare_checksum(conn)
         for name in wanted:
             table = sa.Table(name, metadata, autoload_with=conn)
-            result.tables[name] = _print_table(conn, CHECKSUM_SQL[dialect], table)
+            result.tables[name] = _print_table(conn, facts.checksum_sql, table)
         conn.rollback()
     result.seconds = round(time.perf_counter() - started, 6)
     return result

@@ -1,13 +1,14 @@
 """The library call behind ``dbrunbook lint``: lint files and revisions with the project's config."""
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Sequence
 
 from dbrunbook.core.config import load_target, read_pyproject
-from dbrunbook.errors import ConfigError, UsageError
 from dbrunbook.core.results import Finding
+from dbrunbook.dialects import OPERATIONS_DIALECT, of_url
+from dbrunbook.errors import ConfigError, UsageError
 from dbrunbook.lint.runner import lint_sql, load_config
 from dbrunbook.lint.source import lint_revisions
 
@@ -24,11 +25,8 @@ class MultiReport:
 def _dialect(project: Path, db: str | None) -> str:
     url = db or read_pyproject(project).get("db")
     if not url or str(url).startswith("env:"):
-        return "postgresql"
-    from sqlalchemy.engine import make_url
-
-    name = make_url(str(url)).get_backend_name()
-    return "mariadb" if name == "mysql" and "mariadb" in str(url) else name
+        return OPERATIONS_DIALECT
+    return of_url(str(url)).name
 
 
 def lint_targets(targets: Sequence[str], *, project: Path = Path("."), db: str | None = None,

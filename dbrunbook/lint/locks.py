@@ -10,20 +10,24 @@ from __future__ import annotations
 
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import URL
 
-from dbrunbook.core.db import create_database, dialect_name, drop_database, make_engine, scratch_name, with_database
+from dbrunbook import dialects
+from dbrunbook.core.db import create_database, drop_database, make_engine, scratch_name, with_database
+from dbrunbook.core.secrets import parse_url
 from dbrunbook.sql.model import Action, Migration
 from dbrunbook.sql.types import binary_compatible
 
 #: Lock modes (PostgreSQL) that make writers wait; reads wait only for ACCESS EXCLUSIVE.
 _PG_BLOCKS = {"ACCESS EXCLUSIVE": "reads and writes", "EXCLUSIVE": "writes", "SHARE ROW EXCLUSIVE": "writes",
-              "SHARE": "writes", "SHARE UPDATE EXCLUSIVE": "other DDL and VACUUM only", "ROW EXCLUSIVE": "conflicting row writes"}
+              "SHARE": "writes", "SHARE UPDATE EXCLUSIVE": "other DDL and VACUUM only",
+              "ROW EXCLUSIVE": "conflicting row writes"}
 #: Rewriting reads and writes every byte (and rebuilds indexes); a scan only reads.
 _REWRITE_FACTOR, _SCAN_FACTOR = 2.0, 1.0
 #: Used when no throughput was measured, flagged as assumed in the result.
@@ -128,9 +132,9 @@ def _sqlite(action: Action, migration: Migration) -> LockInfo:
                     scan=action.kind == "create_index")
 
 
-#: The lock model of each dialect.
+#: Each lock model a dialect can name as its ``ddl_lock_model``.
 _MODELS: dict[str, Callable[[Action, Migration], LockInfo]] = {
-    "postgresql": _pg, "mariadb": _mysql, "mysql": _mysql, "sqlite": _sqlite}
+    "lock-modes": _pg, "online-ddl": _mysql, "database-lock": _sqlite}
 
 
 @dataclass
@@ -162,7 +166,7 @@ def analyse(migration: Migration, sizes: dict[str, tuple[int | None, int | None]
             throughput: float | None = None) -> list[LockRow]:
     """One row per statement: its worst lock and the seconds writes are blocked."""
     speed = throughput or ASSUMED_THROUGHPUT
-    model = _MODELS[migration.dialect]
+    model = _MODELS[dialects.facts(migration.dialect).ddl_lock_model]
     rows = []
     for stmt in migration.statements:
         # A column's old definition is the one it has just before this statement (it may be new in this migration).
@@ -190,36 +194,26 @@ def table_sizes(url: str | URL) -> dict[str, tuple[int | None, int | None]]:
     return {name: (t.rows, t.bytes) for name, t in snap.tables.items()}
 
 
-#: Fills the calibration table with ``:n`` rows of about 80 bytes each.
-_FILL = {
-    "postgresql": "INSERT INTO calib SELECT g, md5(g::text) || md5(g::text), g FROM generate_series(1, :n) g",
-    "mariadb": "INSERT INTO calib WITH RECURSIVE s(g) AS (SELECT 1 UNION ALL SELECT g + 1 FROM s WHERE g < :n) "
-               "SELECT g, CONCAT(MD5(g), MD5(g)), g FROM s",
-    "sqlite": "INSERT INTO calib WITH RECURSIVE s(g) AS (SELECT 1 UNION ALL SELECT g + 1 FROM s WHERE g < :n) "
-              "SELECT g, hex(randomblob(32)), g FROM s",
-}
-_FILL["mysql"] = _FILL["mariadb"]
-#: Session limits the fill query's recursion would hit, raised on the scratch connection only.
-_BEFORE_FILL = {"mariadb": "SET SESSION max_recursive_iterations = {n}", "mysql": "SET SESSION cte_max_recursion_depth = {n}"}
-
-
 def measure_throughput(url: str | URL, rows: int = 50_000) -> float:
     """Bytes per second the server rewrites, timed on a scratch database (the target is untouched)."""
     engine = make_engine(url)
-    dialect = dialect_name(engine)
+    dialect = dialects.of_engine(engine)
     engine.dispose()
     with tempfile.TemporaryDirectory(prefix="dbrunbook-calib-") as tmp:
-        scratch: str | URL = f"sqlite:///{Path(tmp) / 'calib.db'}" if dialect == "sqlite" \
+        # A file database is timed in a file of its own, not beside the target.
+        scratch = parse_url(url).set(database=str(Path(tmp) / "calib.db"), query={}) if dialect.file_based \
             else with_database(url, scratch_name("dbrunbook_calib"))
-        if dialect != "sqlite":
+        if not dialect.file_based:
             create_database(scratch)
         calib = make_engine(scratch)
         try:
             with calib.begin() as conn:
                 conn.execute(sa.text("CREATE TABLE calib (id INTEGER PRIMARY KEY, payload VARCHAR(80), n INTEGER)"))
-                if dialect in _BEFORE_FILL:
-                    conn.execute(sa.text(_BEFORE_FILL[dialect].format(n=int(rows) + 1)))
-                conn.execute(sa.text(_FILL[dialect]), {"n": rows})
+                # The fill query's recursion would hit the session's limit: raised on the scratch connection only.
+                limit = dialect.recursion_limit_sql(int(rows) + 1)
+                if limit:
+                    conn.execute(sa.text(limit))
+                conn.execute(sa.text(dialect.calibration_fill_sql), {"n": rows})
                 nbytes = conn.execute(sa.text("SELECT SUM(LENGTH(payload)) + 16 * COUNT(*) FROM calib")).scalar_one()
             with calib.begin() as conn:
                 started = time.perf_counter()
@@ -228,7 +222,7 @@ def measure_throughput(url: str | URL, rows: int = 50_000) -> float:
                 elapsed = time.perf_counter() - started
         finally:
             calib.dispose()
-            if dialect != "sqlite":
+            if not dialect.file_based:
                 drop_database(scratch)
     return float(nbytes) * _REWRITE_FACTOR / max(elapsed, 1e-6)
 

@@ -13,18 +13,20 @@ copy instead of the operations).
 from __future__ import annotations
 
 import io
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 from alembic.operations import Operations
 from alembic.runtime.migration import MigrationContext
 
 from dbrunbook.core.project import copied_scripts
+from dbrunbook.core.results import Finding
+from dbrunbook.dialects import OPERATIONS_DIALECT
 from dbrunbook.errors import ConfigError
 from dbrunbook.sql.model import Action, Migration, Statement, parse_sql
 from dbrunbook.sql.types import binary_compatible
-from dbrunbook.core.results import Finding
 
 #: Action kinds that are not schema changes (session, transaction, version bookkeeping).
 _NOT_CHANGES = {"begin", "commit", "set", "other", "vacuum", "lock_table", "reindex"}
@@ -156,7 +158,7 @@ def findings(upgrade: Migration, downgrade: Migration | None) -> list[Finding]:
                           rollback=(upgrade, downgrade if downgrade is not None else empty)).findings
 
 
-def operations_sql(script_dir: Path, revisions: Sequence[str], dialect: str = "postgresql",
+def operations_sql(script_dir: Path, revisions: Sequence[str], dialect: str = OPERATIONS_DIALECT,
                    unreadable: dict[str, str] | None = None) -> tuple[str, str]:
     """Upgrade and downgrade SQL of ``revisions`` rendered offline from their Alembic operations.
 
@@ -191,5 +193,5 @@ def operations_sql(script_dir: Path, revisions: Sequence[str], dialect: str = "p
 def analyse(script_dir: Path, revisions: Sequence[str]) -> tuple[list[Reversal], list[Finding]]:
     """Reversibility of ``revisions``: the pairing table and the RB findings."""
     up_sql, down_sql = operations_sql(script_dir, revisions)
-    upgrade, downgrade = parse_sql(up_sql, "postgresql", "operations"), parse_sql(down_sql, "postgresql", "operations")
+    upgrade, downgrade = (parse_sql(sql, OPERATIONS_DIALECT, "operations") for sql in (up_sql, down_sql))
     return check(upgrade, downgrade), findings(upgrade, downgrade)

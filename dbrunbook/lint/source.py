@@ -18,19 +18,25 @@ from alembic.script import ScriptDirectory
 from alembic.script.revision import RevisionError
 from alembic.util import CommandError
 
+from dbrunbook.alembic_ops.migration import (
+    alembic_config,
+    apply_downgrade,
+    apply_upgrade,
+    current_revision,
+    revision_paths,
+    run_alembic,
+)
 from dbrunbook.core import fence
-from dbrunbook.data.clone import scratch_copy
 from dbrunbook.core.config import Target
 from dbrunbook.core.db import dialect_name, make_engine
-from dbrunbook.dialects import facts
-from dbrunbook.errors import ConfigError, DatabaseUnreachable, UsageError
-from dbrunbook.lint.reversibility import operations_sql
-from dbrunbook.alembic_ops.migration import alembic_config, apply_downgrade, apply_upgrade, current_revision, revision_paths, run_alembic
 from dbrunbook.core.results import Finding
-from dbrunbook.sql.model import parse_sql
+from dbrunbook.data.clone import scratch_copy
+from dbrunbook.dialects import OPERATIONS_DIALECT, facts
+from dbrunbook.errors import ConfigError, DatabaseUnreachable, UsageError
 from dbrunbook.lint.pysilence import PySilence, apply_silences, python_silences
+from dbrunbook.lint.reversibility import operations_sql
 from dbrunbook.lint.runner import LintConfig, LintReport, lint_migration
-
+from dbrunbook.sql.model import parse_sql
 
 _FAILED = "-- upgrade failed on a schema-only copy"
 
@@ -194,7 +200,7 @@ def lint_revisions(target: Target, spec: str = "", config: LintConfig | None = N
     migration = parse_sql(rendered.upgrade_sql, rendered.dialect, rendered.source,
                           in_transaction=rendered.in_transaction)
     migration.known_columns = {**migration.known_columns, **rendered.known_columns}
-    up, down = (parse_sql(sql, "postgresql", f"{rendered.source} (operations)") for sql in rendered.operations)
+    up, down = (parse_sql(sql, OPERATIONS_DIALECT, f"{rendered.source} (operations)") for sql in rendered.operations)
     up.known_columns = dict(migration.known_columns)
     for silenced in (migration, up):
         apply_silences(silenced, rendered.silences)

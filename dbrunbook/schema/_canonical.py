@@ -11,15 +11,14 @@ whitespace normalised; nothing here raises.
 from __future__ import annotations
 
 import functools
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import sqlglot
 from sqlglot import exp
 
-#: sqlglot's name for each dbrunbook dialect.
-_SQLGLOT = {"postgresql": "postgres", "mariadb": "mysql", "mysql": "mysql", "sqlite": "sqlite"}
-#: Dialects whose NULLs sort before every value in ascending order (PostgreSQL: after).
-_NULLS_SMALL = {"sqlite": True, "mariadb": True, "mysql": True}
+from dbrunbook import dialects
+
 #: PostgreSQL types whose casts of a column compare like the column itself (varchar to text).
 _TEXT_TYPES = {"text", "varchar", "bpchar", "char", "character varying", "name"}
 
@@ -38,7 +37,7 @@ def canonical_sql(text: str | None, dialect: str) -> str | None:
 @functools.lru_cache(maxsize=4096)
 def _canonical(text: str, dialect: str) -> str:
     try:
-        if dialect == "postgresql":
+        if _reader(dialect) == "pglast":
             found = _pg_expression(text)
             if found is not None:
                 return found
@@ -60,8 +59,19 @@ def sorted_element(base: str, sorting: Sequence[str], dialect: str, column: bool
     return _suffix(text, desc, nulls_first, dialect)
 
 
+def _reader(dialect: str) -> str:
+    found = dialects.get(dialect)
+    return found.sql_reader if found else "sqlglot"
+
+
+def _sqlglot(dialect: str) -> str:
+    found = dialects.get(dialect)
+    return found.sqlglot if found else dialect
+
+
 def _suffix(base: str, desc: bool, nulls_first: bool | None, dialect: str) -> str:
-    default_first = not desc if _NULLS_SMALL.get(dialect) else desc
+    found = dialects.get(dialect)
+    default_first = not desc if found and found.nulls_sort_first else desc
     text = base + (" DESC" if desc else "")
     if nulls_first is not None and nulls_first != default_first:
         text += " NULLS FIRST" if nulls_first else " NULLS LAST"
@@ -71,8 +81,8 @@ def _suffix(base: str, desc: bool, nulls_first: bool | None, dialect: str) -> st
 @functools.lru_cache(maxsize=4096)
 def _element(text: str, dialect: str) -> str:
     try:
-        if dialect == "postgresql":
-            found = _pg_element(text)
+        if _reader(dialect) == "pglast":
+            found = _pg_element(text, dialect)
             if found is not None:
                 return found
         return _glot_element(text, dialect)
@@ -97,7 +107,7 @@ def _pg_expression(text: str) -> str | None:
     return _pg_print(targets[0].val)
 
 
-def _pg_element(text: str) -> str | None:
+def _pg_element(text: str, dialect: str) -> str | None:
     try:
         from pglast import ast, enums, parse_sql
     except ImportError:
@@ -113,7 +123,7 @@ def _pg_element(text: str) -> str | None:
     base = elem.name if elem.name else _pg_print(elem.expr)
     nulls = {enums.SortByNulls.SORTBY_NULLS_FIRST: True, enums.SortByNulls.SORTBY_NULLS_LAST: False}
     desc = elem.ordering == enums.SortByDir.SORTBY_DESC
-    return _suffix(base, desc, nulls.get(elem.nulls_ordering), "postgresql")
+    return _suffix(base, desc, nulls.get(elem.nulls_ordering), dialect)
 
 
 def _pg_print(node: Any) -> str:
@@ -177,7 +187,7 @@ def _pg_in_list(node: Any) -> Any:
 # -- the others: sqlglot ----------------------------------------------------------------------
 
 def _glot_expression(text: str, dialect: str) -> str:
-    read = _SQLGLOT.get(dialect, dialect)
+    read = _sqlglot(dialect)
     try:
         tree = sqlglot.parse_one(text, read=read)
     except sqlglot.errors.SqlglotError:
@@ -186,7 +196,7 @@ def _glot_expression(text: str, dialect: str) -> str:
 
 
 def _glot_element(text: str, dialect: str) -> str:
-    read = _SQLGLOT.get(dialect, dialect)
+    read = _sqlglot(dialect)
     try:
         tree = sqlglot.parse_one(f"SELECT 1 FROM dbrunbook_t ORDER BY {text}", read=read)
     except sqlglot.errors.SqlglotError:

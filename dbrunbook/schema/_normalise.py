@@ -13,17 +13,8 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Dialect
 
-#: Spellings that mean the same type, per dialect (after upper-casing and display widths removed).
-_TYPE_ALIASES: dict[str, dict[str, str]] = {
-    "postgresql": {"FLOAT": "DOUBLE PRECISION", "FLOAT(53)": "DOUBLE PRECISION", "DECIMAL": "NUMERIC",
-                   "INT": "INTEGER", "TIMESTAMP": "TIMESTAMP WITHOUT TIME ZONE",
-                   "TIMESTAMP WITH TIME ZONE": "TIMESTAMP WITH TIME ZONE", "BOOL": "BOOLEAN"},
-    "mysql": {"BOOL": "BOOLEAN", "TINYINT(1)": "BOOLEAN", "INT": "INTEGER", "NUMERIC": "DECIMAL",
-              "JSON": "LONGTEXT"},
-    "mariadb": {"BOOL": "BOOLEAN", "TINYINT(1)": "BOOLEAN", "INT": "INTEGER", "NUMERIC": "DECIMAL",
-                "JSON": "LONGTEXT"},
-    "sqlite": {"INT": "INTEGER", "BOOL": "BOOLEAN"},
-}
+from dbrunbook import dialects
+
 #: Integer display widths carry no meaning (MariaDB reports INTEGER(11) for INTEGER).
 _DISPLAY_WIDTH = re.compile(r"^(TINYINT|SMALLINT|MEDIUMINT|INT|INTEGER|BIGINT)\((\d+)\)( UNSIGNED)?")
 _QUOTED = re.compile(r"('(?:[^']|'')*')")
@@ -74,7 +65,9 @@ def _type_text(type_: sa.types.TypeEngine[Any], dialect: Dialect, name: str) -> 
     width = _DISPLAY_WIDTH.match(text)
     if width and not (width.group(1) == "TINYINT" and width.group(2) == "1"):
         text = width.group(1) + (width.group(3) or "") + text[width.end():]
-    aliases = _TYPE_ALIASES.get(name, {})
+    # Spellings that mean the same type on this dialect (after upper-casing and display widths removed).
+    found = dialects.get(name)
+    aliases = found.type_aliases if found else {}
     if text in aliases:
         return aliases[text]
     base, paren, rest = text.partition("(")

@@ -10,20 +10,22 @@ from __future__ import annotations
 
 import gc
 import warnings
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, Mapping
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Dialect, Engine
 
-from dbrunbook.errors import UsageError
+from dbrunbook import dialects
 from dbrunbook.core.secrets import mask_url
+from dbrunbook.errors import UsageError
 from dbrunbook.schema import _catalog
-from dbrunbook.schema._model import Column, Constraint, ForeignKey, Index, Snapshot, Table, View, load_snapshot
 from dbrunbook.schema._canonical import canonical_sql, index_element, sorted_element
+from dbrunbook.schema._model import Column, Constraint, ForeignKey, Index, Snapshot, Table, View, load_snapshot
 from dbrunbook.schema._normalise import clause_text, default_text, reflected_default, type_text
 
 if TYPE_CHECKING:
@@ -31,46 +33,40 @@ if TYPE_CHECKING:
 
 #: Tables that belong to the migration tool, not to the application.
 DEFAULT_EXCLUDE = ("alembic_version",)
-#: A dialect instance to render model types for, per dialect name (no driver is loaded).
-_DIALECT_URLS = {"postgresql": "postgresql://", "mariadb": "mariadb://", "mysql": "mysql://", "sqlite": "sqlite://"}
-#: Dialects that create an index for each foreign key that lacks one, named after the key.
-_IMPLICIT_FK_INDEX = {"mariadb": True, "mysql": True}
-#: Dialects whose enums are named types of their own (reported by ``get_enums``).
-_NAMED_ENUMS = {"postgresql": True}
 
 
 def dialect_for(name: str) -> Dialect:
-    """A SQLAlchemy dialect object for dbrunbook dialect ``name``."""
-    if name not in _DIALECT_URLS:
-        raise UsageError(f"dialect {name!r} is not supported (supported: {', '.join(sorted(_DIALECT_URLS))})")
-    dialect: Dialect = sa.engine.make_url(_DIALECT_URLS[name]).get_dialect()()
-    return dialect
+    """A SQLAlchemy dialect object for dbrunbook dialect ``name`` (no driver is loaded)."""
+    return dialects.facts(name).sqlalchemy_dialect()
+
+
+def _has(name: str, fact: str) -> bool:
+    """Whether dialect ``name`` has the boolean ``fact`` (an unknown dialect has none)."""
+    return bool(getattr(dialects.get(name), fact, False))
 
 
 def _features(dialect: Dialect, name: str, live: bool) -> dict[str, bool]:
     return {"views": live, "sizes": live, "comments": bool(dialect.supports_comments),
-            "sequences": bool(dialect.supports_sequences), "enums": _NAMED_ENUMS.get(name, False),
+            "sequences": bool(dialect.supports_sequences), "enums": _has(name, "named_enums"),
             "checks": True, "identity": bool(getattr(dialect, "supports_identity_columns", False))}
 
 
 def _now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+    return datetime.now(UTC).isoformat(timespec="seconds")
 
 
 # -- live database ---------------------------------------------------------------------------
 
 def snapshot(engine: Engine, *, exclude: Iterable[str] = DEFAULT_EXCLUDE, sizes: bool = True) -> Snapshot:
     """Reflect the schema of ``engine``'s database (read-only) into a :class:`Snapshot`."""
-    from dbrunbook.core.db import dialect_name
-
-    name = dialect_name(engine)
+    name = dialects.name_of(engine.dialect)
     skip = set(exclude)
     with engine.connect() as conn:
         names = [t for t in sa.inspect(conn).get_table_names() if t not in skip]
     groups = [["columns"], [j for j in _JOBS if j != "columns" and (sizes or j != "sizes")]]
     found: dict[str, Any] = {}
     with _no_gc():
-        if _PARALLEL.get(name) and len(names) > 1:
+        if _has(name, "parallel_reflection") and len(names) > 1:
             with ThreadPoolExecutor(max_workers=len(groups)) as pool:
                 for part in pool.map(lambda jobs: _run_jobs(engine, jobs, names, name), groups):
                     found.update(part)
@@ -95,9 +91,8 @@ def _no_gc() -> Iterator[None]:
             gc.enable()
 
 
-#: Dialects whose server answers two catalog queries at once faster than one after the other:
-#: the columns are reflected on one connection while everything else is on another.
-_PARALLEL = {"postgresql": True, "mariadb": True, "mysql": True}
+# Where the server answers two catalog queries at once faster than one after the other (parallel_reflection),
+# the columns are reflected on one connection while everything else is on another.
 _Job = Callable[[sa.Connection, sa.Inspector, list[str], str], Any]
 _JOBS: dict[str, _Job] = {
     "columns": lambda conn, insp, names, name: _multi(insp, "get_multi_columns", names),
@@ -111,10 +106,14 @@ _JOBS: dict[str, _Job] = {
     "sizes": lambda conn, insp, names, name: _catalog.sizes(conn, name, names) if names else {},
     "index_facts": lambda conn, insp, names, name: _catalog.index_facts(conn, name) if names else {},
     "views": lambda conn, insp, names, name: {v: _view(insp, v, name) for v in insp.get_view_names()},
-    "enums": lambda conn, insp, names, name:
-        {e["name"]: list(e["labels"]) for e in getattr(insp, "get_enums")()} if _NAMED_ENUMS.get(name) else {},
+    "enums": lambda conn, insp, names, name: _enums(insp) if _has(name, "named_enums") else {},
     "sequences": lambda conn, insp, names, name: _catalog.sequences(conn, name),
 }
+
+
+def _enums(insp: sa.Inspector) -> dict[str, list[str]]:
+    found = insp.get_enums()  # type: ignore[attr-defined]  # PostgreSQL's inspector only
+    return {e["name"]: list(e["labels"]) for e in found}
 
 
 def _run_jobs(engine: Engine, jobs: list[str], names: list[str], name: str) -> dict[str, Any]:
@@ -186,7 +185,7 @@ def _live_indexes(raw: list[dict[str, Any]], facts: dict[str, dict[str, Any]], t
     # InnoDB names the index it makes for a foreign key after the constraint, or after its first
     # column when the author left the constraint unnamed (the constraint is then *_ibfk_N).
     implicit = {(n, tuple(f.columns)) for f in table.foreign_keys for n in (f.name, f.columns[0])} \
-        if _IMPLICIT_FK_INDEX.get(name) else set()
+        if _has(name, "implicit_fk_index") else set()
     # MariaDB reports a unique constraint again as a unique index; keep it once.
     unique_keys = [u.columns for u in table.uniques]
     # Reflection skips what the catalog facts add: SQLite's expression indexes, sort orders.
@@ -224,10 +223,10 @@ def _view(insp: sa.Inspector, view: str, name: str) -> View:
 def snapshot_metadata(metadata: sa.MetaData, dialect: str | Dialect, source: str = "models") -> Snapshot:
     """The :class:`Snapshot` that ``metadata`` describes, rendered for ``dialect``."""
     sa_dialect = dialect_for(dialect) if isinstance(dialect, str) else dialect
-    name = dialect if isinstance(dialect, str) else _dbrunbook_name(sa_dialect)
+    name = dialect if isinstance(dialect, str) else dialects.name_of(sa_dialect)
     tables = {t.name: _model_table(t, sa_dialect, name) for t in metadata.tables.values()}
     enums: dict[str, list[str]] = {}
-    if _NAMED_ENUMS.get(name):
+    if _has(name, "named_enums"):
         for table in metadata.tables.values():
             for col in table.columns:
                 if isinstance(col.type, sa.Enum) and col.type.native_enum and col.type.name:
@@ -235,10 +234,6 @@ def snapshot_metadata(metadata: sa.MetaData, dialect: str | Dialect, source: str
     sequences = {str(s.name): {"start": int(s.start or 1), "increment": int(s.increment or 1)}
                  for s in metadata._sequences.values()} if sa_dialect.supports_sequences else {}
     return Snapshot(name, source, tables, {}, enums, sequences, _features(sa_dialect, name, live=False), _now())
-
-
-def _dbrunbook_name(dialect: Dialect) -> str:
-    return "mariadb" if getattr(dialect, "is_mariadb", False) else str(dialect.name)
 
 
 def _name(obj: Any) -> str | None:
@@ -250,7 +245,8 @@ def _model_table(table: sa.Table, dialect: Dialect, name: str) -> Table:
     identity = getattr(dialect, "supports_identity_columns", False)
     columns = [Column(c.name, type_text(c.type, dialect, name), bool(c.nullable),
                       default_text(c.server_default, dialect),
-                      ("always" if c.identity.always else "by default") if c.identity is not None and identity else None,
+                      ("always" if c.identity.always else "by default")
+                      if c.identity is not None and identity else None,
                       c is table.autoincrement_column, c.comment)
                for c in table.columns]
     fks = [ForeignKey(_name(fk), [c.name for c in fk.columns], fk.referred_table.name,
@@ -284,7 +280,7 @@ def _model_index(ix: sa.Index, dialect: Dialect, name: str) -> Index:
 def load_side(spec: str, *, dialect: str | None = None, project_dir: Path | None = None) -> Snapshot:
     """A snapshot from a URL, a ``module:attr`` of models, or a saved snapshot JSON file.
 
-    Models need a dialect to render their types for: ``dialect`` (default: SQLite).
+    Models need a dialect to render their types for: ``dialect`` (default: ``MODELS_DIALECT``, SQLite).
     """
     from dbrunbook.core.config import load_metadata
     from dbrunbook.core.db import check_connection, make_engine
@@ -299,7 +295,7 @@ def load_side(spec: str, *, dialect: str | None = None, project_dir: Path | None
         finally:
             engine.dispose()
     if ":" in spec:
-        return snapshot_metadata(load_metadata(spec, project_dir), dialect or "sqlite", source=spec)
+        return snapshot_metadata(load_metadata(spec, project_dir), dialect or dialects.MODELS_DIALECT, source=spec)
     raise UsageError(f"{spec!r} is neither a database URL, a module:attr, nor a snapshot file")
 
 

@@ -11,20 +11,12 @@ from typing import Any
 import sqlglot
 from sqlglot import exp
 
-#: Functions whose value differs per row: a default using one makes ADD COLUMN rewrite the table.
-#: Stable functions (now(), current_timestamp, statement_timestamp()) give one value per
-#: statement and are stored once in the catalog; they are not listed.
-VOLATILE_FUNCTIONS = {
-    "postgresql": {"random", "random_normal", "clock_timestamp", "timeofday", "gen_random_uuid", "uuidv4",
-                   "uuidv7", "uuid_generate_v1", "uuid_generate_v1mc", "uuid_generate_v4", "gen_random_bytes",
-                   "nextval", "setval", "currval", "lastval", "txid_current", "pg_current_xact_id", "uuid"},
-    "mariadb": {"uuid", "rand", "uuid_short", "sysdate"},
-    "mysql": {"uuid", "rand", "uuid_short", "sysdate"},
-    "sqlite": {"random", "randomblob"},
-}
+from dbrunbook import dialects
 
-#: Types that are shorthand for an integer with a sequence default.
-_SERIAL_TYPES = {"postgresql": ("serial", "bigserial", "smallserial")}
+#: Functions whose value differs per row, per dialect (each dialect's ``volatile_functions``): a default
+#: using one makes ADD COLUMN rewrite the table. Stable functions (now(), current_timestamp,
+#: statement_timestamp()) give one value per statement and are stored once in the catalog; they are not listed.
+VOLATILE_FUNCTIONS: dict[str, frozenset[str]] = {d.name: d.volatile_functions for d in dialects.registered()}
 
 
 @dataclass
@@ -78,11 +70,12 @@ def _column_facts(coldef: exp.ColumnDef, read: str, dialect: str) -> dict[str, A
     calls = {str(f.this).lower() if isinstance(f, exp.Anonymous) else f.sql(read).split("(", 1)[0].strip().lower()
              for f in (default.find_all(exp.Func) if default is not None else [])}
     sql_type = _type_of(coldef.args.get("kind"), read)
-    if sql_type in _SERIAL_TYPES.get(dialect, ()):
+    found = dialects.get(dialect)
+    if found is not None and sql_type in found.serial_types:
         calls.add("nextval")  # a serial column is an integer with a nextval() default
     return {"type": sql_type, "not_null": _not_null(coldef),
             "default": default.sql(read) if default is not None else None,
-            "volatile_default": sorted(calls & VOLATILE_FUNCTIONS.get(dialect, set())),
+            "volatile_default": sorted(calls & (found.volatile_functions if found else frozenset())),
             "calls": sorted(calls), "if_not_exists": bool(coldef.args.get("exists"))}
 
 
@@ -188,7 +181,8 @@ def _alter_column(node: exp.AlterColumn, table: str, read: str) -> Action:
     if node.args.get("dtype") is not None:
         using = node.args.get("using")
         return Action("alter_type", table, column, details={
-            "type": _type_of(node.args["dtype"], read), "using": using.sql(read) if isinstance(using, exp.Expression) else ""})
+            "type": _type_of(node.args["dtype"], read),
+            "using": using.sql(read) if isinstance(using, exp.Expression) else ""})
     if node.args.get("allow_null") is not None:
         return Action("drop_not_null" if node.args["allow_null"] else "set_not_null", table, column)
     if node.args.get("drop"):
@@ -232,7 +226,7 @@ def _insert_action(node: exp.Insert) -> Action:
         columns = [_name(c) for c in node.this.expressions] if isinstance(node.this, exp.Schema) else []
         if columns and len(columns) == len(select.expressions) and not select.is_star:
             details["copies"] = [[column, [c.name for c in expr.find_all(exp.Column)]]
-                                 for column, expr in zip(columns, select.expressions)]
+                                 for column, expr in zip(columns, select.expressions, strict=True)]
     return Action("dml", _name(written), details=details)
 
 
@@ -272,7 +266,8 @@ def actions_of(node: exp.Expression | None, read: str, dialect: str) -> list[Act
             return [Action("drop_index", _name(on.this) if on is not None else "", name=name, details=details)]
         if kind == "TYPE":
             return [Action("drop_type", name=name, details=details)]
-        if kind == "DATABASE" or (kind == "SCHEMA" and read == "mysql"):  # MySQL's schema is a database
+        found = dialects.get(dialect)
+        if kind == "DATABASE" or (kind == "SCHEMA" and found is not None and found.schema_is_database):
             return [Action("drop_database", name=name or _name(node.this), details=details)]
         return [Action("other")]
     if isinstance(node, exp.TruncateTable):

@@ -7,13 +7,16 @@ index rules see it.
 """
 from __future__ import annotations
 
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 from pglast import ast
-from pglast.enums import AlterTableType as AT, BoolExprType, ConstrType, NullTestType
+from pglast.enums import AlterTableType as AT
+from pglast.enums import BoolExprType, ConstrType, NullTestType
 from pglast.stream import RawStream
 
-from dbrunbook.sql._actions import VOLATILE_FUNCTIONS, Action
+from dbrunbook import dialects
+from dbrunbook.sql._actions import Action
 
 #: Types that are shorthand for an integer with a sequence default.
 _SERIAL = {"serial", "bigserial", "smallserial", "serial4", "serial8", "serial2"}
@@ -79,10 +82,15 @@ def column_facts(coldef: Any, dialect: str) -> dict[str, Any]:
     not_null = bool(coldef.is_not_null) or any(
         c.contype in (ConstrType.CONSTR_NOTNULL, ConstrType.CONSTR_PRIMARY) for c in constraints)
     return {"type": sql_type, "not_null": not_null, "default": render(default) if default is not None else None,
-            "volatile_default": sorted(calls & VOLATILE_FUNCTIONS.get(dialect, set())),
+            "volatile_default": sorted(calls & _volatile(dialect)),
             "calls": sorted(calls), "if_not_exists": False, "identity": identity,
             "generated": "stored" if generated is not None else "",
             "generated_expression": render(generated.raw_expr) if generated is not None else ""}
+
+
+def _volatile(dialect: str) -> frozenset[str]:
+    found = dialects.get(dialect)
+    return found.volatile_functions if found else frozenset()
 
 
 def not_null_columns(expr: Any) -> list[str]:
@@ -191,7 +199,8 @@ def insert_action(node: Any) -> Action:
         star = any(isinstance(t.val, ast.ColumnRef) and isinstance((t.val.fields or (None,))[-1], ast.A_Star)
                    for t in targets)
         if columns and len(columns) == len(targets) and not star:
-            details["copies"] = [[column, _column_refs(target.val)] for column, target in zip(columns, targets)]
+            details["copies"] = [[column, _column_refs(target.val)]
+                                 for column, target in zip(columns, targets, strict=True)]
     return Action("dml", names(node.relation), details=details)
 
 

@@ -1,7 +1,7 @@
 """The statement model lint rules, lock analysis and reversibility look at.
 
-SQL is split and parsed by the dialect's reader (:data:`READERS`): PostgreSQL's own parser
-(pglast, in :mod:`._pg`) for PostgreSQL, sqlglot in the target's dialect for the others. Each
+SQL is split and parsed by the dialect's reader (its ``sql_reader``, see :data:`READERS`): PostgreSQL's
+own parser (pglast, in :mod:`._pg`) for PostgreSQL, sqlglot in the target's dialect for the others. Each
 statement becomes a
 :class:`Statement` holding one :class:`Action` per change it makes (``ALTER TABLE t ADD a,
 DROP b`` makes two), with the table, column and the facts rules need (default, NOT VALID,
@@ -20,22 +20,24 @@ from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterator
+from typing import Any
 
 import sqlglot
 from sqlglot import exp
 from sqlglot.errors import ParseError, TokenError
 from sqlglot.tokens import TokenType  # type: ignore[attr-defined]
 
+from dbrunbook import dialects
 from dbrunbook.errors import UsageError
 from dbrunbook.sql._actions import VOLATILE_FUNCTIONS, Action, actions_of
 from dbrunbook.sql.state import SchemaState, replay
 
 __all__ = ["READERS", "SQLGLOT_DIALECT", "VOLATILE_FUNCTIONS", "Action", "Migration", "Statement", "parse_sql"]
 
-#: sqlglot's dialect name for each SQLAlchemy dialect name.
-SQLGLOT_DIALECT = {"postgresql": "postgres", "mariadb": "mysql", "mysql": "mysql", "sqlite": "sqlite"}
+#: sqlglot's dialect name for each SQLAlchemy dialect name (each dialect's ``sqlglot``).
+SQLGLOT_DIALECT = {d.name: d.sqlglot for d in dialects.registered()}
 
 _SILENCE = re.compile(r"dbrunbook-ignore:[ \t]*([A-Z]{2}\d{3}(?:[ \t]*,[ \t]*[A-Z]{2}\d{3})*)(?:[ \t]+([^\n]*))?")
 logging.getLogger("sqlglot").setLevel(logging.ERROR)
@@ -115,7 +117,7 @@ class Migration:
         """True when the migration created ``table`` before ``stmt`` and it holds none of the target's rows."""
         return self.state_before(stmt).is_new(table)
 
-    def as_of(self, stmt: Statement) -> "Migration":
+    def as_of(self, stmt: Statement) -> Migration:
         """This migration with ``known_columns`` as they are just before ``stmt`` (for lookups by column)."""
         return Migration(self.dialect, self.statements, self.source, self.state_before(stmt).flat())
 
@@ -143,7 +145,7 @@ def _split(sql: str, read: str) -> Iterator[tuple[int, str]]:
 
 def _read_sqlglot(sql: str, dialect: str) -> Iterator[tuple[int, str, list[Action]]]:
     """(line, text, actions) of each statement, read by sqlglot in ``dialect``."""
-    read = SQLGLOT_DIALECT[dialect]
+    read = dialects.facts(dialect).sqlglot
     for line, chunk in _split(sql, read):
         try:
             node: exp.Expression | None = sqlglot.parse_one(chunk, read=read)  # type: ignore[assignment]
@@ -161,9 +163,11 @@ def _read_postgresql(sql: str, dialect: str) -> Iterator[tuple[int, str, list[Ac
     return read_statements(sql, dialect)
 
 
+_Reader = Callable[[str, str], Iterator[tuple[int, str, list[Action]]]]
+#: Each parser a dialect can name as its ``sql_reader``.
+_BY_PARSER: dict[str, _Reader] = {"pglast": _read_postgresql, "sqlglot": _read_sqlglot}
 #: The reader of each dialect: SQL -> (line, statement text, actions) per statement.
-READERS: dict[str, Callable[[str, str], Iterator[tuple[int, str, list[Action]]]]] = {
-    "postgresql": _read_postgresql, "mariadb": _read_sqlglot, "mysql": _read_sqlglot, "sqlite": _read_sqlglot}
+READERS: dict[str, _Reader] = {d.name: _BY_PARSER[d.sql_reader] for d in dialects.registered()}
 
 
 def parse_sql(sql: str, dialect: str, source: str = "", first_line: int = 1,

@@ -13,6 +13,7 @@ from pathlib import Path
 import click
 
 from dbrunbook.core.config import load_renames
+from dbrunbook.dialects import supported
 from dbrunbook.errors import UsageError
 from dbrunbook.schema import SchemaDiff, diff_specs
 
@@ -22,7 +23,8 @@ def render_text(result: SchemaDiff) -> str:
     if not result.changes and not result.hints:
         return "no differences"
     lines = [f"{c.kind:11} {c.op:20} {c.object:32} {c.detail}"
-             + "".join(f"\n{'':11} ^ {d['type']} {d['name']}{' (breaks)' if d['breaks'] else ''}" for d in c.dependencies)
+             + "".join(f"\n{'':11} ^ {d['type']} {d['name']}{' (breaks)' if d['breaks'] else ''}"
+                       for d in c.dependencies)
              for c in result.changes]
     lines += [f"rename hint {h.what} {h.table + '.' if h.what == 'column' else ''}{h.old} -> {h.new} "
               f"(confidence {h.confidence:.2f}; confirm with renames {h.config})" for h in result.hints]
@@ -34,9 +36,10 @@ def render_text(result: SchemaDiff) -> str:
 @click.argument("target")
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True,
               help="Aligned text lines, or the changes and rename hints as JSON.")
-@click.option("--dialect", type=click.Choice(["sqlite", "postgresql", "mariadb", "mysql"]),
+@click.option("--dialect", type=click.Choice(supported()),
               help="Dialect to render models for (default: the other side's; SQLite when both are models).")
-@click.option("--rename", "renames", multiple=True, metavar="OLD=NEW", help="A confirmed rename (table or table.column).")
+@click.option("--rename", "renames", multiple=True, metavar="OLD=NEW",
+              help="A confirmed rename (table or table.column).")
 @click.option("--project", type=click.Path(file_okay=False, path_type=Path), default=Path("."),
               help="Project root for importing models and reading [tool.dbrunbook] renames.")
 @click.option("--exit-code", is_flag=True, help="Exit 1 when there are differences.")

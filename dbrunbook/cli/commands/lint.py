@@ -7,8 +7,9 @@ from pathlib import Path
 
 import click
 
-from dbrunbook.errors import EXIT_BLOCKED
 from dbrunbook.core.results import SEVERITIES, Finding
+from dbrunbook.dialects import supported
+from dbrunbook.errors import EXIT_BLOCKED
 
 _FORMATS = ("text", "json", "github")
 _GITHUB_LEVEL = {"info": "notice", "warn": "warning", "block": "error"}
@@ -57,7 +58,7 @@ def _check_database(project: Path, db: str | None, alembic_config: str | None) -
 @click.option("--format", "fmt", type=click.Choice(_FORMATS), default="text", show_default=True)
 @click.option("--fail-on", type=click.Choice(SEVERITIES), default=None,
               help="Exit 1 when a finding is at or above this severity (default: fail_on in config, else block).")
-@click.option("--dialect", type=click.Choice(["postgresql", "mariadb", "mysql", "sqlite"]), default=None,
+@click.option("--dialect", type=click.Choice(supported()), default=None,
               help="Dialect of .sql files (default: the configured database's, else postgresql).")
 @click.option("--db", envvar="DBRUNBOOK_DB", help="Target database URL, for revisions (or env DBRUNBOOK_DB).")
 @click.option("--alembic-config", type=click.Path(), help="The project's alembic.ini.")

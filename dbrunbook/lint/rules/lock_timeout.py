@@ -5,8 +5,10 @@ table queue behind it. A short lock timeout makes the migration fail fast and re
 """
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Iterator
+from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
+from dbrunbook.dialects import facts
 from dbrunbook.lint import registry
 from dbrunbook.lint.rules._util import first_lock_without
 
@@ -14,17 +16,16 @@ if TYPE_CHECKING:
     from dbrunbook.core.results import Finding
     from dbrunbook.lint.runner import LintContext
 
-#: The session setting that bounds lock waits, per dialect.
-SETTING = {"postgresql": "lock_timeout", "mariadb": "lock_wait_timeout", "mysql": "lock_wait_timeout"}
-
 
 #: The equivalent rules of other migration linters.
 PEERS = ("squawk: require-timeout-settings",)
 
-@registry.rule("LK008", "missing-lock-timeout", "warn", dialects=tuple(SETTING),
+@registry.rule("LK008", "missing-lock-timeout", "warn", dialects=("postgresql", "mariadb", "mysql"),
                safe="SET lock_timeout = '5s' (MariaDB/MySQL: SET SESSION lock_wait_timeout = 5) at the top")
 def check(ctx: LintContext) -> Iterator[Finding]:
-    name = SETTING[ctx.dialect]
+    name = facts(ctx.dialect).lock_timeout_setting  # the session setting that bounds lock waits
+    if name is None:
+        return
     hit = first_lock_without(ctx, name)
     if hit:
         stmt, action = hit

@@ -8,15 +8,17 @@ without NOT VALID, or added NOT VALID and then validated.
 """
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Iterator
+from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
+from dbrunbook.dialects import facts
 from dbrunbook.lint import registry
 from dbrunbook.lint.rules._util import on_existing_table
 
 if TYPE_CHECKING:
     from dbrunbook.core.results import Finding
-    from dbrunbook.sql.model import Action, Statement
     from dbrunbook.lint.runner import LintContext
+    from dbrunbook.sql.model import Action, Statement
 
 #: The equivalent rules of other migration linters.
 PEERS = ("squawk: adding-not-nullable-field", "strong_migrations: change_column_null")
@@ -43,7 +45,7 @@ def check(ctx: LintContext) -> Iterator[Finding]:
                 continue
         if on_existing_table(ctx.migration, stmt, action.table) and not _proved(ctx, stmt, action):
             scan = ("a full-table scan under ACCESS EXCLUSIVE (no validated CHECK "
-                    f"({action.column} IS NOT NULL) before it)" if ctx.dialect == "postgresql"
+                    f"({action.column} IS NOT NULL) before it)" if facts(ctx.dialect).not_null_uses_check
                     else "a full scan under lock")
             yield ctx.finding(stmt, f"NOT NULL added to {action.object}: {scan}, and it fails "
                               "if any row is NULL", action.object)

@@ -5,8 +5,10 @@ statement timeout bounds that and turns an unexpectedly slow step into a clean f
 """
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Iterator
+from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
+from dbrunbook.dialects import facts
 from dbrunbook.lint import registry
 from dbrunbook.lint.rules._util import first_lock_without
 
@@ -14,17 +16,16 @@ if TYPE_CHECKING:
     from dbrunbook.core.results import Finding
     from dbrunbook.lint.runner import LintContext
 
-#: The session setting that bounds a statement's run time, per dialect.
-SETTING = {"postgresql": "statement_timeout", "mariadb": "max_statement_time", "mysql": "max_execution_time"}
-
 
 #: The equivalent rules of other migration linters.
 PEERS = ("squawk: require-timeout-settings",)
 
-@registry.rule("LK009", "missing-statement-timeout", "warn", dialects=tuple(SETTING),
+@registry.rule("LK009", "missing-statement-timeout", "warn", dialects=("postgresql", "mariadb", "mysql"),
                safe="SET statement_timeout = '15min' (MariaDB: SET SESSION max_statement_time = 900) at the top")
 def check(ctx: LintContext) -> Iterator[Finding]:
-    name = SETTING[ctx.dialect]
+    name = facts(ctx.dialect).statement_timeout_setting  # the session setting that bounds a statement's run time
+    if name is None:
+        return
     hit = first_lock_without(ctx, name)
     if hit:
         stmt, action = hit

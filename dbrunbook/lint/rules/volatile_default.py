@@ -8,10 +8,11 @@ literal, now()) are stored once in the catalog and cost nothing since PostgreSQL
 """
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Iterator
+from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
+from dbrunbook.dialects import facts
 from dbrunbook.lint import registry
-from dbrunbook.sql.model import VOLATILE_FUNCTIONS
 from dbrunbook.lint.rules._util import on_existing_table
 
 if TYPE_CHECKING:
@@ -28,7 +29,7 @@ def check(ctx: LintContext) -> Iterator[Finding]:
     for stmt, action in ctx.actions("add_column"):
         # Judged here against the dialect's table of volatile functions, from every call the default makes.
         calls = set(action.details.get("calls") or action.details.get("volatile_default") or ())
-        volatile = sorted(calls & VOLATILE_FUNCTIONS.get(ctx.dialect, set()))
+        volatile = sorted(calls & facts(ctx.dialect).volatile_functions)
         if volatile and on_existing_table(ctx.migration, stmt, action.table):
             yield ctx.finding(stmt, f"{action.object} gets a volatile default ({', '.join(volatile)}): "
                               "the table is rewritten under ACCESS EXCLUSIVE", action.object)
