@@ -7,14 +7,17 @@ the data a caller needs, plus the process exit code the CLI maps it to::
     ├── UsageError                      exit 2  bad option, malformed URL, missing file
     │   ├── ConfigError                         [tool.dbrunbook], --models, alembic.ini
     │   ├── UnknownRunError                     no run matches the given id
-    │   └── UnknownParameterError               a parameter the stage template does not declare
+    │   ├── UnknownParameterError               a parameter the stage template does not declare
+    │   └── SigningKeyError                     a signing key cannot be read or written (core/signing.py)
     ├── ApplyRefused                    exit 1  a guard of `dbrunbook apply` failed (target untouched)
     │   └── ApplyLocked                         another apply holds the target (apply/_lock.py)
+    ├── NotificationFailed              exit 1  a notification target did not take an event (core/notify.py)
     ├── DatabaseUnreachable             exit 5  cannot connect to a database server
     ├── TargetFenced                    exit 6  code dbrunbook ran (env.py, models) reached for the target
     ├── StageFailed                     exit 3  a stage notebook raised
     ├── VerificationFailed              exit 4  a run folder does not match its manifest
-    │   └── SecretLeak                          a secret value was found in a run folder
+    │   ├── SecretLeak                          a secret value was found in a run folder
+    │   └── SignatureInvalid                    a signature does not verify, or trusted ones are missing
     └── ToolMissing                     exit 2  a client program (pg_dump, mariadb-dump) is not installed
 
 Exit code 0 means every stage passed (or only warned); exit 1 means the run completed and
@@ -201,3 +204,38 @@ class ToolMissing(UsageError):
         super().__init__(f"{tool} is not installed (install the {package} package)")
         self.tool = tool
         self.package = package
+
+
+class SigningKeyError(UsageError):
+    """A signing key cannot be read, is not an ed25519 key, or cannot be written where asked."""
+
+    def __init__(self, path: Path, reason: str) -> None:
+        super().__init__(f"signing key {path}: {reason}")
+        self.path = path
+        self.reason = reason
+
+
+class SignatureInvalid(VerificationFailed):
+    """A run's signatures do not hold: one does not verify, or the trusted ones required are missing.
+
+    ``checks`` are the :class:`~dbrunbook.core.signing.SignatureCheck` of every signature file of the run.
+    """
+
+    def __init__(self, run_dir: Path, problems: Sequence[str], checks: Sequence[Any] = ()) -> None:
+        super().__init__(run_dir, problems)
+        self.checks = list(checks)
+
+
+class NotificationFailed(DbrunbookError):
+    """A notification target (command or webhook) did not take an event; ``failed`` are its deliveries.
+
+    Only ``dbrunbook notify-test`` raises it: a notification sent during an apply never stops the apply.
+    """
+
+    exit_code = EXIT_BLOCKED
+
+    def __init__(self, event: str, failed: Sequence[Any]) -> None:
+        super().__init__(f"{event} notification not delivered: "
+                         + "; ".join(f"{f.kind} {f.target}: {f.detail}" for f in failed))
+        self.event = event
+        self.failed = list(failed)

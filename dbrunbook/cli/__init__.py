@@ -43,6 +43,10 @@ _LAZY_COMMANDS = {
     "backup": "dbrunbook.cli.commands.backup",
     "rehearse": "dbrunbook.cli.commands.rehearse",
     "apply": "dbrunbook.cli.commands.apply",
+    "keygen": "dbrunbook.cli.commands.keygen",
+    "sign": "dbrunbook.cli.commands.sign",
+    "approve": "dbrunbook.cli.commands.approve",
+    "notify-test": "dbrunbook.cli.commands.notify_test",
 }
 
 

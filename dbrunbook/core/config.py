@@ -22,7 +22,8 @@ from dbrunbook.errors import ConfigError
 from dbrunbook.core.secrets import kernel_environment, mask_url, parse_url
 
 #: Keys accepted in ``[tool.dbrunbook]``.
-CONFIG_KEYS = ("db", "models", "alembic_config", "runs_dir", "stages", "parameters", "lint", "renames", "flask_app")
+CONFIG_KEYS = ("db", "models", "alembic_config", "runs_dir", "stages", "parameters", "lint", "renames", "flask_app",
+               "trusted_keys", "required_approvals", "notify_command", "notify_webhook", "notify_timeout")
 
 
 @dataclass(frozen=True)
@@ -166,15 +167,27 @@ def load_renames(project_dir: Path | None = None) -> dict[str, str]:
 
 @dataclass(frozen=True)
 class RunSettings:
-    """What ``[tool.dbrunbook]`` says about runs: where they go, which stages, the stages' parameters."""
+    """What ``[tool.dbrunbook]`` says about runs: where they go, which stages, their parameters, who signs, who hears.
+
+    ``trusted_keys`` is the allowed-signers file (absolute; None when not configured); ``required_approvals`` the
+    number of approver signatures from distinct trusted keys ``apply`` requires; ``notify_command`` and
+    ``notify_webhook`` the notification targets, kept as written (a webhook may be ``env:NAME``, read when an
+    event is sent, so that a missing variable fails a delivery and not every command); see docs/signing.md.
+    """
 
     runs_dir: Path
     stages: list[str] | None = None
     parameters: dict[str, Any] = field(default_factory=dict)
+    project_dir: Path = field(default_factory=Path.cwd)
+    trusted_keys: Path | None = None
+    required_approvals: int = 0
+    notify_command: str = ""
+    notify_webhook: str = ""
+    notify_timeout: float = 5.0
 
 
 def load_run_settings(project_dir: Path | None = None) -> RunSettings:
-    """``runs_dir`` (relative to the project, default ``runs``), ``stages`` and ``parameters`` of the project."""
+    """``runs_dir`` (relative to the project, default ``runs``), ``stages``, ``parameters``, signing, notifying."""
     project_dir = (project_dir or Path.cwd()).resolve()
     table = read_pyproject(project_dir)
     runs_dir, stages, parameters = table.get("runs_dir", "runs"), table.get("stages"), table.get("parameters", {})
@@ -186,4 +199,27 @@ def load_run_settings(project_dir: Path | None = None) -> RunSettings:
         raise ConfigError('stages in [tool.dbrunbook] must be a list of stages, e.g. ["01", "03"]')
     if not isinstance(parameters, dict):
         raise ConfigError("parameters in [tool.dbrunbook] must be a table of stage parameters")
-    return RunSettings(project_dir / runs_dir, stages or None, dict(parameters))
+    return RunSettings(project_dir / runs_dir, stages or None, dict(parameters), project_dir,
+                       **_signing_settings(table, project_dir))
+
+
+def _signing_settings(table: dict[str, Any], project_dir: Path) -> dict[str, Any]:
+    """The signing and notification keys of ``[tool.dbrunbook]``, checked."""
+    trusted, required = table.get("trusted_keys"), table.get("required_approvals", 0)
+    if trusted is not None and (not isinstance(trusted, str) or not trusted):
+        raise ConfigError("trusted_keys in [tool.dbrunbook] must be the path of an allowed signers file")
+    # bool is an int to Python, but `required_approvals = true` is a mistake, not one approval
+    if isinstance(required, bool) or not isinstance(required, int) or required < 0:
+        raise ConfigError("required_approvals in [tool.dbrunbook] must be a whole number, 0 or more")
+    found: dict[str, Any] = {"required_approvals": required,
+                             "trusted_keys": project_dir / Path(trusted).expanduser() if trusted else None}
+    for key in ("notify_command", "notify_webhook"):
+        value = table.get(key, "")
+        if not isinstance(value, str):
+            raise ConfigError(f"{key} in [tool.dbrunbook] must be a string")
+        found[key] = value.strip()
+    timeout = table.get("notify_timeout", 5.0)
+    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or timeout <= 0:
+        raise ConfigError("notify_timeout in [tool.dbrunbook] must be a positive number of seconds")
+    found["notify_timeout"] = float(timeout)
+    return found
