@@ -9,9 +9,15 @@ from pathlib import Path
 import pytest
 from alembic.script import ScriptDirectory
 
-from dbrunbook.core.project import (AlembicProject, alembic_config, copied_scripts, ini_url, project_path,
-                                       resolve_project)
 from dbrunbook.core.config import Target, load_target
+from dbrunbook.core.project import (
+    AlembicProject,
+    alembic_config,
+    copied_scripts,
+    ini_url,
+    project_path,
+    resolve_project,
+)
 from dbrunbook.errors import ConfigError
 
 ENV_PY = "from alembic import context\n"  # never run here: the tests read scripts, they do not migrate
@@ -230,8 +236,8 @@ def test_a_placeholder_url_is_no_url(tmp_path, value):
 
 def test_a_template_ini_is_a_one_line_error_only_where_its_value_is_needed(tmp_path):
     write_env(tmp_path / "migrations")
-    ini = write_ini(tmp_path / "alembic.ini", "script_location = migrations\n"
-                    "sqlalchemy.url = postgresql://app:s3cret@db/%(DB_NAME)s\n")
+    write_ini(tmp_path / "alembic.ini", "script_location = migrations\n"
+              "sqlalchemy.url = postgresql://app:s3cret@db/%(DB_NAME)s\n")
     with pytest.raises(ConfigError) as err:
         load_target(tmp_path, alembic_config="alembic.ini")
     assert "%(DB_NAME)s" in str(err.value) and "\n" not in str(err.value) and "s3cret" not in str(err.value)

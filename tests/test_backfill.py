@@ -4,24 +4,20 @@ from __future__ import annotations
 import pytest
 import sqlalchemy as sa
 
-from dbrunbook.stages.data_checks.backfill import plan_backfill, time_backfill
 from dbrunbook.core.db import make_engine
 from dbrunbook.errors import UsageError
+from dbrunbook.stages.data_checks.backfill import plan_backfill, time_backfill
+from helpers.databases import create_filled
 
 TABLE = 'my "orders" group'
 
 
 @pytest.fixture
-def table(db_url):
-    engine = make_engine(db_url)
-    meta = sa.MetaData()
-    t = sa.Table(TABLE, meta, sa.Column("key id", sa.Integer, primary_key=True, autoincrement=False),
+def table(engine):
+    t = sa.Table(TABLE, sa.MetaData(), sa.Column("key id", sa.Integer, primary_key=True, autoincrement=False),
                  sa.Column("cur rency", sa.String(3)))
-    meta.create_all(engine)
-    with engine.begin() as conn:
-        conn.execute(t.insert(), [{"key id": i * 3, "cur rency": None if i % 5 < 2 else "USD"} for i in range(1, 26)])
-    yield engine, t
-    engine.dispose()
+    create_filled(engine, t, [{"key id": i * 3, "cur rency": None if i % 5 < 2 else "USD"} for i in range(1, 26)])
+    return engine, t
 
 
 def _nulls(engine, t):
@@ -88,8 +84,8 @@ def test_a_new_required_column_is_added_filled_and_tightened(db_url, dialect):
 
 
 def test_a_lossy_type_change_gets_a_conversion_through_a_new_column(db_url, dialect):
-    from dbrunbook.stages.data_checks.backfill import backfill_plans
     from dbrunbook.stages.data_checks import run_checks
+    from dbrunbook.stages.data_checks.backfill import backfill_plans
 
     engine = make_engine(db_url)
     live = sa.MetaData()

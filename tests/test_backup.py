@@ -5,14 +5,12 @@ import pytest
 import sqlalchemy as sa
 from click.testing import CliRunner
 
-from dbrunbook.stages.rollback_plan.backup import backup_and_verify, findings, plan_backup, take_backup, verify_backup
 from dbrunbook.cli.commands.backup import command
 from dbrunbook.core.db import make_engine
-from dbrunbook.errors import ToolMissing, UsageError
 from dbrunbook.data.fingerprint import compare, fingerprint
-
-from conftest import SERVERS, require
-from test_dry_run import assert_no_new_databases, list_databases
+from dbrunbook.errors import ToolMissing, UsageError
+from dbrunbook.stages.rollback_plan.backup import backup_and_verify, findings, plan_backup, take_backup, verify_backup
+from helpers.databases import SERVERS, assert_no_new_databases, list_databases, require
 
 
 def test_backup_restores_to_the_same_fingerprint(demo, tmp_path):

@@ -10,8 +10,8 @@ from decimal import Decimal
 import pytest
 import sqlalchemy as sa
 
-from dbrunbook.stages.data_checks import run_checks
 from dbrunbook.core.db import make_engine
+from dbrunbook.stages.data_checks import run_checks
 
 PARENT = 'parent "table"'
 NAMES = {"bad": 'bad "Table" select', "good": 'good "Table" select'}

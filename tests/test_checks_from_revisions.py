@@ -12,9 +12,8 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from dbrunbook import RunOptions, run_runbook
 from dbrunbook.core.config import Target
-from dbrunbook.core.results import load_result
+from helpers.runs import run_stages
 
 USERS, DUPLICATED_ROWS, GROUPS, NULL_NICKNAMES = 300, 40, 8, 23
 
@@ -83,9 +82,8 @@ def _project(tmp_path: Path, url: str, pending: str) -> Target:
 
 def test_the_revision_alone_gives_the_exact_counts(db_url, dialect, tmp_path):
     target = _project(tmp_path, db_url, UNIQUE_AND_NOT_NULL)
-    run = run_runbook(target, RunOptions(out=tmp_path / "runs", stages=["04", "05"]))
+    run, result = run_stages(target, tmp_path / "runs", ["04", "05"])
     assert [s.status for s in run.stages] == ["block", "block"], run.stages
-    result = load_result(run.path, "05-data-checks")
     by_code = {f.code: f for f in result.findings}
     assert by_code["DC001"].evidence["count"] == NULL_NICKNAMES and by_code["DC001"].severity == "block"
     assert by_code["DC002"].evidence["groups"] == GROUPS and by_code["DC002"].severity == "block"
@@ -95,9 +93,8 @@ def test_the_revision_alone_gives_the_exact_counts(db_url, dialect, tmp_path):
 @pytest.mark.parametrize("backfill, blocks", [("email", False), ("CASE WHEN id > 5 THEN email END", True)])
 def test_an_expand_contract_revision_is_judged_by_its_backfill(db_url, dialect, tmp_path, backfill, blocks):
     target = _project(tmp_path, db_url, EXPAND_CONTRACT.format(backfill=backfill))
-    run = run_runbook(target, RunOptions(out=tmp_path / "runs", stages=["04", "05"]))
+    run, result = run_stages(target, tmp_path / "runs", ["04", "05"])
     rehearsal, checks = run.stages
-    result = load_result(run.path, "05-data-checks")
     codes = {f.code: f for f in result.findings}
     assert "DC006" not in codes, result.findings  # email is renamed to mail, not dropped
     if blocks:
@@ -130,7 +127,6 @@ def downgrade():
 def test_a_column_added_with_a_default_needs_no_value(db_url, dialect, tmp_path):
     # Optuna's v3.0.0.c shape: the default fills existing rows, then the revision drops it.
     target = _project(tmp_path, db_url, DEFAULT_THEN_DROPPED)
-    run = run_runbook(target, RunOptions(out=tmp_path / "runs", stages=["05"]))
-    result = load_result(run.path, "05-data-checks")
+    run, result = run_stages(target, tmp_path / "runs", ["05"])
     assert "DC001" not in {f.code for f in result.findings}, result.findings
     assert run.stages[0].status != "block"

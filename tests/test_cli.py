@@ -16,28 +16,15 @@ from nbformat.v4 import new_code_cell, new_notebook
 from dbrunbook.demo import write_demo
 from dbrunbook.errors import EXIT_BLOCKED, EXIT_STAGE_ERROR, EXIT_UNREACHABLE, EXIT_USAGE, EXIT_VERIFY
 from dbrunbook.runbook import templates
-
-from conftest import new_database
-
-
-def dbrunbook(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if k != "DBRUNBOOK_DB"}
-    return subprocess.run([sys.executable, "-m", "dbrunbook", *args], capture_output=True, text=True,
-                          cwd=cwd, env=env, timeout=300)
-
-
-def assert_one_line_error(result: subprocess.CompletedProcess[str], code: int, *words: str) -> None:
-    assert result.returncode == code, result.stderr
-    assert "Traceback" not in result.stderr + result.stdout
-    lines = [line for line in result.stderr.splitlines() if line.strip()]
-    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
-    for word in words:
-        assert word in lines[0]
+from helpers.databases import new_database
+from helpers.demo import copy_demo
+from helpers.runs import assert_one_line_error, dbrunbook
 
 
 @pytest.fixture(scope="module")
-def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return write_demo(tmp_path_factory.mktemp("cli") / "shop", users=400).path
+def project(tmp_path_factory: pytest.TempPathFactory, demo_template) -> Path:
+    """The demo on SQLite, shared by the module's tests: each writes only its own runs."""
+    return copy_demo(demo_template("sqlite"), "sqlite", tmp_path_factory.mktemp("cli") / "shop").path
 
 
 def test_malformed_url():
@@ -102,7 +89,7 @@ def test_update_from_pyproject_then_runs_show_verify_export(project):
 
 
 def test_verify_detects_tampering(project):
-    result = dbrunbook("update", "--dry-run", "--stages", "01", "--out", str(project / "runs-t"), cwd=project)
+    dbrunbook("update", "--dry-run", "--stages", "01", "--out", str(project / "runs-t"), cwd=project)
     run_dir = next((project / "runs-t").iterdir())
     sidecar = run_dir / "01-schema-analysis.result.json"
     sidecar.write_text(sidecar.read_text().replace('"block"', '"pass"'))
@@ -111,8 +98,8 @@ def test_verify_detects_tampering(project):
     assert "extra.txt was added" in dbrunbook("verify", str(run_dir)).stderr
 
 
-def test_without_dry_run_the_revision_is_written_to_the_project(tmp_path):
-    project = write_demo(tmp_path / "shop", users=400).path
+def test_without_dry_run_the_revision_is_written_to_the_project(sqlite_demo, tmp_path):
+    project = sqlite_demo.path
     result = dbrunbook("update", "--stages", "03", cwd=project)
     assert result.returncode == EXIT_BLOCKED, result.stdout + result.stderr  # lint blocks the drop
     assert len(list((project / "migrations" / "versions").glob("*.py"))) == 2
@@ -151,8 +138,8 @@ def test_a_stage_that_raises_leaves_its_notebook_and_stops_the_run(project, tmp_
     assert [s["status"] for s in manifest["stages"]] == ["block", "error", "pass"]
 
 
-def test_a_migration_that_raises_is_recorded_with_its_error(tmp_path):
-    project = write_demo(tmp_path / "shop", users=400).path
+def test_a_migration_that_raises_is_recorded_with_its_error(sqlite_demo, tmp_path):
+    project = sqlite_demo.path
     (project / "migrations" / "versions" / "0002_boom.py").write_text(
         'revision = "0002"\ndown_revision = "0001"\nbranch_labels = None\ndepends_on = None\n\n'
         'def upgrade():\n    raise RuntimeError("the migration raised on purpose")\n\n'
@@ -223,8 +210,8 @@ def test_a_demo_built_on_a_server_names_that_server_in_its_project(tmp_path):
         drop_database(url)
 
 
-def test_project_settings_choose_the_runs_folder_the_stages_and_their_parameters(tmp_path):
-    project = write_demo(tmp_path / "shop", users=400).path
+def test_project_settings_choose_the_runs_folder_the_stages_and_their_parameters(sqlite_demo, tmp_path):
+    project = sqlite_demo.path
     pyproject = project / "pyproject.toml"
     base = pyproject.read_text()
     pyproject.write_text(base + 'runs_dir = "audit/runs"\nstages = ["02"]\n\n[tool.dbrunbook.parameters]\n'
@@ -464,8 +451,8 @@ def test_a_postgres_url_is_read_as_postgresql(project):
     from click.testing import CliRunner
 
     from dbrunbook.cli import main
-    from dbrunbook.errors import DbrunbookNote
     from dbrunbook.core.secrets import mask_url, parse_url
+    from dbrunbook.errors import DbrunbookNote
 
     with pytest.warns(DbrunbookNote):
         assert parse_url("postgres://app:pw@db/shop").drivername == "postgresql"
@@ -495,10 +482,10 @@ def test_a_postgres_url_reaches_the_server(tmp_path):
 
 def test_alembic_logging_stays_off_stderr(tmp_path):
     # `alembic init`'s env.py calls fileConfig, which logs "Running upgrade ..." at INFO on stderr.
+    import sqlite3
+
     from alembic import command
     from alembic.config import Config
-
-    import sqlite3
 
     (tmp_path / "app.db").touch()
     sqlite3.connect(tmp_path / "app.db").execute("CREATE TABLE users (id INTEGER PRIMARY KEY)").connection.commit()
@@ -525,12 +512,13 @@ class _Terminal(io.StringIO):
 
 
 def test_the_progress_helper_on_a_terminal_and_with_no_color(monkeypatch, tmp_path):
-    from dbrunbook.runbook.progress import StageEvent, StageReporter, note, step
     from dbrunbook.runbook import StageRecord
+    from dbrunbook.runbook.progress import StageEvent, StageReporter, note, step
 
     start = StageEvent("start", "r1", tmp_path / "r1", 1, 2, "01-first")
     done = start.finished(StageRecord("01-first", "block", seconds=2.5, summary="it blocks"))
-    skipped = StageEvent("start", "r1", tmp_path / "r1", 2, 2, "02-second").finished(StageRecord("02-second", "skipped"))
+    skipped = StageEvent("start", "r1", tmp_path / "r1", 2, 2, "02-second").finished(
+        StageRecord("02-second", "skipped"))
     monkeypatch.delenv("NO_COLOR", raising=False)
     monkeypatch.delenv("TERM", raising=False)
     screen = _Terminal()

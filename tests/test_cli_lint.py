@@ -7,9 +7,9 @@ import pytest
 from click.testing import CliRunner
 
 from dbrunbook.cli import main
-
-from _lint_project import BASE, UNSAFE, write_project
-from conftest import require
+from helpers.databases import require
+from helpers.lint_project import BASE, UNSAFE
+from helpers.projects import write_project
 
 BAD = """BEGIN;
 SET lock_timeout = '5s';
@@ -55,7 +55,8 @@ def test_json_output(tmp_path):
 
 
 def test_silence_needs_a_reason(tmp_path):
-    sql = BAD.replace("ALTER TABLE users DROP", "-- dbrunbook-ignore: DS002 code stopped reading it in 2.3\nALTER TABLE users DROP")
+    sql = BAD.replace("ALTER TABLE users DROP",
+                      "-- dbrunbook-ignore: DS002 code stopped reading it in 2.3\nALTER TABLE users DROP")
     result = _lint(tmp_path, "--format", "json", sql=sql)
     assert {f["code"] for f in json.loads(result.stdout)} == {"LK003"} and result.exit_code == 0
     unreasoned = BAD.replace("ALTER TABLE users DROP", "-- dbrunbook-ignore: DS002\nALTER TABLE users DROP")
@@ -93,8 +94,9 @@ def test_lint_revision_and_revision_file_on_postgresql(tmp_path):
 
 
 def test_pre_commit_hook_is_declared():
-    import yaml  # noqa: F401  (PyYAML ships with papermill)
     from pathlib import Path
+
+    import yaml  # noqa: F401  (PyYAML ships with papermill)
 
     hooks = yaml.safe_load((Path(__file__).resolve().parents[1] / ".pre-commit-hooks.yaml").read_text())
     assert hooks[0]["id"] == "dbrunbook-lint" and hooks[0]["entry"] == "dbrunbook lint"

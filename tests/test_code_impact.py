@@ -13,12 +13,14 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from dbrunbook import RunOptions, load_metadata, run_runbook
-from dbrunbook.stages import code_impact
-from dbrunbook.errors import ConfigError
+from dbrunbook import load_metadata
 from dbrunbook.core.results import load_result
+from dbrunbook.errors import ConfigError
 from dbrunbook.schema import diff, snapshot_metadata
+from dbrunbook.stages import code_impact
+from helpers.runs import run_stages
 
+REPO = Path(__file__).resolve().parents[1]
 _EXPECT = re.compile(r"expect: ((?:CI\d{3}\s*)+)")
 
 
@@ -352,21 +354,20 @@ def test_rules_are_registered_once_with_docs():
     rules = list(code_impact.registry)
     assert [r.code for r in rules] == [f"CI00{i}" for i in range(1, 8)]
     assert all(r.summary and r.why and r.safe for r in rules)
-    docs = (Path(__file__).parents[1] / "docs" / "code-impact.md").read_text()
+    docs = (REPO / "docs" / "code-impact.md").read_text()
     assert all(r.code in docs and r.name in docs for r in rules)
 
 
 def _demo_lines() -> dict[str, list[int]]:
-    source = (Path(code_impact.__file__).parents[1] / "_templates" / "demo" / "demo_app" / "reports.py").read_text()
+    source = (REPO / "dbrunbook" / "_templates" / "demo" / "demo_app" / "reports.py").read_text()
     lines = source.splitlines()
-    return {"CI001": [n for n, l in enumerate(lines, 1) if re.search(r"\b(u|User)\.legacy_notes\b", l)],
-            "CI005": [n for n, l in enumerate(lines, 1) if "User(email" in l or "INSERT INTO users" in l]}
+    return {"CI001": [n for n, line in enumerate(lines, 1) if re.search(r"\b(u|User)\.legacy_notes\b", line)],
+            "CI005": [n for n, line in enumerate(lines, 1) if "User(email" in line or "INSERT INTO users" in line]}
 
 
 def test_demo_stage_blocks_on_the_reports_module(demo, dialect, tmp_path):
-    run = run_runbook(demo.target(), RunOptions(out=tmp_path / "runs", stages=["06"]))
+    run, result = run_stages(demo.target(), tmp_path / "runs", ["06"])
     assert [s.status for s in run.stages] == ["block"], run.stages
-    result = load_result(run.path, "06-code-impact")
     expected = _demo_lines()
     assert len(expected["CI001"]) == 3 and len(expected["CI005"]) == 2
     got = {code: sorted(f.evidence["line"] for f in result.findings if f.code == code) for code in expected}
@@ -379,16 +380,15 @@ def test_demo_stage_blocks_on_the_reports_module(demo, dialect, tmp_path):
     assert "demo_app/models.py" not in saved["scanned"] and "demo_app/reports.py" in saved["scanned"]
 
 
-def test_stage_reads_the_changes_recorded_by_stage_01(tmp_path):
+def test_stage_reads_the_changes_recorded_by_stage_01(sqlite_demo, tmp_path):
     """With a stage-01 sidecar in the run folder, its changes are used (here without the drop) and not recomputed."""
     import papermill
 
-    from dbrunbook.stages import schema_analysis as analysis
     from dbrunbook.core.db import make_engine
-    from dbrunbook.demo import write_demo
     from dbrunbook.core.results import StageResult, record
+    from dbrunbook.stages import schema_analysis as analysis
 
-    project = write_demo(tmp_path / "demo", users=400)
+    project = sqlite_demo
     engine = make_engine(project.db)
     try:
         changes = analysis.compare(engine, load_metadata(project.models, project.path))
@@ -397,7 +397,7 @@ def test_stage_reads_the_changes_recorded_by_stage_01(tmp_path):
     kept = [c.to_json() for c in changes if c.op != "remove_column"]
     run_dir = tmp_path / "run"
     record(StageResult("01-schema-analysis", "block", "", data={"changes": kept}), run_dir)
-    template = Path(code_impact.__file__).parents[2] / "runbooks" / "06-code-impact.ipynb"
+    template = REPO / "runbooks" / "06-code-impact.ipynb"
     papermill.execute_notebook(str(template), str(tmp_path / "06.ipynb"), kernel_name="python3", progress_bar=False,
                                parameters={"db": project.db, "models": project.models, "run_dir": str(run_dir),
                                            "alembic_config": str(project.path / "alembic.ini"),

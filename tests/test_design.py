@@ -3,8 +3,8 @@ import pytest
 import sqlalchemy as sa
 
 from dbrunbook.core.db import make_engine
-from dbrunbook.stages.design_validation import registry, validate, validate_snapshot
 from dbrunbook.schema import snapshot_metadata
+from dbrunbook.stages.design_validation import registry, validate, validate_snapshot
 
 
 def good():

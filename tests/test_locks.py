@@ -6,9 +6,8 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from dbrunbook.lint import locks
 from dbrunbook.core.db import make_engine
-from dbrunbook.lint import parse_sql
+from dbrunbook.lint import locks, parse_sql
 from dbrunbook.stages.migration import plan_migration, review_migration
 
 # dialect, statement, lock, blocks writes, rewrite, scan
@@ -17,7 +16,8 @@ LOCKS = [
     ("postgresql", "CREATE INDEX CONCURRENTLY ix ON t (c)", "SHARE UPDATE EXCLUSIVE", False, False, True),
     ("postgresql", "ALTER TABLE t ADD COLUMN u uuid DEFAULT gen_random_uuid()", "ACCESS EXCLUSIVE", True, True, False),
     ("postgresql", "ALTER TABLE t ADD COLUMN d int DEFAULT 0", "ACCESS EXCLUSIVE", True, False, False),
-    ("postgresql", "ALTER TABLE t ADD CONSTRAINT fk FOREIGN KEY (p) REFERENCES p (id)", "SHARE ROW EXCLUSIVE", True, False, True),
+    ("postgresql", "ALTER TABLE t ADD CONSTRAINT fk FOREIGN KEY (p) REFERENCES p (id)", "SHARE ROW EXCLUSIVE",
+     True, False, True),
     ("postgresql", "ALTER TABLE t ADD CONSTRAINT fk FOREIGN KEY (p) REFERENCES p (id) NOT VALID", "SHARE ROW EXCLUSIVE",
      True, False, False),
     ("postgresql", "ALTER TABLE t VALIDATE CONSTRAINT fk", "SHARE UPDATE EXCLUSIVE", False, False, True),

@@ -20,14 +20,13 @@ from click.testing import CliRunner
 from sqlalchemy.schema import AddConstraint
 
 from dbrunbook.alembic_ops._shapes import NAMING_CONVENTION, conventional_name, unnamed_operations
-from dbrunbook.core.project import copied_scripts
 from dbrunbook.cli import main
 from dbrunbook.core.config import Target
+from dbrunbook.core.project import copied_scripts
+from dbrunbook.core.results import load_result
 from dbrunbook.lint.source import render_revisions
 from dbrunbook.stages.migration import findings, plan_migration, plan_summary, review_migration, run_alembic
-from dbrunbook.core.results import load_result
-
-from _lint_project import write_project
+from helpers.projects import write_project
 
 HEADER = "from alembic import op\nimport sqlalchemy as sa\n"
 BASE = HEADER + '''

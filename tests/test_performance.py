@@ -2,19 +2,19 @@
 from __future__ import annotations
 
 import json
-import textwrap
 from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
 
-from dbrunbook import RunOptions, run_runbook
-from dbrunbook.stages import performance
 from dbrunbook.core.config import Target
 from dbrunbook.core.db import make_engine
+from dbrunbook.core.results import StageResult
 from dbrunbook.errors import UsageError
-from dbrunbook.alembic_ops.migration import alembic_config, apply_upgrade
-from dbrunbook.core.results import StageResult, load_result
+from dbrunbook.stages import performance
+from helpers.databases import scalar
+from helpers.projects import scripts_project
+from helpers.runs import run_stages
 
 _BASE = '''
 revision = "0001"
@@ -55,13 +55,7 @@ _ROWS = 3000
 
 def items_project(tmp_path: Path, url: str, change: str) -> tuple[Target, Path]:
     """A database at 0001 with 3000 items indexed by code, and scripts adding ``change`` as 0002."""
-    target = Target.from_url(url, project_dir=tmp_path)
-    scripts = tmp_path / "alembic"
-    cfg = alembic_config(target, scripts)
-    for name, body in (("0001_base", _BASE), ("0002_change", change)):
-        text = "from alembic import op\nimport sqlalchemy as sa\n" + textwrap.dedent(body)
-        (scripts / "versions" / f"{name}.py").write_text(text)
-    assert apply_upgrade(cfg, url, "0001").ok
+    target, scripts = scripts_project(tmp_path, url, {"0001_base": _BASE, "0002_change": change})
     engine = make_engine(url)
     try:
         with engine.begin() as conn:
@@ -70,15 +64,6 @@ def items_project(tmp_path: Path, url: str, change: str) -> tuple[Target, Path]:
     finally:
         engine.dispose()
     return target, scripts
-
-
-def _alembic_revision(url: str) -> str:
-    engine = make_engine(url)
-    try:
-        with engine.connect() as conn:
-            return str(conn.execute(sa.text("SELECT version_num FROM alembic_version")).scalar_one())
-    finally:
-        engine.dispose()
 
 
 def test_dropped_index_turns_the_lookup_into_a_full_scan(db_url, dialect, tmp_path):
@@ -106,7 +91,7 @@ def test_dropped_index_turns_the_lookup_into_a_full_scan(db_url, dialect, tmp_pa
         assert "CONCURRENTLY" in lost[0].fix and by_id["q1"].before.cost is not None
     plans = comparison.plans_json()
     assert all(p["before"]["plan"] and p["after"]["plan"] for p in plans)
-    assert _alembic_revision(db_url) == "0001"  # only the copies were upgraded
+    assert scalar(db_url, "SELECT version_num FROM alembic_version") == "0001"  # only the copies were upgraded
 
 
 def test_unrelated_new_column_changes_no_plan(db_url, dialect, tmp_path):
@@ -144,9 +129,8 @@ def test_queries_file_is_split_on_semicolons_outside_strings(tmp_path):
 
 
 def test_stage_on_the_demo_compares_plans_on_a_schema_copy_when_the_data_stops_the_upgrade(demo, tmp_path):
-    run = run_runbook(demo.target(), RunOptions(out=tmp_path / "runs", stages=["08"]))
+    run, result = run_stages(demo.target(), tmp_path / "runs", ["08"])
     assert [s.status for s in run.stages] == ["warn"], run.stages
-    result = load_result(run.path, "08-performance")
     assert result.data["mode"] == "schema" and result.data["timed"] is False
     assert result.data["upgrade_error"] and set(result.data["touched"]) == {"users", "orders"}
     codes = {f.code: f for f in result.findings}

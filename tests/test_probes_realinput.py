@@ -8,20 +8,22 @@ import sqlalchemy as sa
 from alembic.migration import MigrationContext
 from alembic.operations import Operations
 
-from dbrunbook.stages import data_checks as checks
 from dbrunbook.core.db import make_engine
+from dbrunbook.stages import data_checks as checks
 from dbrunbook.stages.dev_rehearsal.probes import constraint_snapshot, probe_findings, run_probes
 
 
 def _tables(meta, with_fk=False):
     sa.Table("owners", meta, sa.Column("c", sa.Integer, primary_key=True, autoincrement=False),
              sa.Column("n", sa.String(10), primary_key=True), sa.Column("select", sa.String(10)))
-    fk = [sa.ForeignKeyConstraint(["key", "value"], ["owners.c", "owners.n"], name="fk_parent_owners")] if with_fk else []
+    fk = ([sa.ForeignKeyConstraint(["key", "value"], ["owners.c", "owners.n"], name="fk_parent_owners")]
+          if with_fk else [])
     # Named as the checks once aliased the referred table.
     sa.Table("parent", meta, sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),
              sa.Column("key", sa.Integer), sa.Column("value", sa.String(10)), sa.Column("order", sa.String(10)), *fk)
     # The key's columns lead the child's own primary key: a control row must keep them.
-    fk = [sa.ForeignKeyConstraint(["key", "value"], ["owners.c", "owners.n"], name="fk_lines_owners")] if with_fk else []
+    fk = ([sa.ForeignKeyConstraint(["key", "value"], ["owners.c", "owners.n"], name="fk_lines_owners")]
+          if with_fk else [])
     sa.Table("lines", meta, sa.Column("key", sa.Integer, primary_key=True, autoincrement=False),
              sa.Column("value", sa.String(10), primary_key=True), sa.Column("line", sa.Integer, primary_key=True,
                                                                             autoincrement=False), *fk)

@@ -4,27 +4,23 @@ from __future__ import annotations
 import pytest
 import sqlalchemy as sa
 
-from dbrunbook.core.db import make_engine
 from dbrunbook.errors import UsageError
 from dbrunbook.stages.data_checks.profile import chart, profile_table
+from helpers.databases import create_filled
 
 TABLE = 'odd "table" order'
 
 
 @pytest.fixture
-def engine(db_url):
-    engine = make_engine(db_url)
-    meta = sa.MetaData()
-    table = sa.Table(TABLE, meta, sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),
+def engine(engine):
+    """The engine of the empty database (conftest), with the hostile table filled."""
+    table = sa.Table(TABLE, sa.MetaData(), sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),
                      sa.Column('select "x"', sa.Numeric(10, 2)), sa.Column("my text", sa.String(20)),
                      sa.Column("flag", sa.Boolean))
-    meta.create_all(engine)
     rows = [{"id": i, 'select "x"': None if i % 10 == 0 else i % 7, "my text": "ab" * (1 + i % 3) if i % 4 else None,
              "flag": i % 2 == 0} for i in range(1, 201)]
-    with engine.begin() as conn:
-        conn.execute(table.insert(), rows)
-    yield engine
-    engine.dispose()
+    create_filled(engine, table, rows)
+    return engine
 
 
 def test_exact_profile_of_a_hostile_table(engine, dialect):

@@ -7,11 +7,11 @@ composite primary key.
 import pytest
 import sqlalchemy as sa
 
-from dbrunbook.stages.data_checks import backfill
-from dbrunbook.stages import data_checks as checks
-from dbrunbook.stages.data_checks import profile
 from dbrunbook.core.db import make_engine
 from dbrunbook.data.fingerprint import fingerprint
+from dbrunbook.stages import data_checks as checks
+from dbrunbook.stages.data_checks import backfill, profile
+from helpers.databases import create_filled
 
 #: Names the generated SQL used (or could use) as aliases.
 HOSTILE = ["c", "n", "count", "value", "key", "total", "rows", "groups", "b", "v", "k", "g"]
@@ -23,16 +23,11 @@ def _hostile(meta, name="earlier", key=("id",)):
 
 
 @pytest.fixture
-def engine(db_url):
-    engine = make_engine(db_url)
-    meta = sa.MetaData()
-    table = _hostile(meta)
-    meta.create_all(engine)
-    with engine.begin() as conn:
-        conn.execute(table.insert(), [{"id": i, **{n: (None if n == "c" and i % 5 == 0 else i % 4) for n in HOSTILE}}
-                                      for i in range(1, 41)])
-    yield engine
-    engine.dispose()
+def engine(engine):
+    """The engine of the empty database (conftest), with the table of hostile names filled."""
+    rows = [{"id": i, **{n: (None if n == "c" and i % 5 == 0 else i % 4) for n in HOSTILE}} for i in range(1, 41)]
+    create_filled(engine, _hostile(sa.MetaData()), rows)
+    return engine
 
 
 def test_hostile_column_names_profile_exactly_and_sampled(engine, dialect):

@@ -12,11 +12,10 @@ import sys
 from pathlib import Path
 
 import pytest
-import sqlalchemy as sa
 
 from dbrunbook.core.secrets import parse_url
-
-from _users_project import REVISIONS, UNTOUCHED, at_0001_with_two_rows, users_state
+from helpers.runs import dbrunbook
+from helpers.users_project import REVISIONS, UNTOUCHED, at_0001_with_two_rows, users_state
 
 FLASK_APP = '''import os
 from flask import Flask
@@ -71,10 +70,9 @@ def test_update_runs_the_pending_revision_on_a_copy_only(db_url, dialect, tmp_pa
     for name, text in REVISIONS.items():
         (versions / name).write_text(text)
     at_0001_with_two_rows(db_url)
-    env = {**os.environ, "DATABASE_URL": db_url, "FLASK_APP": "app:create_app"}
-    run = subprocess.run([sys.executable, "-m", "dbrunbook", "update", "--db", db_url, "--alembic-config", str(ini),
-                          "--dry-run", "--stages", "03,04", "--out", str(tmp_path / "runs")],
-                         cwd=tmp_path / "project", env=env, capture_output=True, text=True, timeout=600)
+    run = dbrunbook("update", "--db", db_url, "--alembic-config", str(ini), "--dry-run", "--stages", "03,04",
+                    "--out", str(tmp_path / "runs"), cwd=tmp_path / "project",
+                    env={"DATABASE_URL": db_url, "FLASK_APP": "app:create_app"}, timeout=600)
     assert users_state(db_url) == UNTOUCHED
     assert "04-dev-rehearsal       PASS" in run.stdout, run.stdout + run.stderr
     upgrade_sql = next((tmp_path / "runs").glob("*/03-migration/upgrade.sql")).read_text()

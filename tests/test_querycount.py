@@ -13,13 +13,12 @@ import textwrap
 import pytest
 import sqlalchemy as sa
 
-from dbrunbook import RunOptions, run_runbook
-from dbrunbook.stages import tests as querycount
 from dbrunbook.demo import repair_demo_data
 from dbrunbook.errors import UsageError
-from dbrunbook.stages.performance import n_plus_one_findings
+from dbrunbook.stages import tests as querycount
 from dbrunbook.stages.dev_rehearsal import environment_for_tests, run_tests
-from dbrunbook.core.results import load_result
+from dbrunbook.stages.performance import n_plus_one_findings
+from helpers.runs import run_stages
 
 LOOKUPS = 20
 
@@ -195,9 +194,7 @@ def test_stage_07_records_the_counts_and_stage_08_reports_them(demo, tmp_path):
     suite.mkdir()
     (suite / "test_demo.py").write_text(_DEMO_TESTS)
     (suite / "pytest.ini").write_text("[pytest]\naddopts = -p no:cacheprovider\n")
-    run = run_runbook(demo.target(), RunOptions(out=tmp_path / "runs", stages=["07"],
-                                                parameters={"test_cmd": _pytest(str(suite))}))
-    result = load_result(run.path, "07-tests")
+    run, result = run_stages(demo.target(), tmp_path / "runs", ["07"], {"test_cmd": _pytest(str(suite))})
     assert result.verdict == "warn", result.findings
     assert [f.code for f in result.findings] == ["RH020", "QC001"]
     assert result.data["n_plus_one"][0]["count"] == 12 and "orders" in result.data["n_plus_one"][0]["shape"]

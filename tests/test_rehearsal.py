@@ -8,14 +8,14 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from dbrunbook.demo import repair_demo_data
-
-from dbrunbook.stages import dev_rehearsal as rehearsal
 from dbrunbook.core.config import Target
 from dbrunbook.core.db import make_engine
-from dbrunbook.data.fingerprint import compare, fingerprint, schema_snapshot
-from dbrunbook.stages.migration import alembic_config, apply_upgrade, plan_migration
-from test_clone_sample import scratch_gone
+from dbrunbook.data.fingerprint import compare
+from dbrunbook.demo import repair_demo_data
+from dbrunbook.stages import dev_rehearsal as rehearsal
+from dbrunbook.stages.migration import plan_migration
+from helpers.databases import db_state, scratch_gone
+from helpers.projects import scripts_project
 
 _BASE = '''
 revision = "0001"
@@ -60,23 +60,9 @@ def downgrade():
 '''
 
 
-def _state(url):
-    engine = make_engine(url)
-    try:
-        return fingerprint(engine), schema_snapshot(engine)
-    finally:
-        engine.dispose()
-
-
 def books_project(tmp_path: Path, url: str) -> tuple[Target, Path]:
     """A database at 0001 with authors and books, and scripts adding 0002 and 0003."""
-    target = Target.from_url(url, project_dir=tmp_path)
-    scripts = tmp_path / "alembic"
-    cfg = alembic_config(target, scripts)
-    for name, body in (("0001_base", _BASE), ("0002_fk", _FK), ("0003_name", _NAME)):
-        text = "from alembic import op\nimport sqlalchemy as sa\n" + textwrap.dedent(body)
-        (scripts / "versions" / f"{name}.py").write_text(text)
-    assert apply_upgrade(cfg, url, "0001").ok
+    target, scripts = scripts_project(tmp_path, url, {"0001_base": _BASE, "0002_fk": _FK, "0003_name": _NAME})
     engine = make_engine(url)
     try:
         with engine.begin() as conn:
@@ -89,14 +75,14 @@ def books_project(tmp_path: Path, url: str) -> tuple[Target, Path]:
 
 def test_unsafe_demo_fails_with_the_real_error_and_the_target_is_untouched(demo, dialect, tmp_path):
     plan = plan_migration(demo.target(), tmp_path / "plan")
-    before = _state(demo.db)
+    before = db_state(demo.db)
     result = rehearsal.rehearse(demo.target(), plan.script_dir)
     assert not result.upgrade.ok
     assert any(word in result.upgrade.error.lower() for word in ("null", "unique", "duplicate", "truncated"))
     assert result.revisions[-1]["ok"] is False and result.revisions[-1]["revision"] == plan.revisions[0]
     assert result.target_revision_unchanged and result.revision_before == "0001"
-    after = _state(demo.db)
-    assert compare(before[0], after[0]) == [] and before[1] == after[1]
+    after = db_state(demo.db)
+    assert compare(before.data, after.data) == [] and before.schema == after.schema
     failure = next(f for f in rehearsal.findings(result) if f.code == "RH001")
     assert failure.severity == "block" and failure.evidence["error"] == result.upgrade.error
     assert scratch_gone(result.clone, dialect)

@@ -3,10 +3,9 @@ from __future__ import annotations
 
 import pytest
 
-from dbrunbook.lint import reversibility
-from dbrunbook.lint import parse_sql
-
-from _lint_project import BASE, UNSAFE, write_project
+from dbrunbook.lint import parse_sql, reversibility
+from helpers.lint_project import BASE, UNSAFE
+from helpers.projects import write_project
 
 
 def _check(up, down, dialect="postgresql"):

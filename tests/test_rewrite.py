@@ -8,16 +8,16 @@ import sqlalchemy as sa
 from alembic.config import Config
 from click.testing import CliRunner
 
+from dbrunbook.alembic_ops.migration import apply_downgrade, apply_upgrade
 from dbrunbook.cli import main
 from dbrunbook.core.db import drop_database, make_engine
 from dbrunbook.lint.source import lint_revisions
-from dbrunbook.alembic_ops.migration import apply_downgrade, apply_upgrade
-from dbrunbook.stages.migration.rewrite import plan_rewrite, render, rewrite_revision
 from dbrunbook.schema.diff import diff
 from dbrunbook.schema.snapshot import snapshot
-
-from _lint_project import BASE, UNSAFE, fill, write_project
-from conftest import new_database
+from dbrunbook.stages.migration.rewrite import plan_rewrite, render, rewrite_revision
+from helpers.databases import new_database
+from helpers.lint_project import BASE, UNSAFE, fill
+from helpers.projects import write_project
 
 
 def _schema(url):
@@ -278,12 +278,14 @@ def test_type_change_rewrite_keeps_the_new_column_in_step_with_writes(tmp_path):
             after = conn.execute(sa.text('SELECT id, "Level" FROM "Events" ORDER BY id')).all()
             level_type = conn.execute(sa.text("SELECT format_type(atttypid, atttypmod) FROM pg_attribute "
                                               "WHERE attrelid = '\"Events\"'::regclass AND attname = 'Level'")).scalar()
-            indexes = conn.execute(sa.text("SELECT indexdef FROM pg_indexes WHERE tablename = 'Events'")).scalars().all()
+            indexes = conn.execute(sa.text("SELECT indexdef FROM pg_indexes WHERE tablename = 'Events'"))\
+                .scalars().all()
     finally:
         engine.dispose()
         drop_database(url)
     assert writes == [] and after == expected and len(after) == 25001 and after[4] == (5, 70)
-    assert level_type == "bigint" and any('ix_events_level ON public."Events" USING btree ("Level")' in i for i in indexes)
+    assert level_type == "bigint"
+    assert any('ix_events_level ON public."Events" USING btree ("Level")' in i for i in indexes)
 
 
 def test_type_change_without_a_server_keeps_the_alter_with_advice(tmp_path):
@@ -291,5 +293,6 @@ def test_type_change_without_a_server_keeps_the_alter_with_advice(tmp_path):
                   {"0001_base.py": TYPED_BASE, "0002_retype.py": TYPE_CHANGE})
     plan = plan_rewrite(tmp_path / "p" / "migrations", "0002")
     assert [s.sql for s in plan.expand if "TYPE BIGINT" in s.sql] == [
-        "ALTER TABLE readings ALTER COLUMN value TYPE BIGINT", "ALTER TABLE readings ALTER COLUMN station_id TYPE BIGINT"]
+        "ALTER TABLE readings ALTER COLUMN value TYPE BIGINT",
+        "ALTER TABLE readings ALTER COLUMN station_id TYPE BIGINT"]
     assert len(plan.advice) == 2 and all("type change kept as is" in line for line in plan.advice)

@@ -1,7 +1,6 @@
 """The rollback round trip on real databases, with a safe and a deliberately lossy downgrade."""
 from __future__ import annotations
 
-import textwrap
 from pathlib import Path
 
 import pytest
@@ -9,12 +8,17 @@ import sqlalchemy as sa
 
 from dbrunbook.core.config import Target
 from dbrunbook.core.db import make_engine
-from dbrunbook.data.fingerprint import fingerprint, schema_snapshot
-from dbrunbook.alembic_ops.migration import alembic_config, apply_upgrade
-from dbrunbook.stages.rollback_plan import (decision_criteria, findings, plan_rollback, prove, round_trip, schema_only_findings,
-                                render_plan)
-
-from test_dry_run import assert_no_new_databases, list_databases
+from dbrunbook.stages.rollback_plan import (
+    decision_criteria,
+    findings,
+    plan_rollback,
+    prove,
+    render_plan,
+    round_trip,
+    schema_only_findings,
+)
+from helpers.databases import assert_no_new_databases, db_state, list_databases
+from helpers.projects import scripts_project, write_revision
 
 NOTES = 30
 WITH_BODY = 20
@@ -69,34 +73,22 @@ def downgrade():
 '''
 
 
-def _revision(folder: Path, name: str, body: str) -> None:
-    header = "from alembic import op\nimport sqlalchemy as sa\n"
-    (folder / "versions" / f"{name}.py").write_text(header + textwrap.dedent(body))
-
-
 def project(tmp_path: Path, url: str, downgrade: str) -> tuple[Target, Path]:
     """A database at revision 0001 holding notes, and scripts whose 0002 is safe or lossy."""
-    target = Target.from_url(url, project_dir=tmp_path)
-    scripts = tmp_path / "alembic"
-    cfg = alembic_config(target, scripts)
-    _revision(scripts, "0001_base", _BASE)
-    assert apply_upgrade(cfg, url, "0001").ok
+    change = _SAFE if downgrade == "safe" else _LOSSY
+    target, scripts = scripts_project(tmp_path, url, {"0001_base": _BASE, "0002_change": change})
     engine = make_engine(url)
     notes = sa.table("notes", sa.column("id"), sa.column("title"), sa.column("body"))
     with engine.begin() as conn:
         conn.execute(notes.insert(), [{"id": i, "title": f"note {i}", "body": f"text {i}" if i <= WITH_BODY else None}
                                       for i in range(1, NOTES + 1)])
     engine.dispose()
-    _revision(scripts, "0002_change", _SAFE if downgrade == "safe" else _LOSSY)
     return target, scripts
 
 
 def _target_state(url: str):
-    engine = make_engine(url)
-    try:
-        return schema_snapshot(engine), fingerprint(engine).to_json()["tables"]
-    finally:
-        engine.dispose()
+    state = db_state(url)
+    return state.schema, state.data.tables
 
 
 def test_safe_migration_round_trips_and_reapplies(db_url, tmp_path):
@@ -163,7 +155,7 @@ def downgrade():
 
 def test_failing_upgrade_blocks_with_the_real_error_and_leaves_nothing(db_url, tmp_path):
     target, scripts = project(tmp_path, db_url, "safe")
-    _revision(scripts, "0002_change", _FAILING)
+    write_revision(scripts, "0002_change", _FAILING)
     databases = list_databases(db_url)
     before = _target_state(db_url)
     trip = round_trip(target, scripts)
@@ -177,7 +169,7 @@ def test_failing_upgrade_blocks_with_the_real_error_and_leaves_nothing(db_url, t
 
 def test_interrupted_round_trip_drops_its_copy(db_url, tmp_path):
     target, scripts = project(tmp_path, db_url, "safe")
-    _revision(scripts, "0002_change", _INTERRUPTED)
+    write_revision(scripts, "0002_change", _INTERRUPTED)
     databases = list_databases(db_url)
     before = _target_state(db_url)
     with pytest.raises(KeyboardInterrupt):
@@ -202,7 +194,7 @@ def downgrade():
 
 def test_data_bound_failure_still_proves_the_schema_half(db_url, tmp_path):
     target, scripts = project(tmp_path, db_url, "safe")
-    _revision(scripts, "0002_change", _DATA_BOUND)
+    write_revision(scripts, "0002_change", _DATA_BOUND)
     trip, schema_trip = prove(target, scripts)
     assert not trip.upgrade.ok  # 10 notes have no body
     assert schema_trip is not None and schema_trip.lossless

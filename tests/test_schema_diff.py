@@ -2,10 +2,10 @@
 import pytest
 import sqlalchemy as sa
 
-from dbrunbook.stages import schema_analysis as analysis
 from dbrunbook.core.db import make_engine
 from dbrunbook.errors import ConfigError
 from dbrunbook.schema import assess, diff, snapshot
+from dbrunbook.stages import schema_analysis as analysis
 
 
 def version(which, dialect):
@@ -53,8 +53,8 @@ EXPECTED = {
     ("modify_view", "v_items"), ("remove_view", "v_gone"),
 }
 BY_DIALECT = {
-    "postgresql": {("modify_comment", "items.label"), ("add_enum_value", "mood.happy"), ("remove_sequence", "counter_seq"),
-                   ("modify_identity", "counters.id")},
+    "postgresql": {("modify_comment", "items.label"), ("add_enum_value", "mood.happy"),
+                   ("remove_sequence", "counter_seq"), ("modify_identity", "counters.id")},
     "mariadb": {("modify_comment", "items.label"), ("add_enum_value", "moods.mood.happy")},
     "sqlite": set(),
 }

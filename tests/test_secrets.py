@@ -1,7 +1,7 @@
 import pytest
 
-from dbrunbook.errors import ConfigError, UsageError
 from dbrunbook.core.secrets import PASSWORD_ENV, find_secrets, kernel_environment, mask_url, resolve_url, secret_values
+from dbrunbook.errors import ConfigError, UsageError
 
 
 def test_mask_hides_password_and_query_password():

@@ -2,27 +2,18 @@
 from __future__ import annotations
 
 import pytest
-import sqlalchemy as sa
 
-from dbrunbook.stages import staging as volume
 from dbrunbook.data.clone import scratch_copy
-from dbrunbook.core.db import make_engine
+from dbrunbook.demo import repair_demo_data
 from dbrunbook.errors import UsageError
+from dbrunbook.stages import staging as volume
 from dbrunbook.stages.migration import plan_migration
 from dbrunbook.stages.staging import Scale, TimingPoint
-from test_clone_sample import _ORPHANS, scratch_gone
-from dbrunbook.demo import repair_demo_data
+from helpers.databases import row, scalar, scratch_gone
+from helpers.demo import ORPHANS
+from helpers.runs import run_stages
 
 _PROFILE = ("SELECT COUNT(*), COUNT(DISTINCT email), COUNT(country), COUNT(DISTINCT id) FROM users")
-
-
-def _one(url, sql):
-    engine = make_engine(url)
-    try:
-        with engine.connect() as conn:
-            return tuple(conn.execute(sa.text(sql)).one())
-    finally:
-        engine.dispose()
 
 
 @pytest.mark.parametrize("text, factor, rows", [
@@ -41,13 +32,13 @@ def test_bad_scale_is_a_usage_error(text):
 
 def test_growth_keeps_keys_unique_references_valid_and_proportions(demo, dialect):
     with scratch_copy(demo.db) as url:
-        rows, emails, countries, ids = _one(url, _PROFILE)
+        rows, emails, countries, ids = row(url, _PROFILE)
         grown = volume.grow(url, Scale.parse("2.5x"))
-        after = _one(url, _PROFILE)
-        orphans = {name: _one(url, sql)[0] for name, sql in _ORPHANS.items()}
+        after = row(url, _PROFILE)
+        orphans = {name: scalar(url, sql) for name, sql in ORPHANS.items()}
     assert grown["users"] == after[0] == 1000 and grown["orders"] == grown["order_items"] == 2000
     assert after[3] == 1000  # the primary key stayed unique
-    assert orphans == {name: 0 for name in _ORPHANS}
+    assert orphans == {name: 0 for name in ORPHANS}
     # The duplicate e-mails and missing countries the change trips over keep their share.
     assert abs(after[1] / after[0] - emails / rows) < 0.02
     assert abs(after[2] / after[0] - countries / rows) < 0.05
@@ -58,7 +49,7 @@ def test_growth_keeps_keys_unique_references_valid_and_proportions(demo, dialect
 def test_rows_per_table_grow_only_the_named_tables(demo):
     with scratch_copy(demo.db) as url:
         grown = volume.grow(url, Scale.parse("users=1234"))
-        products = _one(url, "SELECT COUNT(DISTINCT sku) FROM products")[0]
+        products = row(url, "SELECT COUNT(DISTINCT sku) FROM products")[0]
     assert grown["users"] == 1234 and grown["orders"] == 800 and products == grown["products"]
 
 
@@ -102,13 +93,8 @@ def test_a_failing_upgrade_blocks_the_curve(demo, tmp_path):
 
 @pytest.mark.parametrize("dialect", ["sqlite"], indirect=True)
 def test_staging_stage_draws_the_curve(demo, tmp_path):
-    from dbrunbook import RunOptions, run_runbook
-    from dbrunbook.core.results import load_result
-
     repair_demo_data(demo.db)
-    run = run_runbook(demo.target(), RunOptions(out=tmp_path / "runs", stages=["09"],
-                                                parameters={"scales": [1, 2], "production_rows": 50_000}))
-    result = load_result(run.path, "09-staging")
+    run, result = run_stages(demo.target(), tmp_path / "runs", ["09"], {"scales": [1, 2], "production_rows": 50_000})
     assert result.verdict == "pass", result.findings
     assert [p["rows"] for p in result.data["points"]] == [2010, 4020]
     assert result.data["production_rows"] == 50_000 and result.data["predicted_seconds"] >= 0
@@ -117,8 +103,8 @@ def test_staging_stage_draws_the_curve(demo, tmp_path):
 
 @pytest.mark.parametrize("dialect", ["sqlite", "postgresql"], indirect=True)
 def test_growth_sql_is_the_plan_and_changes_nothing(demo):
-    before = _one(demo.db, _PROFILE)
+    before = row(demo.db, _PROFILE)
     statements = volume.growth_sql(demo.db, Scale.parse("3x"))
-    assert _one(demo.db, _PROFILE) == before
+    assert row(demo.db, _PROFILE) == before
     assert len(statements) == 4 and all(s.startswith("INSERT INTO") for s in statements)
     assert "UNION ALL" in statements[0]

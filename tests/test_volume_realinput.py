@@ -10,8 +10,8 @@ import uuid
 import pytest
 import sqlalchemy as sa
 
-from dbrunbook.stages import staging as volume
 from dbrunbook.core.db import make_engine
+from dbrunbook.stages import staging as volume
 from dbrunbook.stages.staging import Scale, TimingCurve, TimingPoint
 
 #: Tables and their key columns, whose tuples must stay distinct after growth.
@@ -55,7 +55,8 @@ def _fill(conn, md, dialect):
     conn.execute(t["tokens"].insert(), [{"token": uuid.uuid4(), "run_uuid": runs[i % 8]} for i in range(10)])
     step = dt.timedelta(seconds=1) if dialect == "mariadb" else dt.timedelta(microseconds=1)
     conn.execute(t["ticks"].insert(), [{"id": i, "at": start + i * step} for i in range(10)])
-    conn.execute(t["days"].insert(), [{"day": dt.date(2024, 1, 1) + dt.timedelta(days=i), "amount": i} for i in range(10)])
+    conn.execute(t["days"].insert(),
+                 [{"day": dt.date(2024, 1, 1) + dt.timedelta(days=i), "amount": i} for i in range(10)])
     conn.execute(t["blobs"].insert(), [{"h": bytes([i]) * 16} for i in range(10)])
     conn.execute(t["docs"].insert(), [{"id": i, "body": {"i": i % 2}} for i in range(10)])
     conn.execute(t["flags"].insert(), [{"state": True}, {"state": False}] if dialect == "sqlite"

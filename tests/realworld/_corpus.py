@@ -18,9 +18,10 @@ import subprocess
 import sys
 import textwrap
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
@@ -28,9 +29,9 @@ from alembic import command
 from alembic.config import Config
 from alembic.script import ScriptDirectory
 
-from conftest import new_database
 from dbrunbook.core.db import drop_database
 from dbrunbook.errors import EXIT_BLOCKED, EXIT_CODES, EXIT_PASS, EXIT_STAGE_ERROR
+from helpers.databases import new_database
 
 from ._rows import Filled, fill
 from ._state import left_behind, scratch_databases, state_diff, target_state

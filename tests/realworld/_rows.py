@@ -321,7 +321,7 @@ def _typed(type_: sa.types.TypeEngine[Any], i: int, rnd: random.Random, unique: 
         return decimal.Decimal(str(round(number, scale))) if scale else decimal.Decimal(int(number))
     if isinstance(type_, sa.DateTime):
         moment = _EPOCH + dt.timedelta(seconds=i * 3600 + rnd.randrange(3600) if unique else rnd.randrange(_FIVE_YEARS))
-        return moment.replace(tzinfo=dt.timezone.utc) if type_.timezone else moment
+        return moment.replace(tzinfo=dt.UTC) if type_.timezone else moment
     if isinstance(type_, sa.Date):
         return (_EPOCH + dt.timedelta(days=i if unique else rnd.randrange(5 * 365))).date()
     if isinstance(type_, sa.Time):

@@ -12,12 +12,13 @@ import decimal
 import hashlib
 import json
 import time
+from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import Any
 
 import sqlalchemy as sa
 
-from conftest import SERVERS
+from helpers.databases import SERVERS
 
 #: Names of databases made by test fixtures and benchmarks beside a run, never by the run itself.
 NOT_SCRATCH = ("dbrunbook_test_", "dbrunbook_bench_")
@@ -87,8 +88,8 @@ def target_state(url: str) -> dict[str, Any]:
             state: dict[str, Any] = {
                 "tables": {name: _table_state(conn, inspector, name) for name in names},
                 "views": sorted(inspector.get_view_names()),
-                "alembic_version": sorted(r[0] for r in conn.execute(sa.text("SELECT version_num FROM alembic_version")))
-                if "alembic_version" in names else None,
+                "alembic_version": (sorted(conn.execute(sa.text("SELECT version_num FROM alembic_version")).scalars())
+                                    if "alembic_version" in names else None),
                 "catalog": [[list(map(_canon, r)) for r in conn.execute(sa.text(sql))]
                             for sql in _CATALOG[engine.dialect.name]],
             }

@@ -1,0 +1,48 @@
+"""Alembic projects and revisions written for a test, on a database the test owns."""
+from __future__ import annotations
+
+import shutil
+import textwrap
+from pathlib import Path
+
+from dbrunbook.alembic_ops.migration import _TEMPLATES, alembic_config, apply_upgrade
+from dbrunbook.core.config import Target
+
+#: What every revision body below is given: Alembic's ``op`` and SQLAlchemy as ``sa``.
+HEADER = "from alembic import op\nimport sqlalchemy as sa\n"
+
+
+def write_revision(scripts: Path, name: str, body: str) -> Path:
+    """Write ``scripts/versions/<name>.py``: ``body`` (dedented) after :data:`HEADER`."""
+    path = scripts / "versions" / f"{name}.py"
+    path.write_text(HEADER + textwrap.dedent(body))
+    return path
+
+
+def scripts_project(tmp_path: Path, url: str, revisions: dict[str, str], at: str = "0001") -> tuple[Target, Path]:
+    """A target on ``url`` whose scripts (``tmp_path/alembic``) hold ``revisions`` (name -> body), upgraded to ``at``.
+
+    The scripts are dbrunbook's own Alembic environment (:func:`alembic_config`), as stages 03-09 make it.
+    """
+    target = Target.from_url(url, project_dir=tmp_path)
+    scripts = tmp_path / "alembic"
+    cfg = alembic_config(target, scripts)
+    for name, body in revisions.items():
+        write_revision(scripts, name, body)
+    assert apply_upgrade(cfg, url, at).ok
+    return target, scripts
+
+
+def write_project(dest: Path, db: str, revisions: dict[str, str]) -> Target:
+    """An Alembic project at ``dest`` as a user has it (``alembic.ini``, ``migrations/env.py``) holding ``revisions``.
+
+    ``revisions`` maps file names to whole sources (dedented, written as they are).
+    """
+    versions = dest / "migrations" / "versions"
+    versions.mkdir(parents=True)
+    (dest / "migrations" / "env.py").write_text((_TEMPLATES / "env.py").read_text().format(target_metadata=""))
+    shutil.copy(_TEMPLATES / "script.py.mako", dest / "migrations" / "script.py.mako")
+    (dest / "alembic.ini").write_text("[alembic]\nscript_location = %(here)s/migrations\n")
+    for name, source in revisions.items():
+        (versions / name).write_text(textwrap.dedent(source))
+    return Target.from_url(db, alembic_config=str(dest / "alembic.ini"), project_dir=dest)
