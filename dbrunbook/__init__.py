@@ -12,9 +12,11 @@ import importlib
 from typing import Any
 
 from dbrunbook import _compat
-
 from dbrunbook.core.config import Target, load_metadata, load_target
 from dbrunbook.core.db import check_connection, make_engine
+from dbrunbook.core.results import Finding, StageResult, load_result, record
+from dbrunbook.core.secrets import mask_url
+from dbrunbook.core.stage import Stage, open_stage
 from dbrunbook.errors import (
     ApplyRefused,
     ConfigError,
@@ -28,9 +30,6 @@ from dbrunbook.errors import (
     UsageError,
     VerificationFailed,
 )
-from dbrunbook.core.results import Finding, StageResult, load_result, record
-from dbrunbook.core.secrets import mask_url
-from dbrunbook.core.stage import Stage, open_stage
 
 _compat.install()
 
@@ -50,26 +49,33 @@ _LAZY = {
     "lint_revisions": "lint.source", "rewrite_revision": "stages.migration.rewrite",
     # stage 5: data checks, profile, backfill
     "run_checks": "stages.data_checks", "CheckReport": "stages.data_checks", "CheckResult": "stages.data_checks",
-    "profile_table": "stages.data_checks.profile", "profile_tables": "stages.data_checks.profile", "TableProfile": "stages.data_checks.profile",
-    "plan_backfill": "stages.data_checks.backfill", "backfill_plans": "stages.data_checks.backfill", "time_backfill": "stages.data_checks.backfill",
+    "profile_table": "stages.data_checks.profile", "profile_tables": "stages.data_checks.profile", "TableProfile":
+    "stages.data_checks.profile",
+    "plan_backfill": "stages.data_checks.backfill", "backfill_plans": "stages.data_checks.backfill",
+    "time_backfill": "stages.data_checks.backfill",
     "BackfillPlan": "stages.data_checks.backfill",
     # stage 6: application code impact; stage 8: performance impact
     "scan_code": "stages.code_impact:scan", "CodeImpact": "stages.code_impact",
     "compare_performance": "stages.performance", "load_queries": "stages.performance",
     # stage 10: checklist ticked by evidence, production plan; stage 11: the guarded apply
-    "ChecklistItem": "stages.production_plan", "ProductionPlan": "stages.production_plan", "production_plan": "stages.production_plan",
+    "ChecklistItem": "stages.production_plan", "ProductionPlan": "stages.production_plan", "production_plan":
+    "stages.production_plan",
     "production_checklist": "stages.production_plan:checklist",
-    "plan_apply": "stages.guarded_apply", "apply_plan": "stages.guarded_apply:apply", "apply_run": "runbook.apply", "ApplyPlan": "stages.guarded_apply",
+    "plan_apply": "stages.guarded_apply", "apply_plan": "stages.guarded_apply:apply", "apply_run": "runbook.apply",
+    "ApplyPlan": "stages.guarded_apply",
     "ApplyOutcome": "stages.guarded_apply",
     # stage 12: post-migration validation
     "validate_migration": "stages.post_migration:validate", "Validation": "stages.post_migration",
     "prove_unchanged": "stages.post_migration:unchanged",
     # stages 4, 7, 9 and rollback: rehearsal, volume, fingerprints, round trip, backup
     "rehearse": "stages.dev_rehearsal", "Rehearsal": "stages.dev_rehearsal",
-    "Scale": "stages.staging", "TimingCurve": "stages.staging", "grow": "stages.staging", "timing_curve": "stages.staging",
+    "Scale": "stages.staging", "TimingCurve": "stages.staging", "grow": "stages.staging", "timing_curve":
+    "stages.staging",
     "fingerprint": "data.fingerprint", "Fingerprint": "data.fingerprint", "FingerprintDiff": "data.fingerprint",
-    "plan_rollback": "stages.rollback_plan", "round_trip": "stages.rollback_plan", "RollbackPlan": "stages.rollback_plan", "RoundTrip": "stages.rollback_plan",
-    "plan_backup": "stages.rollback_plan.backup", "take_backup": "stages.rollback_plan.backup", "verify_backup": "stages.rollback_plan.backup",
+    "plan_rollback": "stages.rollback_plan", "round_trip": "stages.rollback_plan", "RollbackPlan":
+    "stages.rollback_plan", "RoundTrip": "stages.rollback_plan",
+    "plan_backup": "stages.rollback_plan.backup", "take_backup": "stages.rollback_plan.backup", "verify_backup":
+    "stages.rollback_plan.backup",
     "backup_and_verify": "stages.rollback_plan.backup",
 }
 
@@ -83,9 +89,19 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(f"module 'dbrunbook' has no attribute {name!r}")
 
 
-__all__ = sorted([
-    "ApplyRefused", "ConfigError", "DatabaseUnreachable", "DbrunbookError", "Finding", "SecretLeak", "Stage", "StageFailed",
-    "StageResult", "Target", "ToolMissing", "UnknownParameterError", "UnknownRunError", "UsageError",
-    "VerificationFailed", "__version__", "check_connection", "load_metadata", "load_result", "load_target",
-    "make_engine", "mask_url", "open_stage", "record", *_LAZY,
-])
+__all__ = [
+    "ApplyOutcome", "ApplyPlan", "ApplyRefused", "BackfillPlan", "CheckReport", "CheckResult", "ChecklistItem",
+    "CodeImpact", "ConfigError", "DatabaseUnreachable", "DbrunbookError", "Finding", "Fingerprint",
+    "FingerprintDiff", "ProductionPlan", "Rehearsal", "RenameHint", "RollbackPlan", "RoundTrip", "Run",
+    "RunOptions", "Scale", "SchemaDiff", "SecretLeak", "Snapshot", "Stage", "StageFailed", "StageResult",
+    "TableProfile", "Target", "TimingCurve", "ToolMissing", "UnknownParameterError", "UnknownRunError",
+    "UsageError", "Validation", "VerificationFailed", "__version__", "apply_plan", "apply_run", "backfill_plans",
+    "backup_and_verify", "check_connection", "compare_performance", "diff_schemas", "diff_specs", "export_run",
+    "find_run", "fingerprint", "grow", "lint_revisions", "lint_sql", "list_runs", "load_metadata", "load_queries",
+    "load_result", "load_snapshot", "load_target", "make_engine", "mask_url", "open_stage", "parse_sql",
+    "plan_apply", "plan_backfill", "plan_backup", "plan_migration", "plan_rollback", "production_checklist",
+    "production_plan", "profile_table", "profile_tables", "prove_unchanged", "record", "rehearse",
+    "render_rules_markdown", "review_migration", "rewrite_revision", "round_trip", "run_checks", "run_runbook",
+    "scan_code", "scratch_copy", "snapshot_metadata", "snapshot_schema", "take_backup", "time_backfill",
+    "timing_curve", "validate_design", "validate_migration", "verify_backup", "verify_run",
+]

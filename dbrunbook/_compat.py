@@ -11,8 +11,8 @@ import importlib
 import importlib.abc
 import importlib.machinery
 import sys
+from collections.abc import Sequence
 from types import ModuleType
-from typing import Sequence
 
 #: old path (after ``dbrunbook.``) -> new path (after ``dbrunbook.``)
 MOVED = {

@@ -19,11 +19,11 @@ from typing import TYPE_CHECKING, Any
 import sqlalchemy as sa
 from alembic.config import Config
 
+from dbrunbook.alembic_ops.migration import _TEMPLATES, apply_upgrade
 from dbrunbook.core.config import Target
 from dbrunbook.core.db import make_engine
-from dbrunbook.errors import UsageError
 from dbrunbook.core.secrets import MASK, PASSWORD_ENV, mask_url
-from dbrunbook.alembic_ops.migration import _TEMPLATES, apply_upgrade
+from dbrunbook.errors import UsageError
 
 if TYPE_CHECKING:
     from dbrunbook.runbook import Run
@@ -154,7 +154,7 @@ def ensure_demo(cache: Path | None = None) -> DemoProject:
     return write_demo(path)
 
 
-def run_demo(dest: Path, db: str | None = None, users: int = 20_000) -> "Run":
+def run_demo(dest: Path, db: str | None = None, users: int = 20_000) -> Run:
     """Write the demo project to ``dest`` and run ``update --dry-run`` on it."""
     from dbrunbook.runbook import RunOptions, run_runbook
 

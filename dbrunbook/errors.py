@@ -32,8 +32,9 @@ input (a ``postgres://`` URL read as ``postgresql://``); the CLI prints it as on
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 EXIT_PASS = 0
 EXIT_BLOCKED = 1

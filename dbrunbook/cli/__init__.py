@@ -13,13 +13,21 @@ import json
 import os
 import sys
 import warnings
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import click
 
 from dbrunbook import __version__
-from dbrunbook.errors import EXIT_INTERNAL, EXIT_STAGE_ERROR, DatabaseUnreachable, DbrunbookError, DbrunbookNote, UsageError
+from dbrunbook.errors import (
+    EXIT_INTERNAL,
+    EXIT_STAGE_ERROR,
+    DatabaseUnreachable,
+    DbrunbookError,
+    DbrunbookNote,
+    UsageError,
+)
 from dbrunbook.runbook.progress import StageObserver, StageReporter, observing
 from dbrunbook.runbook.report import render_run, render_runs, run_exit_code, run_json, runs_json, verify_json
 

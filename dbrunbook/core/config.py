@@ -11,15 +11,16 @@ import importlib
 import os
 import sys
 import tomllib
+from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from sqlalchemy import MetaData
 
 from dbrunbook.core.project import ini_url, sqlite_from
-from dbrunbook.errors import ConfigError
 from dbrunbook.core.secrets import kernel_environment, mask_url, parse_url
+from dbrunbook.errors import ConfigError
 
 #: Keys accepted in ``[tool.dbrunbook]``.
 CONFIG_KEYS = ("db", "models", "alembic_config", "runs_dir", "stages", "parameters", "lint", "renames", "flask_app",
@@ -37,7 +38,7 @@ class Target:
     _kernel_env: dict[str, str] = field(default_factory=dict, repr=False, compare=False)
 
     @classmethod
-    def from_url(cls, url: str, **kwargs: Any) -> "Target":
+    def from_url(cls, url: str, **kwargs: Any) -> Target:
         """A target for ``url``; the password is split off and masked."""
         parse_url(url)
         return cls(db=mask_url(url), _kernel_env=kernel_environment(url), **kwargs)
@@ -64,7 +65,7 @@ class Target:
     def secrets(self) -> list[str]:
         return list(self._kernel_env.values())
 
-    def with_(self, **changes: Any) -> "Target":
+    def with_(self, **changes: Any) -> Target:
         return replace(self, **changes)
 
 
@@ -155,7 +156,10 @@ def load_metadata(spec: str, project_dir: Path | None = None) -> MetaData:
 
 
 def load_renames(project_dir: Path | None = None) -> dict[str, str]:
-    """Confirmed renames from ``renames`` in ``[tool.dbrunbook]``: ``"table.old" = "table.new"`` or ``"old" = "new"``."""
+    """Confirmed renames from ``renames`` in ``[tool.dbrunbook]``.
+
+    Each is ``"table.old" = "table.new"`` (a column) or ``"old" = "new"`` (a table).
+    """
     raw = read_pyproject((project_dir or Path.cwd()).resolve()).get("renames", {})
     if not isinstance(raw, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in raw.items()):
         raise ConfigError('renames in [tool.dbrunbook] must be a table of "old" = "new" strings')

@@ -16,13 +16,13 @@ from __future__ import annotations
 import configparser
 import contextlib
 import json
-import os
 import shutil
 import sys
 import tomllib
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterator
+from typing import TYPE_CHECKING, Any
 
 from alembic.config import Config
 from alembic.script import ScriptDirectory
@@ -30,9 +30,9 @@ from alembic.util import CommandError, coerce_resource_to_filename
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
+from dbrunbook.core.secrets import parse_url
 from dbrunbook.dialects import get
 from dbrunbook.errors import ConfigError
-from dbrunbook.core.secrets import parse_url
 
 if TYPE_CHECKING:
     from dbrunbook.core.config import Target
@@ -115,7 +115,7 @@ def _importable(paths: list[Path]) -> Iterator[None]:
 
 
 def _candidates(value: str, name: str, ini: Path, project_dir: Path) -> list[Path]:
-    """Where ``value`` may be: Alembic's own reading first (relative = from the project folder), then the ini's folder."""
+    """Where ``value`` may be: as Alembic reads it first (from the project folder), then the ini's folder."""
     try:
         path = coerce_resource_to_filename(value)
     except Exception as exc:  # import errors of the named package, of any kind
@@ -135,7 +135,7 @@ def _sys_paths(cfg: Config, ini: Path, project_dir: Path) -> list[Path]:
 
 
 def resolve_project(ini: Path, project_dir: Path, section: str = "alembic") -> AlembicProject:
-    """Read ``ini`` as the ``alembic`` command run in ``project_dir`` would: script directory, version locations, URL."""
+    """Read ``ini`` as ``alembic`` run in ``project_dir`` would: script directory, version locations, URL."""
     ini, project_dir = ini.absolute(), project_dir.absolute()
     if not ini.is_file():
         raise ConfigError(f"Alembic config {ini} not found")

@@ -22,9 +22,10 @@ import fnmatch
 import importlib
 import pkgutil
 import sys
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from importlib.metadata import entry_points
-from typing import Any, Callable, Iterable, Iterator, Sequence
+from typing import Any
 
 from dbrunbook.core.results import SEVERITIES, Finding
 

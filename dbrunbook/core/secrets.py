@@ -9,8 +9,8 @@ secret values (:func:`find_secrets`).
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Iterable
 from urllib.parse import quote, quote_plus
 
 from sqlalchemy.engine import URL, make_url

@@ -14,6 +14,7 @@ from dbrunbook.schema.snapshot import dialect_for, diff_specs, load_side, snapsh
 
 __all__ = [
     "Change", "Column", "Constraint", "ForeignKey", "Index", "KINDS", "OPS", "RenameHint", "SchemaDiff",
-    "Snapshot", "Table", "View", "as_changes", "assess", "classify", "dependencies", "diff", "diff_specs", "dialect_for", "load_side",
+    "Snapshot", "Table", "View", "as_changes", "assess", "classify", "dependencies", "diff", "diff_specs",
+    "dialect_for", "load_side",
     "load_snapshot", "snapshot", "snapshot_metadata",
 ]

@@ -11,8 +11,9 @@ from __future__ import annotations
 import copy
 import difflib
 import re
+from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field
-from typing import Any, Iterable, Mapping
+from typing import Any
 
 from dbrunbook.errors import ConfigError
 from dbrunbook.schema._model import Column, Snapshot, Table
@@ -136,7 +137,8 @@ def _apply_renames(source: Snapshot, target: Snapshot, renames: dict[str, str]) 
             if table not in target.tables or target.tables[table].column(new_col) is None:
                 raise ConfigError(f"renames: {table}.{new_col} is not a column of the target schema")
             _rename_column(source, t, old_col, new_col)
-            changes.append(Change("rename_column", table, f"{table}.{new_col}", f"column {old_col} renamed to {new_col}",
+            changes.append(Change("rename_column", table, f"{table}.{new_col}",
+                                  f"column {old_col} renamed to {new_col}",
                                   before=old_col, after=new_col, extra={"confirmed": True}))
         else:
             if old not in source.tables or new not in target.tables:
@@ -179,7 +181,8 @@ def _diff_table(src: Table, tgt: Table, both: set[str]) -> tuple[list[Change], l
     tgt_cols = {c.name: c for c in tgt.columns}
     gone = [src_cols[c] for c in src_cols if c not in tgt_cols]
     new = [tgt_cols[c] for c in tgt_cols if c not in src_cols]
-    changes += [Change("remove_column", t, f"{t}.{c.name}", f"column dropped ({c.type})", before=asdict(c)) for c in gone]
+    changes += [Change("remove_column", t, f"{t}.{c.name}", f"column dropped ({c.type})", before=asdict(c))
+                for c in gone]
     changes += [Change("add_column", t, f"{t}.{c.name}", _added_detail(c), after=asdict(c)) for c in new]
     for name in src_cols.keys() & tgt_cols.keys():
         changes += _diff_column(t, src_cols[name], tgt_cols[name], both)
@@ -220,7 +223,8 @@ def _diff_column(t: str, a: Column, b: Column, both: set[str]) -> list[Change]:
         out.append(Change("modify_nullable", t, obj, "NOT NULL (was NULL)" if not b.nullable else "NULL (was NOT NULL)",
                           a.nullable, b.nullable))
     if a.default != b.default:
-        out.append(Change("modify_default", t, obj, f"server default {a.default!r} -> {b.default!r}", a.default, b.default))
+        out.append(Change("modify_default", t, obj, f"server default {a.default!r} -> {b.default!r}",
+                          a.default, b.default))
     if "comments" in both and (a.comment or None) != (b.comment or None):
         out.append(Change("modify_comment", t, obj, "column comment changed", a.comment, b.comment))
     if "identity" in both and a.identity != b.identity:
@@ -293,10 +297,13 @@ def _flat(key: Any) -> Iterable[Any]:
 
 def _diff_enums(a: dict[str, list[str]], b: dict[str, list[str]]) -> list[Change]:
     out = [Change("remove_enum", "", e, "enum type dropped", a[e]) for e in sorted(a.keys() - b.keys())]
-    out += [Change("add_enum", "", e, f"enum type added ({', '.join(b[e])})", after=b[e]) for e in sorted(b.keys() - a.keys())]
+    out += [Change("add_enum", "", e, f"enum type added ({', '.join(b[e])})", after=b[e])
+            for e in sorted(b.keys() - a.keys())]
     for e in sorted(a.keys() & b.keys()):
-        out += [Change("remove_enum_value", "", f"{e}.{v}", f"enum value {v!r} removed", v) for v in a[e] if v not in b[e]]
-        out += [Change("add_enum_value", "", f"{e}.{v}", f"enum value {v!r} added", after=v) for v in b[e] if v not in a[e]]
+        out += [Change("remove_enum_value", "", f"{e}.{v}", f"enum value {v!r} removed", v)
+                for v in a[e] if v not in b[e]]
+        out += [Change("add_enum_value", "", f"{e}.{v}", f"enum value {v!r} added", after=v)
+                for v in b[e] if v not in a[e]]
     return out
 
 

@@ -28,8 +28,8 @@ from dbrunbook.cli import FORMAT, QUIET
 def command(run: str, project: Path, db: str | None, runs_dir: Path | None, accept: tuple[str, ...],
             dry_run: bool, lock_timeout_ms: int, lock_retries: int, fmt: str, quiet: bool) -> None:
     """Apply the plan run RUN to its target: guards, one transaction where possible, monitor and abort."""
-    from dbrunbook.runbook.apply import apply_run
     from dbrunbook.cli import finish_run, reporting
+    from dbrunbook.runbook.apply import apply_run
 
     with reporting(quiet, fmt):
         done = apply_run(run, project=project, db=db, runs_dir=runs_dir, accept=list(accept), dry_run=dry_run,

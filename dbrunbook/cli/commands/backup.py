@@ -5,9 +5,9 @@ from pathlib import Path
 
 import click
 
-from dbrunbook.stages.rollback_plan.backup import findings, take_backup, verify_backup
-from dbrunbook.errors import EXIT_BLOCKED
 from dbrunbook.core.secrets import mask_url
+from dbrunbook.errors import EXIT_BLOCKED
+from dbrunbook.stages.rollback_plan.backup import findings, take_backup, verify_backup
 
 
 @click.command("backup")

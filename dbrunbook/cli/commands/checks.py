@@ -25,9 +25,9 @@ from dbrunbook.errors import EXIT_BLOCKED
               help="Longest time one check query may run, in seconds.")
 def command(db: str, models: str, project: Path, fmt: str, sample: int, timeout: int) -> None:
     """Count and sample the rows a schema change would break; read-only."""
-    from dbrunbook.stages.data_checks import run_checks
     from dbrunbook.core.config import load_metadata
     from dbrunbook.core.db import check_connection, make_engine
+    from dbrunbook.stages.data_checks import run_checks
 
     engine = make_engine(db)
     try:

@@ -10,8 +10,8 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from dbrunbook.cli import FORMAT
-from dbrunbook.errors import EXIT_BLOCKED
 from dbrunbook.core.results import Finding, verdict_of
+from dbrunbook.errors import EXIT_BLOCKED
 
 if TYPE_CHECKING:
     from dbrunbook.stages.dev_rehearsal import Rehearsal
@@ -42,7 +42,8 @@ def rehearsal_json(start: str | None, head: str | None, result: Rehearsal | None
               help="Project root holding pyproject.toml [tool.dbrunbook].")
 @click.option("--test-cmd", default="", help="Shell command running your tests against the migrated copy "
               "(DATABASE_URL and DBRUNBOOK_CLONE_URL point at it).")
-@click.option("--test-timeout", type=float, default=900.0, show_default=True, help="Seconds before the tests are stopped.")
+@click.option("--test-timeout", type=float, default=900.0, show_default=True,
+              help="Seconds before the tests are stopped.")
 @click.option("--scale", help="Grow the copy first: a factor like 10x, or TABLE=ROWS pairs.")
 @click.option("--mode", type=click.Choice(["full", "schema", "sample"]), default="full", show_default=True,
               help="What the copy holds.")
@@ -55,8 +56,8 @@ def command(db: str | None, models: str | None, alembic_config: str | None, proj
     """Rehearse the migration on a scratch copy: time it, probe new constraints, run your tests."""
     from dbrunbook.core.config import load_target
     from dbrunbook.core.db import check_connection, make_engine
-    from dbrunbook.stages.migration import plan_migration
     from dbrunbook.stages.dev_rehearsal import findings, rehearse
+    from dbrunbook.stages.migration import plan_migration
     from dbrunbook.stages.staging import Scale
 
     target = load_target(project, db=db, models=models, alembic_config=alembic_config)
