@@ -23,8 +23,8 @@ import sqlalchemy as sa
 
 from dbrunbook import RunOptions, run_runbook
 from dbrunbook.stages.guarded_apply import (GUARDS, LOCK_FACTS, ApplyLocked, ApplyRefused, RetryPolicy, apply, apply_lock, guards,
-                             holder, outcome_findings, plan_apply, plan_findings, refusal_findings, sql_to_run,
-                             stage_data, summary)
+                             evidence, holder, outcome_findings, plan_apply, plan_findings, refusal_findings,
+                             sql_to_run, summary)
 from dbrunbook.stages.guarded_apply._lock import lock_file
 from dbrunbook.data.clone import scratch_copy, sync_key_generators
 from dbrunbook.core.config import Target, load_target
@@ -538,9 +538,9 @@ def test_a_project_without_an_alembic_config_cannot_hold_the_revision(generated)
     plan = read_plan(generated.plan_run)
     missing = generated.project / "nowhere" / "alembic.ini"
     history = project_history(generated.plan_run, str(missing), generated.project, plan,
-                              inside(generated.plan_run, plan["script_dir"]))
+                              inside(generated.plan_run, plan.script_dir))
     assert history.problem.startswith(f"the project has no Alembic config ({missing})") and history.write == []
-    assert project_history(generated.plan_run, str(missing), generated.project, {**plan, "revisions": []},
+    assert project_history(generated.plan_run, str(missing), generated.project, dataclasses.replace(plan, revisions=[]),
                            None).problem == ""  # nothing to apply: nothing to hold
 
 
@@ -593,8 +593,8 @@ def test_a_second_apply_is_refused_naming_the_holder(planned, tmp_path):
     assert refused.value.holder.run_id == "apply-run-1"
     [finding] = refusal_findings(refused.value)
     assert (finding.code, finding.severity) == ("AP018", "block") and "apply-run-1" in finding.message
-    recorded = stage_data(plan, None, tmp_path, refused.value)  # what stage 11 records of the refusal
-    assert recorded["refused"]["holder"]["run_id"] == "apply-run-1" and recorded["applied"] is False
+    recorded = evidence(plan, None, tmp_path, refused.value)  # what stage 11 records of the refusal
+    assert recorded.refused.holder["run_id"] == "apply-run-1" and recorded.applied is False
     assert summary(plan, None, refused.value) == message
     assert planned.state() == before and not stage.exists()
     assert holder(planned.url) is None  # released when the holder's block ended

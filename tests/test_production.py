@@ -8,9 +8,18 @@ import textwrap
 import pytest
 
 from dbrunbook import RunOptions, UsageError, run_runbook, verify_run
+from dbrunbook.core.evidence import (
+    AlembicRun,
+    BackupEvidence,
+    PerformanceEvidence,
+    RollbackPlanEvidence,
+    RollbackSteps,
+    RoundTripRecord,
+    TakenBackup,
+)
+from dbrunbook.core.results import StageResult, load_result, record
 from dbrunbook.demo import repair_demo_data
 from dbrunbook.stages.production_plan import CHECKLIST_IDS, CODES, checklist, findings, production_plan, render_plan
-from dbrunbook.core.results import StageResult, load_result, record
 
 STAGE = "10-production-plan"
 PLAN_KEYS = {"revision_from", "revision_to", "revisions", "script_dir", "upgrade_sql", "downgrade_sql",
@@ -164,8 +173,12 @@ def test_empty_run_folder_leaves_everything_unticked_and_the_migration_unknown(t
 
 
 def test_a_restore_command_holding_a_password_is_masked(tmp_path):
-    backup = {"backup": {"restore_command": "psql postgresql://app:s3cret@db/shop -f shop.sql", "size": 1}, "ok": True}
-    record(StageResult("rollback-plan", "pass", "proven", data={"backup": backup}), tmp_path)
+    taken = TakenBackup("postgresql", "shop.sql", "pg_dump shop", "psql postgresql://app:s3cret@db/shop -f shop.sql",
+                        "pg_dump", "postgresql-client", size=1, seconds=0.1, sha256="0" * 64)
+    trip = RoundTripRecord(RollbackSteps("0001", "0002", "0001", "", False), completed=True, lossless=True,
+                           upgrade=AlembicRun(ok=True, seconds=0.1))
+    proven = RollbackPlanEvidence(trip, backup=BackupEvidence(taken, restore_seconds=0.1, rows=1, ok=True, diffs=[]))
+    record(StageResult("rollback-plan", "pass", "proven", data=proven.to_json()), tmp_path)
     plan = production_plan(tmp_path)
     assert plan.restore_command == "psql postgresql://app:***@db/shop -f shop.sql"
     assert "s3cret" not in render_plan(plan, checklist(tmp_path))
@@ -184,19 +197,16 @@ def test_bad_waivers_are_usage_errors(tmp_path, waive, message):
 
 
 def test_performance_measured_only_on_a_schema_copy_is_evidence_not_gathered(tmp_path):
-    import json as _json
-
-    from dbrunbook.core.results import StageResult, sidecar_path
-
-    def stage_08(data):
-        path = sidecar_path(tmp_path, "08-performance")
-        path.write_text(_json.dumps(StageResult("08-performance", "warn", "7 queries", data=data).to_json()))
+    def stage_08(upgrade_error):
+        evidence = PerformanceEvidence(dialect="sqlite", mode="schema" if upgrade_error else "full",
+                                       timed=not upgrade_error, upgrade_error=upgrade_error)
+        record(StageResult("08-performance", "warn", "7 queries", data=evidence.to_json()), tmp_path)
         return next(i for i in checklist(tmp_path) if i.id == "performance-ok")
 
-    untimed = stage_08({"upgrade_error": "NOT NULL constraint failed: users.country"})
+    untimed = stage_08("NOT NULL constraint failed: users.country")
     assert not untimed.ticked and untimed.missing and "schema-only copy" in untimed.evidence
     assert [f.severity for f in findings([untimed])] == ["warn"]
-    timed = stage_08({"upgrade_error": ""})
+    timed = stage_08("")
     assert timed.ticked and "08-performance: 7 queries" in timed.evidence
 
 

@@ -1,7 +1,6 @@
 """Post-migration validation (stage 12) on real databases, after real upgrades of a small project."""
 from __future__ import annotations
 
-import json
 import shutil
 import textwrap
 from pathlib import Path
@@ -11,14 +10,23 @@ import pytest
 import sqlalchemy as sa
 
 from dbrunbook import RunOptions, run_runbook
-from dbrunbook.stages.schema_analysis import analyse
+from dbrunbook.alembic_ops.migration import alembic_config, apply_upgrade
+from dbrunbook.core import contract
 from dbrunbook.core.config import Target, load_metadata
 from dbrunbook.core.db import make_engine
+from dbrunbook.core.evidence import (
+    GuardedApplyEvidence,
+    GuardRecord,
+    PostMigrationEvidence,
+    ProductionPlan,
+    ProductionPlanEvidence,
+    SchemaAnalysisEvidence,
+)
+from dbrunbook.core.results import StageResult, record
 from dbrunbook.data.fingerprint import Fingerprint, fingerprint
-from dbrunbook.alembic_ops.migration import alembic_config, apply_upgrade
-from dbrunbook.core.results import StageResult, load_result, sidecar_path
 from dbrunbook.errors import UsageError
 from dbrunbook.stages.post_migration import health, read_records, unchanged, validate
+from dbrunbook.stages.schema_analysis import analyse
 
 REPO = Path(__file__).resolve().parents[1]
 CUSTOMERS, ORDERS, WITH_LEGACY, WITH_NOTE = 12, 30, 7, 11
@@ -237,7 +245,8 @@ def _stage_11_fixture(folder: Path) -> None:
               'do_apply = True\n')
     body = textwrap.dedent('''
         import dbrunbook
-        from dbrunbook import migration
+        from dbrunbook.alembic_ops import migration
+        from dbrunbook.core.evidence import GuardedApplyEvidence
         from dbrunbook.data.fingerprint import fingerprint
         stage = dbrunbook.open_stage("11-guarded-apply", db=db, models=models, alembic_config=alembic_config,
                                      run_dir=run_dir, project_dir=project_dir)
@@ -245,11 +254,10 @@ def _stage_11_fixture(folder: Path) -> None:
         revision_before = migration.current_revision(stage.engine)
         applied = do_apply and migration.apply_upgrade(migration.alembic_config(stage.target, stage.dir / "alembic"),
                                                        stage.target.db).ok
-        stage.data.update({"plan_run": plan_run, "applied": applied, "aborted": False, "guards": [],
-                           "revision_before": revision_before,
-                           "revision_after": migration.current_revision(stage.engine),
-                           "fingerprint_before": "11-guarded-apply/fingerprint-before.json"})
-        stage.finish("fixture apply")
+        stage.finish("fixture apply", evidence=GuardedApplyEvidence(
+            plan_run=plan_run, plan_run_id="", applied=applied, aborted=False, revision_before=revision_before,
+            revision_after=migration.current_revision(stage.engine),
+            fingerprint_before=stage.path("fingerprint-before.json")))
     ''')
     cells = [nbformat.v4.new_markdown_cell("# Stage 11 fixture"),
              nbformat.v4.new_code_cell(params, metadata={"tags": ["parameters"]}), nbformat.v4.new_code_cell(body)]
@@ -258,16 +266,26 @@ def _stage_11_fixture(folder: Path) -> None:
     nbformat.write(notebook, folder / "11-guarded-apply.ipynb")
 
 
+def _plan(**fields) -> ProductionPlan:
+    """A production plan (stage 10's evidence) with the given fields, the rest empty."""
+    empty = dict(run_id="plan-run", target="", dialect="", revision_from=None, revision_to=None, revisions=[],
+                 script_dir=None, upgrade_sql=None, downgrade_sql=None, schema_before=None, expected_seconds=None,
+                 expected_from="", abort_after_seconds=30.0, lock_timeout_ms=2000, restore_command=None)
+    return ProductionPlan(**{**empty, **fields})
+
+
+def _record(folder: Path, stage: str, evidence, verdict: str = "pass") -> None:
+    record(StageResult(stage, verdict, "", data=evidence.to_json()), folder)
+
+
 def _plan_run(project: Project, folder: Path) -> Path:
-    """The sidecars of stages 01 and 10 that a plan run leaves, per the contract."""
+    """The sidecars of stages 01 and 10 that a plan run leaves, built from their evidence types."""
     analysed = analyse(project.engine, project.metadata, RENAMES, save_dir=folder / "01-schema-analysis")
     snapshot = "01-schema-analysis/schema-before.json"
-    plan = {"revision_from": "0001", "revision_to": "0002", "revisions": ["0002"], "schema_before": snapshot}
-    results = [StageResult("01-schema-analysis", "block", "",
-                           data={"changes": [c.to_json() for c in analysed.changes], "snapshot": snapshot}),
-               StageResult("10-production-plan", "pass", "", data={"plan": plan})]
-    for result in results:
-        sidecar_path(folder, result.stage).write_text(json.dumps(result.to_json(), default=str))
+    _record(folder, "01-schema-analysis", SchemaAnalysisEvidence(changes=[c.to_json() for c in analysed.changes],
+                                                                 snapshot=snapshot), "block")
+    _record(folder, "10-production-plan", ProductionPlanEvidence(checklist=[], plan=_plan(
+        revision_from="0001", revision_to="0002", revisions=["0002"], schema_before=snapshot)))
     return folder
 
 
@@ -280,27 +298,27 @@ def _run(project: Project, tmp_path: Path, stages: list[str], **parameters):
     run = run_runbook(project.target, RunOptions(runbooks=runbooks, stages=stages, parameters=parameters,
                                                  out=tmp_path / "runs"))
     assert [s.status for s in run.stages if s.status == "error"] == [], run.stages
-    return run, load_result(run.path, "12-post-migration")
+    return run, contract.recorded(run.path, PostMigrationEvidence)
 
 
 def test_template_without_plan_run_validates_the_target_as_it_is(project, tmp_path):
     project.upgrade()
     run, result = _run(project, tmp_path, ["12"], plan_run="")
-    assert result.verdict == "warn", result.text()
+    assert result.verdict == "warn", result.result.text()
     assert [f.code for f in result.findings] == ["PV000"] and "no plan run given" in result.findings[0].message
-    status = {c["code"]: c["status"] for c in result.data["checks"]}
+    status = {c.code: c.status for c in result.evidence.checks}
     assert status["PV001"] == status["PV002"] == "pass" and status["PV003"] == "skipped"
-    assert result.data["applied"] is None and result.data["revision"] == "0002"
-    saved = Fingerprint.load(run.path / result.data["fingerprint_after"])
+    assert result.evidence.applied is None and result.evidence.revision == "0002"
+    saved = Fingerprint.load(run.path / result.evidence.fingerprint_after)
     assert saved.tables["orders"].rows == ORDERS and saved.tables["customers"].columns["tier"].non_null == CUSTOMERS
 
 
 def test_template_after_an_apply_proves_it(project, tmp_path):
     plan = _plan_run(project, tmp_path / "plan-run")
     run, result = _run(project, tmp_path, ["11", "12"], plan_run=str(plan))
-    assert result.verdict == "pass", result.text()
-    assert result.data["applied"] is True
-    assert {c["code"]: c["status"] for c in result.data["checks"]}["PV003"] == "pass"
+    assert result.verdict == "pass", result.result.text()
+    assert result.evidence.applied is True
+    assert {c.code: c.status for c in result.evidence.checks}["PV003"] == "pass"
     expected = {f.object: f for f in result.findings if f.code == "PV004"}
     assert expected["customers.legacy"].evidence["before"] == WITH_LEGACY
     assert "moved intact" in expected["orders.comment"].message
@@ -310,7 +328,7 @@ def test_template_after_an_apply_proves_it(project, tmp_path):
 def test_template_after_a_refused_apply_proves_nothing_changed(project, tmp_path):
     plan = _plan_run(project, tmp_path / "plan-run")
     _, result = _run(project, tmp_path, ["11", "12"], plan_run=str(plan), do_apply=False)
-    assert result.verdict == "pass" and result.data["applied"] is False, result.text()
+    assert result.verdict == "pass" and result.evidence.applied is False, result.result.text()
     assert result.findings[0].code == "PV011" and "data, revision, schema compared" in result.findings[0].message
 
 
@@ -324,12 +342,12 @@ def test_records_are_read_with_clear_errors(tmp_path):
 def test_records_follow_stage_11_when_the_plan_run_is_incomplete(tmp_path):
     apply_dir, plan_dir = tmp_path / "apply", tmp_path / "plan"
     plan_dir.mkdir()
-    data = {"applied": False, "revision_before": "0001", "revision_to": "0002", "fingerprint_before": None,
-            "guards": [{"id": "no-schema-drift", "ok": False, "detail": "drifted", "accepted": True}]}
     apply_dir.mkdir()
-    plan = {"plan": {"revision_to": None, "schema_before": "01-schema-analysis/schema-before.json"}}
-    for folder, stage, payload in ((apply_dir, "11-guarded-apply", data), (plan_dir, "10-production-plan", plan)):
-        sidecar_path(folder, stage).write_text(json.dumps(StageResult(stage, "pass", "", data=payload).to_json()))
+    _record(apply_dir, "11-guarded-apply", GuardedApplyEvidence(
+        plan_run=str(plan_dir), plan_run_id="plan", applied=False, aborted=False, revision_before="0001",
+        revision_to="0002", guards=[GuardRecord("no-schema-drift", False, "drifted", accepted=True)]))
+    _record(plan_dir, "10-production-plan", ProductionPlanEvidence(checklist=[], plan=_plan(
+        schema_before="01-schema-analysis/schema-before.json")))
     record = read_records(apply_dir, plan_dir)
     assert (record.applied, record.revision_before, record.expected_revision) == (False, "0001", "0002")
     assert record.before is None and record.schema_before is None  # drift accepted: the snapshot is not the reference

@@ -19,7 +19,8 @@ from typing import TYPE_CHECKING, Any
 
 from dbrunbook import __version__
 from dbrunbook.errors import UnknownRunError, VerificationFailed
-from dbrunbook.core.results import load_result
+from dbrunbook.core import contract
+from dbrunbook.core.evidence import EvidenceError, RollbackPlanEvidence
 from dbrunbook.core.secrets import mask_url
 
 if TYPE_CHECKING:
@@ -57,13 +58,14 @@ def _mask(params: dict[str, Any]) -> dict[str, Any]:
 
 
 def _backup(run: "Run") -> dict[str, Any] | None:
-    """The backup a stage took and verified (size, duration, sha256, restore command), if any."""
-    for stage in run.stages:
-        result = load_result(run.path, stage.name)
-        backup = result.data.get("backup") if result else None
-        if isinstance(backup, dict) and "backup" in backup:
-            return dict(backup)
-    return None
+    """The backup the rollback plan took and verified (size, duration, sha256, restore command), if any."""
+    if not any(stage.name == contract.ROLLBACK_PLAN.name for stage in run.stages):
+        return None
+    try:
+        rollback = contract.load(run.path, RollbackPlanEvidence)
+    except EvidenceError:  # the journal is written whatever a sidecar holds; stage 10 reports the broken one
+        return None
+    return rollback.backup.to_json() if rollback is not None and rollback.backup.backup is not None else None
 
 
 def write_manifest(run: "Run", target: "Target", options: "RunOptions", templates: list[Path],

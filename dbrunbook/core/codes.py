@@ -243,7 +243,8 @@ BK000 = _declare("BK000", "backup-verified", "info", "The backup restores to the
 BK001 = _declare("BK001", "backup-differs", "block", "The restored backup differs from the target.",
                  "check that nothing writes to the database during the backup, then take it again")
 
-# -- 10 production plan (dbrunbook.stages.production_plan; one code per checklist item, in order) --------------------------
+# -- 10 production plan (dbrunbook.stages.production_plan): one code per checklist item, named like the item and
+# named by it literally; a code is never renumbered (audit records keep their meaning), a new item takes the next.
 _PP_FIX = "do what the finding's fix says, or waive the item with a reason (-p 'waive={\"item\": \"why\"}')"
 PP001 = _declare("PP001", "schema-analysed", "block", "Checklist item not ticked: the live schema was not "
                  "analysed against the target models (stage 01).", _PP_FIX)

@@ -5,26 +5,32 @@ A template's code cell after ``parameters`` opens the stage::
     stage = dbrunbook.open_stage("03-migration", db=db, models=models,
                                  alembic_config=alembic_config, run_dir=run_dir)
 
-then calls library functions, adds findings, and ends with ``stage.finish(summary)``,
-which records the result (display + sidecar). With ``db="demo"`` the stage runs against the
-bundled demo project; with ``run_dir=""`` it writes into a fresh scratch folder, so a
-template also runs as-is in JupyterLab or under ``pytest --nbval-lax``.
+then calls its package's library step (``dbrunbook.stages.migration``), shows what it returned, and ends
+with ``stage.finish(summary, evidence=...)``, which records the result (display + sidecar) with the
+stage's evidence (:mod:`dbrunbook.core.contract`); a later stage reads it with
+``stage.earlier(EvidenceType)``. With ``db="demo"`` the stage runs against the bundled demo project;
+with ``run_dir=""`` it writes into a fresh scratch folder, so a template also runs as-is in JupyterLab
+or under ``pytest --nbval-lax``.
 """
 from __future__ import annotations
 
 import tempfile
-from importlib.metadata import entry_points
 from dataclasses import dataclass, field
 from functools import cached_property
+from importlib.metadata import entry_points
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar, overload
 
 from sqlalchemy.engine import Engine
 
-from dbrunbook.core import fence
+from dbrunbook.core import contract, fence
 from dbrunbook.core.config import Target
 from dbrunbook.core.db import make_engine
+from dbrunbook.core.evidence import Evidence
 from dbrunbook.core.results import Finding, StageResult, load_result, record, verdict_of
+from dbrunbook.errors import UsageError
+
+E = TypeVar("E", bound=Evidence)
 
 
 @dataclass
@@ -35,6 +41,8 @@ class Stage:
     run_dir: Path
     target: Target
     findings: list[Finding] = field(default_factory=list)
+    #: Free-form sidecar data, for a template the contract does not declare; a contract stage records
+    #: its evidence with ``finish(summary, evidence=...)`` instead.
     data: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -43,6 +51,11 @@ class Stage:
         path = self.run_dir / self.name
         path.mkdir(parents=True, exist_ok=True)
         return path
+
+    def path(self, *parts: str) -> str:
+        """An artifact's path relative to the run folder, as the stage's evidence records it
+        (``stage.path("checks.json")`` is ``05-data-checks/checks.json``)."""
+        return "/".join((self.name, *parts))
 
     @cached_property
     def engine(self) -> Engine:
@@ -58,21 +71,50 @@ class Stage:
     def extend(self, findings: list[Finding]) -> None:
         self.findings.extend(findings)
 
-    def earlier(self, stage: str) -> StageResult | None:
-        """The recorded result of an earlier stage of this run (None if it did not run)."""
-        return load_result(self.run_dir, stage)
+    @overload
+    def earlier(self, stage: type[E] | contract.StageSpec[E]) -> contract.Recorded[E] | None: ...
 
-    def finish(self, summary: str) -> StageResult:
-        """Record the result: verdict from the findings, display, and sidecar."""
+    @overload
+    def earlier(self, stage: str) -> StageResult | None: ...
+
+    def earlier(self, stage: type[E] | contract.StageSpec[E] | str) -> contract.Recorded[E] | StageResult | None:
+        """What an earlier stage of this run recorded (None if it did not run).
+
+        Given an evidence type (``DevRehearsalEvidence``) or a contract stage, its result with the evidence
+        parsed strictly (:func:`dbrunbook.core.contract.recorded`); given a name, the bare result, for the
+        templates the contract does not declare.
+        """
+        if isinstance(stage, str):
+            return load_result(self.run_dir, stage)
+        return contract.recorded(self.run_dir, stage)
+
+    def finish(self, summary: str, evidence: Evidence | None = None) -> StageResult:
+        """Record the result: verdict from the findings, display, and sidecar with the stage's evidence.
+
+        A stage of the contract records the evidence type the contract declares for it; data set by hand
+        (``stage.data``) is held to the same contract, so a renamed key fails here, not in a later stage.
+        """
         if "engine" in self.__dict__:
             self.engine.dispose()
+        declared = contract.by_name(self.name)
+        if evidence is not None:
+            if self.data:
+                raise UsageError(f"stage {self.name} records its evidence or stage.data, not both")
+            if declared is not None and not isinstance(evidence, declared.evidence):
+                raise UsageError(f"stage {self.name} records {declared.evidence.__name__}, "
+                                 f"not {type(evidence).__name__}")
+            data = evidence.to_json()
+        else:
+            data = self.data
+            if declared is not None:
+                declared.parse(data)
         result = StageResult(stage=self.name, verdict=verdict_of(self.findings), summary=summary,
-                             findings=self.findings, data=self.data)
+                             findings=self.findings, data=data)
         return record(result, self.run_dir)
 
 
 #: The one stage that is meant to change the target (``dbrunbook apply``); every other stage is fenced.
-CHANGES_TARGET = frozenset({"11-guarded-apply"})
+CHANGES_TARGET = frozenset({contract.GUARDED_APPLY.name})
 
 
 #: Entry-point group of named targets: ``db="<name>"`` opens the target its callable returns.

@@ -18,7 +18,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from dbrunbook.core import fence
+from dbrunbook.core import contract, fence
 from dbrunbook.core.config import Target, load_metadata
 from dbrunbook.core.db import check_connection, make_engine
 from dbrunbook.alembic_ops.migration import alembic_config
@@ -92,8 +92,8 @@ class Run:
 
 
 #: Templates without a number run only when their option is set, after the analysis stages and
-#: before the production plan (stage 10 and later), which reads their evidence.
-OPTIONAL_STAGES = {"rollback-plan": "rollback_plan"}
+#: before the production plan (stage 10 and later), which reads their evidence (the contract names them).
+OPTIONAL_STAGES = contract.optional_stages()
 _PLAN_STAGES_FROM = 10
 
 

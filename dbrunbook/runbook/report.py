@@ -9,12 +9,14 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from dbrunbook.errors import EXIT_BLOCKED, EXIT_PASS, EXIT_STAGE_ERROR
-from dbrunbook.core.results import load_result, sidecar_path
+from dbrunbook.core import contract
 from dbrunbook.core.archive import load_manifest, run_status
+from dbrunbook.core.evidence import EvidenceError, ProductionPlanEvidence
+from dbrunbook.core.results import load_result, sidecar_path
+from dbrunbook.errors import EXIT_BLOCKED, EXIT_PASS, EXIT_STAGE_ERROR
 
 #: The stage whose plan ``dbrunbook apply`` follows.
-_PLAN_STAGE = "10-production-plan"
+_PLAN_STAGE = contract.PRODUCTION_PLAN.name
 RUN_SCHEMA = "dbrunbook.run/1"
 RUNS_SCHEMA = "dbrunbook.runs/1"
 VERIFY_SCHEMA = "dbrunbook.verify/1"
@@ -62,8 +64,11 @@ def _next_step(run_dir: Path, manifest: dict[str, Any]) -> dict[str, Any] | None
             or any(s["status"] in ("error", "skipped") for s in stages)
             or manifest.get("status", "complete") != "complete"):  # an interrupted run does not verify
         return None
-    result = load_result(run_dir, _PLAN_STAGE)
-    if result is None or not (result.data.get("plan") or {}).get("revisions"):
+    try:
+        production = contract.load(run_dir, ProductionPlanEvidence)
+    except EvidenceError as exc:  # shown as the reason apply would refuse, not as a crash of `show`
+        return {"ready": False, "refused": [{"guard": "plan-ready", "detail": str(exc)}], "command": ""}
+    if production is None or not production.plan.revisions:
         return None  # nothing to apply from this run
     from dbrunbook.stages.guarded_apply import offline_guards
 

@@ -15,8 +15,9 @@ registry = Registry("code_impact", "dbrunbook.stages.code_impact")
 from dbrunbook.stages.code_impact._model import InsertSite, Reference, Watch, build_watch, narrows  # noqa: E402
 from dbrunbook.stages.code_impact._runner import ImpactContext, findings  # noqa: E402  (rules import the registry)
 from dbrunbook.stages.code_impact._scan import MAX_BYTES, SKIP_DIRS, CodeImpact, mapped_classes, scan  # noqa: E402
+from dbrunbook.stages.code_impact._stage import CodeImpactOutcome, run  # noqa: E402  (the stage's step, on the above)
 from dbrunbook.stages.code_impact._table import summary, table  # noqa: E402
 
-__all__ = ["CodeImpact", "ImpactContext", "InsertSite", "MAX_BYTES", "Reference", "SKIP_DIRS", "Watch",
-           "build_watch", "findings", "mapped_classes", "narrows", "registry", "scan", "summary",
+__all__ = ["CodeImpact", "CodeImpactOutcome", "ImpactContext", "InsertSite", "MAX_BYTES", "Reference", "SKIP_DIRS",
+           "Watch", "build_watch", "findings", "mapped_classes", "narrows", "registry", "run", "scan", "summary",
            "table"]

@@ -32,8 +32,8 @@ from dbrunbook.stages.data_checks._diff import diffs as _diffs
 from dbrunbook.stages.data_checks._diff import table_of
 from dbrunbook.stages.data_checks._revisions import ChangeSource, change_source, settle, unexplained
 
-__all__ = ["ChangeSource", "CheckReport", "CheckResult", "change_source", "registry", "run_checks", "settle",
-           "unexplained"]
+__all__ = ["ChangeSource", "CheckReport", "CheckResult", "DataChecksOutcome", "change_source", "registry", "run",
+           "run_checks", "settle", "unexplained"]
 
 
 @dataclass
@@ -95,3 +95,7 @@ def _describe(diff: tuple[Any, ...]) -> str:
     op = diff[0]
     detail = diff[3] if op.startswith("modify_") else getattr(diff[-1], "name", "")
     return f"{op} {table_of(diff)}{'.' + str(detail) if detail else ''}"
+
+
+# The stage's step builds on the functions above, so it is imported last.
+from dbrunbook.stages.data_checks._stage import DataChecksOutcome, run  # noqa: E402

@@ -21,7 +21,9 @@ import sqlalchemy as sa
 from dbrunbook.data.clone import scratch_copy
 from dbrunbook.core.config import Target
 from dbrunbook.core.db import make_engine
-from dbrunbook.core.results import Finding, StageResult
+from dbrunbook.core.contract import Recorded
+from dbrunbook.core.evidence import DevRehearsalEvidence
+from dbrunbook.core.results import Finding
 from dbrunbook.stages.data_checks._base import CheckResult
 from dbrunbook.stages.data_checks._dialect import FAILS
 
@@ -147,9 +149,10 @@ def without_declared(results: list[CheckResult], renames: dict[str, str], defaul
     return [r for r in results if not answered(r)]
 
 
-def settle_with_rehearsal(results: list[CheckResult], rehearsal: StageResult | None) -> list[CheckResult]:
+def settle_with_rehearsal(results: list[CheckResult],
+                          rehearsal: Recorded[DevRehearsalEvidence] | None) -> list[CheckResult]:
     """Weigh checks derived from revisions against stage 04: a passed full-copy upgrade refutes "it fails"."""
-    if rehearsal is None or rehearsal.verdict == "block" or rehearsal.data.get("mode", "full") != "full":
+    if rehearsal is None or rehearsal.verdict == "block" or rehearsal.evidence.mode != "full":
         return results
     for result in results:
         if result.effect == FAILS and result.count > 0:  # data a drop loses (LOSES) is lost all the same
@@ -200,14 +203,15 @@ def change_source(target: Target, script_dir: Path | None = None, work_dir: Path
                         found.renames, found.defaulted)
 
 
-def settle(results: list[CheckResult], source: ChangeSource, rehearsal: StageResult | None) -> list[CheckResult]:
+def settle(results: list[CheckResult], source: ChangeSource,
+           rehearsal: Recorded[DevRehearsalEvidence] | None) -> list[CheckResult]:
     """The results with what the revisions declare weighed in, and for checks derived from revisions alone,
     stage 04's evidence too (with models, the models are the authority on what must hold)."""
     results = without_declared(results, source.renames, source.defaulted)
     return settle_with_rehearsal(results, rehearsal) if source.source == "revisions" else results
 
 
-def unexplained(results: list[CheckResult], rehearsal: StageResult | None) -> list[Finding]:
+def unexplained(results: list[CheckResult], rehearsal: Recorded[DevRehearsalEvidence] | None) -> list[Finding]:
     """DC104 when stage 04's upgrade failed on the data and no data check found rows that explain it.
 
     The revision's own code (a data migration in Python, an UPDATE that casts) fails on rows no schema

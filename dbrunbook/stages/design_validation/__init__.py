@@ -11,5 +11,6 @@ from dbrunbook.core.rules import Registry
 registry = Registry("design", "dbrunbook.stages.design_validation")
 
 from dbrunbook.stages.design_validation._runner import DesignContext, validate, validate_snapshot  # noqa: E402  (rules import the registry)
+from dbrunbook.stages.design_validation._stage import DesignValidationOutcome, run  # noqa: E402
 
-__all__ = ["DesignContext", "registry", "validate", "validate_snapshot"]
+__all__ = ["DesignContext", "DesignValidationOutcome", "registry", "run", "validate", "validate_snapshot"]

@@ -31,7 +31,7 @@ from dbrunbook.core.config import Target
 from dbrunbook.core.db import check_connection, make_engine
 from dbrunbook.alembic_ops.migration import ApplyResult, alembic_config, apply_upgrade, current_revision, pending_revisions
 from dbrunbook.stages.dev_rehearsal.probes import Probe, constraint_snapshot, probe_findings, run_probes
-from dbrunbook.stages.tests import parse_log, plugin_environment
+from dbrunbook.stages.dev_rehearsal._querylog import parse_log, plugin_environment
 from dbrunbook.core.results import Finding
 from dbrunbook.core.secrets import MASK, mask_url, resolve_url, secret_values
 from dbrunbook.stages.staging import Scale, grow
@@ -260,3 +260,9 @@ def finding_for_test_run(tests: TestRun) -> Finding:
     why = "timed out" if tests.timed_out else f"exited with {tests.returncode}"
     return Finding("RH021", "block", f"the test command {why} against the migrated copy", "tests", evidence,
                    "read the output; the application does not work with the new schema")
+
+
+# The stage's step builds on the functions above, so it is imported last.
+from dbrunbook.stages.dev_rehearsal._stage import DevRehearsalOutcome as DevRehearsalOutcome  # noqa: E402
+from dbrunbook.stages.dev_rehearsal._stage import rehearsed as rehearsed  # noqa: E402
+from dbrunbook.stages.dev_rehearsal._stage import run as run  # noqa: E402

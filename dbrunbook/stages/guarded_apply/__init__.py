@@ -29,13 +29,24 @@ from dbrunbook.stages.guarded_apply._monitor import APPLY_FACTS, ApplyFacts, plo
 from dbrunbook.stages.guarded_apply._retry import RetryPolicy
 from dbrunbook.stages.guarded_apply._reviewed import NotReviewed
 from dbrunbook.stages.guarded_apply._run import ApplyAborted, ApplyOutcome, ApplyPlan, apply, plan_apply
-from dbrunbook.stages.guarded_apply._stage import (GUARD_CODES, STAGE, outcome_findings, plan_findings, refusal_findings, sql_to_run,
-                     stage_data, summary)
+from dbrunbook.stages.guarded_apply._stage import (
+    GUARD_CODES,
+    STAGE,
+    GuardedApplyOutcome,
+    evidence,
+    outcome_findings,
+    plan_findings,
+    prepare,
+    refusal_findings,
+    run,
+    sql_to_run,
+    summary,
+)
 
 __all__ = [
     "APPLY_FACTS", "ApplyAborted", "ApplyFacts", "ApplyLocked", "ApplyOutcome", "ApplyPlan", "ApplyRefused", "GUARDS",
     "GUARD_CODES", "Guard", "History", "Holder", "LOCK_FACTS", "LockFacts", "NOT_ACCEPTABLE", "NotReviewed",
-    "RetryPolicy", "STAGE", "apply", "apply_lock", "guards", "holder", "keep_history", "offline_guards",
-    "outcome_findings", "plan_apply", "plan_findings", "plot", "project_history", "read_plan", "refusal_findings",
-    "sql_to_run", "stage_data", "summary",
+    "GuardedApplyOutcome", "RetryPolicy", "STAGE", "apply", "apply_lock", "evidence", "guards", "holder",
+    "keep_history", "offline_guards", "outcome_findings", "plan_apply", "plan_findings", "plot", "prepare",
+    "project_history", "read_plan", "refusal_findings", "run", "sql_to_run", "summary",
 ]

@@ -13,12 +13,19 @@ from typing import Any, Callable, Iterable
 
 import sqlalchemy as sa
 
+from dbrunbook.core import contract
+from dbrunbook.core.evidence import (
+    EvidenceError,
+    MigrationEvidence,
+    ProductionPlan,
+    ProductionPlanEvidence,
+    SchemaAnalysisEvidence,
+)
 from dbrunbook.core.project import copied_scripts
 from dbrunbook.core.config import Target
 from dbrunbook.core.db import check_connection, make_engine
 from dbrunbook.errors import DatabaseUnreachable, DbrunbookError, UsageError, VerificationFailed
 from dbrunbook.alembic_ops.migration import current_revision
-from dbrunbook.core.results import StageResult, load_result
 from dbrunbook.core.archive import load_manifest, verify_run
 from dbrunbook.schema import diff, load_snapshot, snapshot
 from dbrunbook.stages.guarded_apply._history import project_history
@@ -30,7 +37,7 @@ GUARDS = ("manifest-verified", "plan-ready", "same-target", "revision-unchanged"
 #: Guards ``--accept`` cannot override: applying anyway would leave the project's history pointing at a
 #: revision it does not have.
 NOT_ACCEPTABLE = ("project-history",)
-PLAN_STAGE = "10-production-plan"
+PLAN_STAGE = contract.PRODUCTION_PLAN.name
 #: Used when the plan run has no stage 10 (plan-ready fails then, but the other guards still tell).
 DEFAULT_ABORT_AFTER_SECONDS = 30.0
 
@@ -66,20 +73,25 @@ def check_accept(accept: Iterable[str]) -> list[str]:
     return accepted
 
 
-def read_plan(plan_run: Path) -> dict[str, Any]:
-    """The plan of stage 10 (CONTRACT.md), or what stages 01 and 03 of the run say when stage 10 is absent."""
-    production = load_result(plan_run, PLAN_STAGE)
-    if production is not None and isinstance(production.data.get("plan"), dict):
-        return dict(production.data["plan"])
-    migration, analysis = load_result(plan_run, "03-migration"), load_result(plan_run, "01-schema-analysis")
-    found = migration.data if migration else {}
-    return {"revision_from": found.get("current"), "revision_to": found.get("head"),
-            "revisions": found.get("revisions", []), "script_dir": found.get("script_dir"),
-            "upgrade_sql": "03-migration/upgrade.sql" if migration else None,
-            "downgrade_sql": "03-migration/downgrade.sql" if migration else None,
-            "schema_before": analysis.data.get("snapshot") if analysis else None,
-            "expected_seconds": None, "abort_after_seconds": DEFAULT_ABORT_AFTER_SECONDS,
-            "lock_timeout_ms": DEFAULT_LOCK_TIMEOUT_MS, "restore_command": None}
+def read_plan(plan_run: Path) -> ProductionPlan:
+    """The plan of stage 10, or what stages 01 and 03 of the run say when stage 10 is absent (or breaks its
+    contract: the plan-ready guard then refuses, naming what is wrong)."""
+    try:
+        production = contract.load(plan_run, ProductionPlanEvidence)
+    except EvidenceError:
+        production = None
+    if production is not None:
+        return production.plan
+    migration, analysis = contract.load(plan_run, MigrationEvidence), contract.load(plan_run, SchemaAnalysisEvidence)
+    return ProductionPlan(
+        run_id=plan_run.name, target="", dialect="", revision_from=migration.current if migration else None,
+        revision_to=migration.head if migration else None, revisions=list(migration.revisions) if migration else [],
+        script_dir=migration.script_dir if migration else None,
+        upgrade_sql=contract.MIGRATION.path("upgrade.sql") if migration else None,
+        downgrade_sql=contract.MIGRATION.path("downgrade.sql") if migration else None,
+        schema_before=analysis.snapshot if analysis else None, expected_seconds=None,
+        expected_from="unknown: the plan run has no production plan", abort_after_seconds=DEFAULT_ABORT_AFTER_SECONDS,
+        lock_timeout_ms=DEFAULT_LOCK_TIMEOUT_MS, restore_command=None)
 
 
 def inside(plan_run: Path, relative: str | None) -> Path | None:
@@ -90,7 +102,7 @@ def inside(plan_run: Path, relative: str | None) -> Path | None:
     return path if path.is_relative_to(plan_run.resolve()) else None
 
 
-def _manifest_verified(plan_run: Path, target: Target, engine: sa.Engine, plan: dict[str, Any]) -> Guard:
+def _manifest_verified(plan_run: Path, target: Target, engine: sa.Engine, plan: ProductionPlan) -> Guard:
     try:
         manifest = verify_run(plan_run)
     except VerificationFailed as exc:
@@ -99,49 +111,48 @@ def _manifest_verified(plan_run: Path, target: Target, engine: sa.Engine, plan: 
     return Guard("manifest-verified", True, f"{len(manifest.get('files', {}))} files match the manifest")
 
 
-def _waived(item: dict[str, Any]) -> bool:
-    return bool(item.get("waived"))
-
-
-def _plan_ready(plan_run: Path, target: Target, engine: sa.Engine, plan: dict[str, Any]) -> Guard:
+def _plan_ready(plan_run: Path, target: Target, engine: sa.Engine, plan: ProductionPlan) -> Guard:
     return plan_ready(plan_run)
 
 
 def plan_ready(plan_run: Path) -> Guard:
-    """The plan-ready guard: stage 10 ran and every checklist item is ticked or waived; reads the sidecar only."""
-    production: StageResult | None = load_result(plan_run, PLAN_STAGE)
+    """The plan-ready guard: stage 10 ran and every checklist item is ticked or waived; reads its evidence only."""
+    try:
+        production = contract.load(plan_run, ProductionPlanEvidence)
+    except EvidenceError as exc:  # a plan run whose stage 10 breaks the contract is not ready: said on the record
+        return Guard("plan-ready", False, str(exc))
     if production is None:
         return Guard("plan-ready", False, "the plan run has no production plan (stage 10 did not run)")
-    items = [i for i in production.data.get("checklist", []) if isinstance(i, dict)]
+    items = production.checklist
     if not items:
         return Guard("plan-ready", False, "the production plan has no checklist")
-    open_items = [str(i.get("id")) for i in items if not i.get("ticked") and not _waived(i)]
+    open_items = [i.id for i in items if not i.ticked and not i.waived]
     if open_items:
         return Guard("plan-ready", False, f"{len(open_items)} of {len(items)} checklist items not ticked: "
                                           + ", ".join(open_items))
-    waived = sum(1 for i in items if not i.get("ticked") and _waived(i))
+    waived = sum(1 for i in items if not i.ticked and i.waived)
     return Guard("plan-ready", True, f"{len(items)} checklist items ticked"
                  + (f" ({waived} waived in stage 10)" if waived else ""))
 
 
-def _same_target(plan_run: Path, target: Target, engine: sa.Engine, plan: dict[str, Any]) -> Guard:
+def _same_target(plan_run: Path, target: Target, engine: sa.Engine, plan: ProductionPlan) -> Guard:
     planned = load_manifest(plan_run).get("target")
     if planned != target.db:
         return Guard("same-target", False, f"the plan is for {planned}, not {target.db}")
     return Guard("same-target", True, f"the plan is for {target.db}")
 
 
-def _revision_unchanged(plan_run: Path, target: Target, engine: sa.Engine, plan: dict[str, Any]) -> Guard:
-    now, planned = current_revision(engine), plan.get("revision_from")
+def _revision_unchanged(plan_run: Path, target: Target, engine: sa.Engine, plan: ProductionPlan) -> Guard:
+    now, planned = current_revision(engine), plan.revision_from
     if now != planned:
-        already = " (already at the plan's head: applied before?)" if now and now == plan.get("revision_to") else ""
+        already = " (already at the plan's head: applied before?)" if now and now == plan.revision_to else ""
         return Guard("revision-unchanged", False, f"the target is at {now or 'no revision'}, "
                                                   f"the plan starts at {planned or 'no revision'}{already}")
     return Guard("revision-unchanged", True, f"the target is at {now or 'no revision'}, as planned")
 
 
-def _no_schema_drift(plan_run: Path, target: Target, engine: sa.Engine, plan: dict[str, Any]) -> Guard:
-    path = inside(plan_run, plan.get("schema_before"))
+def _no_schema_drift(plan_run: Path, target: Target, engine: sa.Engine, plan: ProductionPlan) -> Guard:
+    path = inside(plan_run, plan.schema_before)
     if path is None or not path.is_file():
         return Guard("no-schema-drift", False, "the plan run holds no schema snapshot (stage 01 did not save one)")
     changes = diff(load_snapshot(path), snapshot(engine, sizes=False)).changes
@@ -166,28 +177,28 @@ def planned_revisions(script_dir: Path, start: str | None) -> tuple[str | None, 
     return head, [s.revision for s in reversed(steps)]
 
 
-def _scripts_present(plan_run: Path, target: Target, engine: sa.Engine, plan: dict[str, Any]) -> Guard:
-    path = inside(plan_run, plan.get("script_dir"))
+def _scripts_present(plan_run: Path, target: Target, engine: sa.Engine, plan: ProductionPlan) -> Guard:
+    path = inside(plan_run, plan.script_dir)
     if path is None or not (path / "versions").is_dir():
-        return Guard("scripts-present", False, f"no Alembic scripts at {plan.get('script_dir')} in the plan run")
+        return Guard("scripts-present", False, f"no Alembic scripts at {plan.script_dir} in the plan run")
     try:
-        head, revisions = planned_revisions(path, plan.get("revision_from"))
+        head, revisions = planned_revisions(path, plan.revision_from)
     except Exception as exc:  # a damaged script folder is the guard's answer
         return Guard("scripts-present", False, f"the plan's scripts cannot be read: {type(exc).__name__}: {exc}")
-    wanted = list(plan.get("revisions") or [])
-    if revisions != wanted or head != plan.get("revision_to"):
+    wanted = list(plan.revisions)
+    if revisions != wanted or head != plan.revision_to:
         return Guard("scripts-present", False, f"the scripts lead to {head} through {revisions}, "
-                                               f"the plan names {plan.get('revision_to')} through {wanted}")
-    return Guard("scripts-present", True, f"{len(revisions)} revision(s) to {head} in {plan.get('script_dir')}")
+                                               f"the plan names {plan.revision_to} through {wanted}")
+    return Guard("scripts-present", True, f"{len(revisions)} revision(s) to {head} in {plan.script_dir}")
 
 
-def _project_history(plan_run: Path, target: Target, engine: sa.Engine, plan: dict[str, Any]) -> Guard:
+def _project_history(plan_run: Path, target: Target, engine: sa.Engine, plan: ProductionPlan) -> Guard:
     history = project_history(plan_run, target.alembic_config, target.project_dir, plan,
-                              inside(plan_run, plan.get("script_dir")))
+                              inside(plan_run, plan.script_dir))
     return Guard("project-history", not history.problem, history.detail())
 
 
-_CHECKS: dict[str, Callable[[Path, Target, sa.Engine, dict[str, Any]], Guard]] = {
+_CHECKS: dict[str, Callable[[Path, Target, sa.Engine, ProductionPlan], Guard]] = {
     "manifest-verified": _manifest_verified, "plan-ready": _plan_ready, "same-target": _same_target,
     "revision-unchanged": _revision_unchanged, "no-schema-drift": _no_schema_drift,
     "scripts-present": _scripts_present, "project-history": _project_history,
@@ -225,5 +236,5 @@ def offline_guards(plan_run: Path) -> list[Guard]:
         project = Path(str(load_manifest(plan_run).get("project", {}).get("path") or "."))
     except DbrunbookError:  # no manifest: the apply's manifest-verified guard says so
         project = Path.cwd()
-    history = project_history(plan_run, "", project, plan, inside(plan_run, plan.get("script_dir")))
+    history = project_history(plan_run, "", project, plan, inside(plan_run, plan.script_dir))
     return [plan_ready(plan_run), Guard("project-history", not history.problem, history.detail())]

@@ -17,12 +17,11 @@ from typing import Any
 
 from alembic.script import ScriptDirectory
 
+from dbrunbook.core import contract
+from dbrunbook.core.archive import load_manifest
+from dbrunbook.core.evidence import MigrationEvidence, ProductionPlan
 from dbrunbook.core.project import copied_scripts, project_path, resolve_project
 from dbrunbook.errors import DbrunbookError
-from dbrunbook.core.results import load_result
-from dbrunbook.core.archive import load_manifest
-
-MIGRATION_STAGE = "03-migration"
 
 
 @dataclass
@@ -85,12 +84,12 @@ def _project_scripts(ini: Path, project_dir: Path) -> tuple[ScriptDirectory, tup
 
 
 def _generated(plan_run: Path) -> Path | None:
-    migration = load_result(plan_run, MIGRATION_STAGE)
-    relative = migration.data.get("generated") if migration else None
-    return (plan_run / relative).resolve() if isinstance(relative, str) and relative else None
+    migration = contract.load(plan_run, MigrationEvidence)
+    relative = migration.generated if migration else None
+    return (plan_run / relative).resolve() if relative else None
 
 
-def project_history(plan_run: Path, alembic_config: str, project_dir: Path, plan: dict[str, Any],
+def project_history(plan_run: Path, alembic_config: str, project_dir: Path, plan: ProductionPlan,
                     script_dir: Path | None) -> History:
     """Whether the project's history holds every planned revision once the generated one is written; reads only.
 
@@ -98,7 +97,7 @@ def project_history(plan_run: Path, alembic_config: str, project_dir: Path, plan
     the project lacks is to be written into its versions directory when that is writable and has no
     other file of that name; anything else the project lacks refuses the apply.
     """
-    revisions = [str(r) for r in plan.get("revisions") or []]
+    revisions = list(plan.revisions)
     ini = project_ini(plan_run, alembic_config)
     history = History(ini=ini)
     if not revisions:

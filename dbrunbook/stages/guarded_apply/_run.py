@@ -25,7 +25,8 @@ from dbrunbook.errors import ApplyRefused, DbrunbookError, UsageError
 from dbrunbook.data.fingerprint import fingerprint
 from dbrunbook.alembic_ops.migration import ApplyResult, alembic_config, current_revision, revision_paths, run_alembic
 from dbrunbook.stages.dev_rehearsal import revision_timings
-from dbrunbook.core.results import load_result
+from dbrunbook.core import contract
+from dbrunbook.core.evidence import MigrationEvidence
 from dbrunbook.core.archive import load_manifest
 from dbrunbook.stages.guarded_apply._guards import Guard, check_accept, guards, inside, read_plan
 from dbrunbook.stages.guarded_apply._history import History, keep_history, project_history
@@ -165,32 +166,33 @@ def plan_apply(plan_run: Path | str, target: Target, accept: Iterable[str] = (),
     finally:
         engine.dispose()
     facts = _facts(dialect)
-    script_dir, revisions = inside(folder, plan.get("script_dir")), list(plan.get("revisions") or [])
+    script_dir, revisions = inside(folder, plan.script_dir), list(plan.revisions)
     outside = _outside_transaction(script_dir, revisions)
-    abort_after = float(plan.get("abort_after_seconds") or 30.0)
-    lock_ms = _positive("lock_timeout_ms", lock_timeout_ms, plan.get("lock_timeout_ms"), DEFAULT_LOCK_TIMEOUT_MS)
-    retries = _positive("lock_retries", lock_retries, plan.get("lock_retries"), DEFAULT_LOCK_RETRIES)
+    abort_after = plan.abort_after_seconds or 30.0
+    lock_ms = _positive("lock_timeout_ms", lock_timeout_ms, plan.lock_timeout_ms, DEFAULT_LOCK_TIMEOUT_MS)
+    # The plan holds no retry count: the apply's own, else the default.
+    retries = _positive("lock_retries", lock_retries, None, DEFAULT_LOCK_RETRIES)
     budget = float(_positive("retry_budget_seconds", retry_budget_seconds, None, abort_after))
     statement_ms = statement_timeout_ms(abort_after)
-    sql_file = inside(folder, plan.get("upgrade_sql"))
+    sql_file = inside(folder, plan.upgrade_sql)
     try:
         manifest_id = str(load_manifest(folder).get("run_id", folder.name))
     except DbrunbookError:  # no or a damaged manifest: the manifest-verified guard says so
         manifest_id = folder.name
-    migration = load_result(folder, "03-migration")
+    migration = contract.load(folder, MigrationEvidence)
     found = holder(target.db)
     return ApplyPlan(
         plan_run=folder, plan_run_id=manifest_id, target=target.db, dialect=dialect, guards=checked,
-        revision_now=now, revision_from=plan.get("revision_from"), revision_to=plan.get("revision_to"),
+        revision_now=now, revision_from=plan.revision_from, revision_to=plan.revision_to,
         revisions=revisions, script_dir=script_dir, outside_transaction=outside,
         upgrade_sql=sql_file.read_text() if sql_file and sql_file.is_file() else "",
         session=session_sql(facts, int(lock_ms), statement_ms), abort_after_seconds=abort_after,
         lock_timeout_ms=int(lock_ms), statement_timeout_ms=statement_ms, transactional=transactional and not outside,
         monitor_queries=[q for q in (facts.blocked_sql, facts.waiting_sql) if q],
-        expected_seconds=plan.get("expected_seconds"), restore_command=plan.get("restore_command"),
+        expected_seconds=plan.expected_seconds, restore_command=plan.restore_command,
         accepted=[g.id for g in checked if g.accepted],
         history=project_history(folder, target.alembic_config, target.project_dir, plan, script_dir),
-        sql_source=str((migration.data if migration else {}).get("sql_source") or "offline"),
+        sql_source=(migration.sql_source if migration else "") or "offline",
         lock_retries=int(retries), retry_budget_seconds=budget, lock_holder=found.describe() if found else "")
 
 

@@ -1,17 +1,23 @@
-"""What stage 11 records: findings, sidecar data, summary."""
+"""Stage 11's steps (:func:`prepare`, then :func:`run`) and what it records: findings, evidence, summary."""
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from dbrunbook.core import contract
+from dbrunbook.core.evidence import GuardedApplyEvidence
 from dbrunbook.core.results import Finding
+from dbrunbook.errors import ApplyRefused
 from dbrunbook.stages.guarded_apply._lock import LOCK_FACTS, ApplyLocked
+from dbrunbook.stages.guarded_apply._monitor import plot
+from dbrunbook.stages.guarded_apply._run import ApplyOutcome, ApplyPlan, apply, plan_apply
 
 if TYPE_CHECKING:
-    from dbrunbook.errors import ApplyRefused
-    from dbrunbook.stages.guarded_apply._run import ApplyOutcome, ApplyPlan
+    from dbrunbook.core.stage import Stage
 
-STAGE = "11-guarded-apply"
+STAGE = contract.GUARDED_APPLY.name
 #: One finding code per guard, in :data:`~dbrunbook.stages.guarded_apply._guards.GUARDS` order.
 GUARD_CODES = {"manifest-verified": "AP001", "plan-ready": "AP002", "same-target": "AP003",
                "revision-unchanged": "AP004", "no-schema-drift": "AP005", "scripts-present": "AP006",
@@ -74,7 +80,8 @@ def outcome_findings(plan: ApplyPlan, outcome: ApplyOutcome) -> list[Finding]:
            for dest in outcome.written_to_project]
     done = [r["revision"] for r in outcome.revision_timings if r["ok"]]
     evidence = {"revision_before": outcome.revision_before, "revision_after": outcome.revision_after,
-                "revision_timings": outcome.revision_timings, "failed_statement": outcome.failed_statement.strip()[:500]}
+                "revision_timings": outcome.revision_timings,
+                "failed_statement": outcome.failed_statement.strip()[:500]}
     if outcome.applied:
         out.append(Finding("AP011", "info", f"applied {outcome.revision_before or 'base'} -> {outcome.revision_after} "
                                             f"in {outcome.seconds:.2f}s ({len(outcome.statements)} statements)"))
@@ -164,12 +171,16 @@ def sql_to_run(plan: ApplyPlan | None) -> str:
     return "\n".join(lines) + "\n"
 
 
-def stage_data(plan: ApplyPlan | None, outcome: ApplyOutcome | None, run_dir: Path,
-               refused: ApplyRefused | None = None) -> dict[str, Any]:
-    """The sidecar data of stage 11 (docs/apply.md); ``refused``: what :func:`~._run.apply` raised, if it refused."""
+def evidence(plan: ApplyPlan | None, outcome: ApplyOutcome | None, run_dir: Path,
+             refused: ApplyRefused | None = None) -> GuardedApplyEvidence:
+    """Stage 11's evidence (docs/apply.md): the plan's limits and guards, then what the apply did; ``refused``:
+    what :func:`~._run.apply` raised, if it refused.
+
+    The plan's and the outcome's own JSON are merged (the outcome's keys win), as the sidecar always held
+    them, and parsed strictly: a key either side renames fails here.
+    """
     if plan is None:
-        return {"plan_run": "", "plan_run_id": "", "applied": False, "aborted": False, "guards": [],
-                "statements": [], "error": "", "monitor": []}
+        return GuardedApplyEvidence(plan_run="", plan_run_id="", applied=False, aborted=False)
     data = {**plan.to_json(), "applied": False, "aborted": False, "revision_before": plan.revision_now,
             "revision_after": plan.revision_now, "fingerprint_before": None, "statements": [], "error": "",
             "monitor": []}
@@ -178,7 +189,7 @@ def stage_data(plan: ApplyPlan | None, outcome: ApplyOutcome | None, run_dir: Pa
     if refused is not None:
         data["refused"] = {"message": str(refused), "guards": [g.to_json() for g in refused.guards],
                            "holder": refused.holder.to_json() if isinstance(refused, ApplyLocked) else None}
-    return data
+    return GuardedApplyEvidence.from_json(data, stage=STAGE)
 
 
 def summary(plan: ApplyPlan | None, outcome: ApplyOutcome | None, refused: ApplyRefused | None = None) -> str:
@@ -205,3 +216,51 @@ def summary(plan: ApplyPlan | None, outcome: ApplyOutcome | None, refused: Apply
     if outcome.error:
         return f"failed: {outcome.error[:120]}"
     return "nothing applied"
+
+
+def prepare(stage: Stage, *, plan_run: str = "", execute: bool = False, accept: Sequence[str] = (),
+            lock_timeout_ms: int = 0, lock_retries: int = 0) -> ApplyPlan | None:
+    """Check every guard of applying ``plan_run`` to ``stage``'s target and say what would run (``sql-to-run.sql``
+    in the stage folder); adds the guards' findings to ``stage``. Changes nothing; None without a plan run.
+
+    ``lock_timeout_ms`` and ``lock_retries``: 0 for the plan's, else the defaults.
+    """
+    plan = plan_apply(plan_run, stage.target, accept=accept, lock_timeout_ms=lock_timeout_ms or None,
+                      lock_retries=lock_retries or None) if plan_run else None
+    stage.extend(plan_findings(plan, execute))
+    if plan is not None:
+        (stage.dir / "sql-to-run.sql").write_text(sql_to_run(plan) + "\n")
+    return plan
+
+
+@dataclass
+class GuardedApplyOutcome:
+    """What the apply did (``outcome`` None when it did not start, ``refused`` when it refused) and its chart,
+    for the notebook to show, and stage 11's evidence."""
+
+    plan: ApplyPlan | None
+    outcome: ApplyOutcome | None
+    refused: ApplyRefused | None
+    chart: Path | None
+    evidence: GuardedApplyEvidence
+    summary: str
+
+
+def run(stage: Stage, plan: ApplyPlan | None, *, execute: bool = False) -> GuardedApplyOutcome:
+    """Apply ``plan`` to ``stage``'s target when ``execute`` is set and no guard refuses: guarded, monitored,
+    fingerprinted first (``fingerprint-before.json``, read by stage 12); draws ``monitor.png`` and adds the
+    findings to ``stage``. A refusal or a failed upgrade is recorded, never raised."""
+    outcome = refused = chart = None
+    if plan is not None and execute and not plan.refused:
+        try:
+            outcome = apply(plan, stage.target, stage.dir)
+        except ApplyRefused as error:  # another apply holds the target, or the revision moved: a finding
+            refused = error
+            stage.extend(refusal_findings(error))
+        else:
+            stage.extend(outcome_findings(plan, outcome))
+    if plan is not None and outcome is not None:
+        chart = stage.dir / "monitor.png"
+        plot(outcome.monitor, outcome.statements, plan.abort_after_seconds, outcome.aborted).savefig(chart, dpi=100)
+    return GuardedApplyOutcome(plan, outcome, refused, chart, evidence(plan, outcome, stage.run_dir, refused),
+                               summary(plan, outcome, refused))

@@ -32,7 +32,7 @@ from dbrunbook.alembic_ops.migration import (
     revision_paths,
     run_alembic,
 )
-from dbrunbook.core import fence
+from dbrunbook.core import contract, fence
 from dbrunbook.core.config import Target
 from dbrunbook.core.db import dialect_name, make_engine
 from dbrunbook.errors import ConfigError
@@ -43,9 +43,9 @@ if TYPE_CHECKING:
     from dbrunbook.core.stage import Stage
 
 __all__ = [
-    "ApplyResult", "MigrationPlan", "Review", "alembic_config", "apply_downgrade", "apply_upgrade", "current_revision",
-    "findings", "pending_revisions", "plan_migration", "plan_summary", "render_sql", "review_migration",
-    "revision_paths", "run_alembic", "scripts_for",
+    "ApplyResult", "MigrationOutcome", "MigrationPlan", "Review", "alembic_config", "apply_downgrade", "apply_upgrade",
+    "current_revision", "findings", "pending_revisions", "plan_migration", "plan_summary", "planned", "render_sql",
+    "review_migration", "revision_paths", "run", "run_alembic", "scripts_for",
 ]
 
 
@@ -112,17 +112,8 @@ def _plan_migration(target: Target, out_dir: Path, message: str, write_to_projec
 
 
 def plan_summary(plan: MigrationPlan, run_dir: Path) -> dict[str, Any]:
-    """The plan as JSON for the stage's sidecar; paths relative to the run folder."""
-    def rel(path: Path | None) -> str | None:
-        if path and path.is_relative_to(run_dir):
-            return str(path.relative_to(run_dir))
-        return str(path) if path else None
-
-    # "head" stays one string (several heads comma-joined); "heads" lists them for readers that want each.
-    return {"current": plan.current, "head": plan.head, "heads": plan.head.split(",") if plan.head else [],
-            "revisions": plan.revisions, "script_dir": rel(plan.script_dir), "generated": rel(plan.generated),
-            "written_to_project": str(plan.written_to_project) if plan.written_to_project else None,
-            "sql_source": plan.sql_source}
+    """The plan as stage 03's evidence records it, as JSON (:func:`planned` gives it typed)."""
+    return planned(plan, run_dir).to_json()
 
 
 def findings(plan: MigrationPlan) -> list[Finding]:
@@ -159,7 +150,7 @@ def scripts_for(stage: Stage, migration_dir: str = "") -> Path:
     """The Alembic scripts a later stage applies: given, from stage 03 of the run, or planned anew."""
     if migration_dir:
         return Path(migration_dir)
-    earlier = stage.run_dir / "03-migration" / "alembic"
+    earlier = contract.MIGRATION.dir(stage.run_dir) / "alembic"
     if earlier.exists():
         return earlier
     return plan_migration(stage.target, stage.dir).script_dir
@@ -218,3 +209,6 @@ def review_migration(plan: MigrationPlan, target: Target, *, measure: bool = Tru
     return Review(report.findings, report.silenced, locks.analyse(migration, sizes, throughput),
                   reversibility.check(ops_up, ops_down), throughput, sizes)
 
+
+# The stage's step builds on the functions above, so it is imported last.
+from dbrunbook.stages.migration._stage import MigrationOutcome, planned, run  # noqa: E402

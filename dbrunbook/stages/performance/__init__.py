@@ -28,9 +28,9 @@ from dbrunbook.stages.performance._plans import DIALECTS, FULL_SCAN, PlanFacts, 
 from dbrunbook.stages.performance._queries import Query, check_select, generate_queries, load_queries
 from dbrunbook.stages.performance._report import backup_findings, measure_backup, n_plus_one_findings, plot, summary
 
-__all__ = ["Comparison", "PlanFacts", "Query", "QueryComparison", "backup_findings", "check_select",
-           "compare_performance", "findings", "load_queries", "measure_backup", "n_plus_one_findings", "plot",
-           "summary"]
+__all__ = ["Comparison", "PerformanceOutcome", "PlanFacts", "Query", "QueryComparison", "backup_findings",
+           "check_select", "compare_performance", "findings", "load_queries", "measure_backup", "n_plus_one_findings",
+           "plot", "run", "summary"]
 
 _VERSION_TABLE = "alembic_version"
 
@@ -336,3 +336,7 @@ def findings(c: Comparison, slower_ratio: float = 2.0, min_ms: float = 1.0) -> l
                                             f"an index" + (f" and none is {slower_ratio:g}x slower" if c.timed else ""),
                            "", {"queries": len(c.queries), "touched": c.touched}))
     return out
+
+
+# The stage's step builds on the functions above, so it is imported last.
+from dbrunbook.stages.performance._stage import PerformanceOutcome, run  # noqa: E402

@@ -5,9 +5,11 @@ Split from the package's ``__init__`` only to keep modules short; the names are 
 from __future__ import annotations
 
 import tempfile
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from dbrunbook.core.results import Finding, StageResult
+from dbrunbook.core import contract
+from dbrunbook.core.evidence import BackupTiming, RollbackPlanEvidence, TestsEvidence
+from dbrunbook.core.results import Finding
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -51,53 +53,53 @@ def plot(c: Comparison) -> Figure:
     return figure
 
 
-def n_plus_one_findings(tests: StageResult | None) -> list[Finding]:
+def n_plus_one_findings(tests: TestsEvidence | None) -> list[Finding]:
     """N+1 suspects counted in stage 07's test run (QC001), or why they were not measured."""
-    data = tests.data if tests is not None else {}
-    suspects = data.get("n_plus_one")
-    if isinstance(suspects, list):
-        measured = {"query_counts": data.get("query_counts"), "tests": data.get("query_counts_tests"),
-                    "threshold": data.get("n_plus_one_threshold"), "suspects": suspects[:20]}
+    tests = tests or TestsEvidence()
+    if tests.n_plus_one is not None:
+        suspects = tests.n_plus_one
+        measured = {"query_counts": tests.query_counts, "tests": tests.query_counts_tests,
+                    "threshold": tests.n_plus_one_threshold, "suspects": [s.to_json() for s in suspects[:20]]}
         if suspects:
-            worst = max(suspects, key=lambda s: s["count"])
+            worst = max(suspects, key=lambda s: s.count)
             return [Finding("PF009", "info", f"N+1: {len(suspects)} suspect(s) in stage 07 (QC001), worst "
-                                             f"{worst['test']} with one SELECT run {worst['count']} times",
+                                             f"{worst.test} with one SELECT run {worst.count} times",
                             "tests", measured, "load related rows with selectinload()/joinedload() or one IN query")]
-        return [Finding("PF009", "info", f"N+1: none found over {data.get('query_counts_tests', 0)} tests in "
-                                         f"stage 07 (no SELECT repeated {data.get('n_plus_one_threshold')} times "
+        return [Finding("PF009", "info", f"N+1: none found over {tests.query_counts_tests or 0} tests in "
+                                         f"stage 07 (no SELECT repeated {tests.n_plus_one_threshold} times "
                                          "in one test)", "tests", measured)]
-    if (data.get("tests") or {}).get("command"):
-        why = data.get("query_counts_note") or "stage 07 ran the tests without counting queries"
+    if tests.tests is not None and tests.tests.command:
+        why = tests.query_counts_note or "stage 07 ran the tests without counting queries"
     else:
-        why = f"stage 07 did not run the tests: {data['tests_skipped']}" if data.get("tests_skipped") \
+        why = f"stage 07 did not run the tests: {tests.tests_skipped}" if tests.tests_skipped \
             else "no test command ran in stage 07"
     return [Finding("PF009", "info", f"N+1 queries not measured: {why}", "tests",
                     fix="run the application's tests with pytest in stage 07 (--test-cmd \"pytest\"): "
                         "it counts each test's queries by shape")]
 
 
-def measure_backup(url: str) -> dict[str, Any]:
+def measure_backup(url: str) -> BackupTiming:
     """Take a backup of ``url`` into a temporary folder, restore and compare it; size and durations."""
     from dbrunbook.stages.rollback_plan.backup import backup_and_verify
 
     with tempfile.TemporaryDirectory(prefix="dbrunbook-backup-") as folder:
         check = backup_and_verify(url, folder)
-    return {"source": "measured", "size": check.backup.size, "seconds": round(check.backup.seconds, 3),
-            "restore_seconds": round(check.restore_seconds, 3), "restored_ok": check.ok}
+    return BackupTiming("measured", size=check.backup.size, seconds=round(check.backup.seconds, 3),
+                        restore_seconds=round(check.restore_seconds, 3), restored_ok=check.ok)
 
 
-def backup_findings(rollback: StageResult | None,
-                    measured: dict[str, Any] | None = None) -> tuple[dict[str, Any], list[Finding]]:
-    """Backup size and duration: measured here, else from the rollback-plan stage, else not measured."""
-    data = measured
-    if data is None and rollback is not None and "backup" in (rollback.data.get("backup") or {}):
-        saved = rollback.data["backup"]
-        data = {"source": "rollback-plan", "size": saved["backup"]["size"], "seconds": saved["backup"]["seconds"],
-                "restore_seconds": saved.get("restore_seconds"), "restored_ok": saved.get("ok")}
-    if data is None:
-        return {"source": "not measured"}, [Finding(
+def backup_findings(rollback: RollbackPlanEvidence | None,
+                    measured: BackupTiming | None = None) -> tuple[BackupTiming, list[Finding]]:
+    """Backup size and duration: measured here, else from the rollback plan's verified backup, else not measured."""
+    timing = measured
+    taken = rollback.backup if rollback is not None else None
+    if timing is None and taken is not None and taken.backup is not None:
+        timing = BackupTiming(contract.ROLLBACK_PLAN.name, size=taken.backup.size, seconds=taken.backup.seconds,
+                              restore_seconds=taken.restore_seconds, restored_ok=taken.ok)
+    if timing is None:
+        return BackupTiming("not measured"), [Finding(
             "PF010", "info", "backup and restore time not measured", "backup",
             fix="run with the rollback plan (--rollback-plan) or set measure_backup = True")]
-    restore = f", restored in {data['restore_seconds']:.2f}s" if data.get("restore_seconds") is not None else ""
-    return data, [Finding("PF010", "info", f"backup of {data['size']:,} bytes took {data['seconds']:.2f}s"
-                                           f"{restore} ({data['source']})", "backup", data)]
+    restore = f", restored in {timing.restore_seconds:.2f}s" if timing.restore_seconds is not None else ""
+    return timing, [Finding("PF010", "info", f"backup of {timing.size or 0:,} bytes took {timing.seconds or 0:.2f}s"
+                                             f"{restore} ({timing.source})", "backup", timing.to_json())]

@@ -14,7 +14,7 @@ import copy
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable, Mapping, Sequence
+from typing import Any, Callable, Iterable, Mapping, Sequence, TypeVar
 
 import sqlalchemy as sa
 from alembic.script import ScriptDirectory
@@ -26,9 +26,18 @@ from dbrunbook.core.db import dialect_name
 from dbrunbook.errors import UsageError
 from dbrunbook.data.fingerprint import Fingerprint, FingerprintDiff, compare, fingerprint
 from dbrunbook.alembic_ops.migration import alembic_config, current_revision
-from dbrunbook.core.results import Finding, load_result, verdict_of
+from dbrunbook.core import contract
+from dbrunbook.core.evidence import (
+    Evidence,
+    EvidenceError,
+    GuardedApplyEvidence,
+    ProductionPlanEvidence,
+    SchemaAnalysisEvidence,
+)
+from dbrunbook.core.results import Finding, verdict_of
 from dbrunbook.schema import Change, as_changes, diff, load_snapshot, snapshot
 
+E = TypeVar("E", bound=Evidence)
 #: Tables whose content is bookkeeping, not data: the revision check covers Alembic's.
 _BOOKKEEPING = ("alembic_version",)
 #: Column changes that rewrite a column's stored values on purpose (their checksum may change).
@@ -356,6 +365,15 @@ class ApplyRecord:
     notes: list[str] = field(default_factory=list)
 
 
+def _load(folder: Path, kind: type[E], broken: list[str]) -> E | None:
+    """``kind`` of the plan run in ``folder``; None, with why in ``broken``, when its sidecar breaks the contract."""
+    try:
+        return contract.load(folder, kind)
+    except EvidenceError as exc:
+        broken.append(f"{exc}: not used")
+        return None
+
+
 def read_records(apply_dir: str | Path, plan_run: str | Path) -> ApplyRecord:
     """Read stage 11's sidecar in the apply run ``apply_dir`` and stages 10 and 01 of ``plan_run``."""
     if not str(plan_run):
@@ -363,25 +381,28 @@ def read_records(apply_dir: str | Path, plan_run: str | Path) -> ApplyRecord:
     plan_dir = Path(plan_run)
     if not plan_dir.is_dir():
         raise UsageError(f"plan run {plan_run} not found")
-    apply = load_result(apply_dir, "11-guarded-apply")
+    apply = contract.load(apply_dir, GuardedApplyEvidence)
     if apply is None:
-        return ApplyRecord(notes=[f"no apply record (11-guarded-apply) in {apply_dir}: the target is validated "
-                                  "as it is, against its models"])
-    plan, analysed = load_result(plan_dir, "10-production-plan"), load_result(plan_dir, "01-schema-analysis")
-    steps = plan.data.get("plan", {}) if plan else {}
-    record = ApplyRecord(applied=bool(apply.data.get("applied")), revision_before=apply.data.get("revision_before"),
-                         expected_revision=steps.get("revision_to") or apply.data.get("revision_to"),
-                         changes=as_changes(analysed.data.get("changes", []) if analysed else []))
-    saved, snap = apply.data.get("fingerprint_before"), steps.get("schema_before")
+        return ApplyRecord(notes=[f"no apply record ({contract.GUARDED_APPLY.name}) in {apply_dir}: the target is "
+                                  "validated as it is, against its models"])
+    broken: list[str] = []  # records of the plan run that break the contract: read as absent, and said so
+    production = _load(plan_dir, ProductionPlanEvidence, broken)
+    analysed = _load(plan_dir, SchemaAnalysisEvidence, broken)
+    plan = production.plan if production is not None else None
+    record = ApplyRecord(applied=apply.applied, revision_before=apply.revision_before,
+                         expected_revision=(plan.revision_to if plan else None) or apply.revision_to,
+                         changes=as_changes(analysed.changes if analysed else []))
+    saved, snap = apply.fingerprint_before, plan.schema_before if plan else None
     record.before = Fingerprint.load(Path(apply_dir) / saved) if saved else None
     # An accepted drift guard means the plan's snapshot is not the state the apply started from.
-    drifted = any(g.get("id") == "no-schema-drift" and not g.get("ok") for g in apply.data.get("guards", []))
+    drifted = any(g.id == "no-schema-drift" and not g.ok for g in apply.guards)
     record.schema_before = plan_dir / snap if snap and not drifted else None
-    record.notes = [note for note, absent in (
+    record.notes = broken + [note for note, absent in (
         ("stage 11 saved no fingerprint before the apply: the data cannot be compared", not saved),
         ("the schema had drifted from the plan's snapshot (accepted at apply time): it is not compared", drifted),
-        (f"no production plan (10-production-plan) in {plan_dir}", plan is None),
-        (f"no schema analysis (01-schema-analysis) in {plan_dir}: no data change is explained", analysed is None),
+        (f"no production plan ({contract.PRODUCTION_PLAN.name}) in {plan_dir}", production is None),
+        (f"no schema analysis ({contract.SCHEMA_ANALYSIS.name}) in {plan_dir}: no data change is explained",
+         analysed is None),
     ) if absent]
     return record
 
@@ -391,3 +412,8 @@ def check_record(engine: Engine, metadata: sa.MetaData | None, record: ApplyReco
     if record.applied is False:
         return unchanged(engine, record.before, record.revision_before, record.schema_before)
     return validate(engine, metadata, record.before, record.changes, record.expected_revision or head)
+
+
+# The stage's step builds on the functions above, so it is imported last.
+from dbrunbook.stages.post_migration._stage import PostMigrationOutcome as PostMigrationOutcome  # noqa: E402
+from dbrunbook.stages.post_migration._stage import run as run  # noqa: E402

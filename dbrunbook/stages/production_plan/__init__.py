@@ -10,9 +10,18 @@ Nothing here connects to a database or re-computes what a stage recorded.
 """
 from __future__ import annotations
 
+from dbrunbook.core.evidence import ProductionPlan
 from dbrunbook.stages.production_plan._checklist import CHECKLIST_IDS, CODES, ChecklistItem, checklist, findings
-from dbrunbook.stages.production_plan._plan import ABORT_FACTOR, ABORT_FLOOR_SECONDS, ProductionPlan, checklist_table, production_plan, render_plan, \
-    summary
+from dbrunbook.stages.production_plan._plan import (
+    ABORT_FACTOR,
+    ABORT_FLOOR_SECONDS,
+    checklist_table,
+    production_plan,
+    render_plan,
+    summary,
+)
+from dbrunbook.stages.production_plan._stage import ProductionPlanOutcome, run
 
 __all__ = ["ABORT_FACTOR", "ABORT_FLOOR_SECONDS", "CHECKLIST_IDS", "CODES", "ChecklistItem", "ProductionPlan",
-           "checklist", "checklist_table", "findings", "production_plan", "render_plan", "summary"]
+           "ProductionPlanOutcome", "checklist", "checklist_table", "findings", "production_plan", "render_plan",
+           "run", "summary"]

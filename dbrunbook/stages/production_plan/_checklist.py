@@ -1,13 +1,27 @@
-"""The pre-migration checklist of stage 10: each item ticked only by a fact an earlier sidecar recorded."""
+"""The pre-migration checklist of stage 10: each item ticked only by a fact an earlier stage's evidence recorded."""
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
-from dbrunbook.errors import ConfigError, UsageError
-from dbrunbook.core.results import Finding, StageResult, load_result
+from dbrunbook.core import codes, contract
+from dbrunbook.core.contract import Recorded, StageSpec
+from dbrunbook.core.evidence import (
+    ChecklistRecord,
+    DataChecksEvidence,
+    DevRehearsalEvidence,
+    MigrationEvidence,
+    PerformanceEvidence,
+    RollbackPlanEvidence,
+    SchemaAnalysisEvidence,
+    StagingEvidence,
+    TestsEvidence,
+)
+from dbrunbook.core.results import Finding
+from dbrunbook.errors import UsageError
 
 
 @dataclass
@@ -25,18 +39,12 @@ class ChecklistItem:
     #: How to get the missing evidence (for the finding's fix; not part of the sidecar).
     fix: str = field(default="", compare=False)
 
+    def record(self) -> ChecklistRecord:
+        """The item as stage 10's evidence records it (without the fix)."""
+        return ChecklistRecord(self.id, self.title, self.ticked, self.evidence, self.stage, self.waived, self.missing)
+
     def to_json(self) -> dict[str, Any]:
-        return {k: getattr(self, k) for k in ("id", "title", "ticked", "evidence", "stage", "waived", "missing")}
-
-
-def _sidecar(run_dir: Path, stage: str) -> StageResult | None:
-    """The result of ``stage`` (by number, as 06 and 08 may be named otherwise, or name); None if it did not run."""
-    found = [*run_dir.glob(f"{stage}.result.json"), *run_dir.glob(f"{stage}-*.result.json")]
-    names = sorted(p.name[: -len(".result.json")] for p in found)
-    try:
-        return load_result(run_dir, names[0]) if names else None
-    except (ValueError, TypeError) as exc:
-        raise ConfigError(f"sidecar {names[0]}.result.json in {run_dir} is unreadable: {exc}") from None
+        return self.record().to_json()
 
 
 def absent(run_dir: Path, stage: str) -> tuple[str, bool]:
@@ -63,7 +71,7 @@ def absent(run_dir: Path, stage: str) -> tuple[str, bool]:
            f"(see {notebook.name})", True
 
 
-def _blocks(result: StageResult, prefix: str = "") -> list[Finding]:
+def _blocks(result: Recorded[Any], prefix: str = "") -> list[Finding]:
     return [f for f in result.findings if f.severity == "block" and f.code.startswith(prefix)]
 
 
@@ -78,11 +86,11 @@ _Verdict = tuple[bool, str, str]  # an item's verdict: ticked, evidence, how to 
 _GATHER = ("pass your test command", "give the target models", "run stage 09 on a migration",
            "run the rollback plan with take_backup", "run dbrunbook update with", "do not leave stage",
            "measure on the data once")
-_Rule = Callable[[StageResult, float], _Verdict]
+_Rule = Callable[[Recorded[Any], float], _Verdict]
 
 
 def _no_block(how: str) -> _Rule:
-    def rule(result: StageResult, window: float) -> _Verdict:
+    def rule(result: Recorded[Any], window: float) -> _Verdict:
         blocks = _blocks(result)
         if blocks:
             return False, f"{result.stage} blocks: {_quote(blocks)}", how
@@ -90,118 +98,146 @@ def _no_block(how: str) -> _Rule:
     return rule
 
 
-def _rollback_present(result: StageResult, window: float) -> _Verdict:
-    if not result.data.get("revisions"):
+def _schema_analysed(result: Recorded[SchemaAnalysisEvidence], window: float) -> _Verdict:
+    return True, f"{result.stage}: {result.summary}; snapshot {result.evidence.snapshot or 'none'}", ""
+
+
+def _rollback_present(result: Recorded[MigrationEvidence], window: float) -> _Verdict:
+    planned = result.evidence
+    if not planned.revisions:
         return True, f"{result.stage}: no revision to apply, nothing to roll back", ""
-    rows = result.data.get("review", {}).get("reversibility", [])
+    rows = planned.review.reversibility
     missing = [f for f in result.findings if f.code in ("RB001", "RB002", "MG002")] + _blocks(result, "RB")
-    undone = [r for r in rows if not r.get("undone")]
+    undone = [r for r in rows if not r.undone]
     if missing or undone:
-        what = _quote(missing) if missing else f"the downgrade does not undo {undone[0].get('operation')}"
+        what = _quote(missing) if missing else f"the downgrade does not undo {undone[0].operation}"
         return False, f"{result.stage}: {what}", "write downgrade() so that it undoes every upgrade operation"
-    lossy = [str(r.get("operation")) for r in rows if r.get("lossy")]
+    lossy = [r.operation for r in rows if r.lossy]
     note = f"; {len(lossy)} lossy on the way back ({', '.join(lossy)})" if lossy else ""
-    return True, (f"{result.stage}: the downgrade of {', '.join(result.data['revisions'])} undoes all "
+    return True, (f"{result.stage}: the downgrade of {', '.join(planned.revisions)} undoes all "
                   f"{len(rows)} operation(s){note}"), ""
 
 
-def _rehearsed(result: StageResult, window: float) -> _Verdict:
-    upgrade, data = result.data.get("upgrade") or {}, result.data
-    if upgrade.get("ok"):
-        return True, (f"{result.stage}: upgrade {data.get('revision_before')} -> {data.get('revision_after')} "
-                      f"applied on a {data.get('mode', 'full')} copy in {float(upgrade.get('seconds') or 0):.2f}s"), ""
-    failed = next((str(t.get("revision")) for t in data.get("revisions") or [] if not t.get("ok")), "")
+def _rehearsed(result: Recorded[DevRehearsalEvidence], window: float) -> _Verdict:
+    rehearsal = result.evidence
+    upgrade = rehearsal.upgrade
+    if upgrade.ok:
+        return True, (f"{result.stage}: upgrade {rehearsal.revision_before} -> {rehearsal.revision_after} "
+                      f"applied on a {rehearsal.mode} copy in {upgrade.seconds:.2f}s"), ""
+    failed = next((t.revision for t in rehearsal.revisions if not t.ok), "")
     at = f" at revision {failed}" if failed else ""
-    return False, f"{result.stage}: the upgrade fails on a copy{at}: {upgrade.get('error') or result.summary}", \
+    return False, f"{result.stage}: the upgrade fails on a copy{at}: {upgrade.error or result.summary}", \
         ("fix the data or the migration until the rehearsal passes (stage 04 names the failing statement; "
          "stage 05 lists the offending rows where a data check covers the change)")
 
 
-def _data_checks(result: StageResult, window: float) -> _Verdict:
-    if "checks" not in result.data:
+def _data_checks(result: Recorded[DataChecksEvidence], window: float) -> _Verdict:
+    if result.evidence.checks is None:
         return False, f"{result.stage} ran no checks: {result.summary}", "give the target models (--models)"
     return _no_block("fix the offending rows or the migration (stage 05 lists them)")(result, window)
 
 
-def _tests(result: StageResult, window: float) -> _Verdict:
-    tests = result.data.get("tests")
-    if not tests:
-        why = result.data.get("tests_skipped") or "no test command"
+def _tests(result: Recorded[TestsEvidence], window: float) -> _Verdict:
+    tests = result.evidence.tests
+    if tests is None:
+        why = result.evidence.tests_skipped or "no test command"
         return False, f"{result.stage} ran no tests: {why}", "pass your test command: dbrunbook update --test-cmd ..."
-    if not tests.get("passed"):
-        return False, f"{result.stage}: `{tests.get('command')}` fails (exit {tests.get('returncode')})", \
+    if not tests.passed:
+        return False, f"{result.stage}: `{tests.command}` fails (exit {tests.returncode})", \
             "fix the code or the migration until the tests pass on the migrated copy"
-    return True, f"{result.stage}: `{tests.get('command')}` passed on the migrated copy in {tests.get('seconds')}s", ""
+    return True, f"{result.stage}: `{tests.command}` passed on the migrated copy in {tests.seconds}s", ""
 
 
-def _performance(result: StageResult, window: float) -> _Verdict:
-    if _blocks(result) or not result.data.get("upgrade_error"):
+def _performance(result: Recorded[PerformanceEvidence], window: float) -> _Verdict:
+    if _blocks(result) or not result.evidence.upgrade_error:
         return _no_block("fix the queries stage 08 lists")(result, window)
     return False, (f"{result.stage} compared plans on a schema-only copy only, untimed: the upgrade fails on "
-                   f"the data ({result.data['upgrade_error']})"), "measure on the data once the upgrade passes there"
+                   f"the data ({result.evidence.upgrade_error})"), "measure on the data once the upgrade passes there"
 
 
-def _staging(result: StageResult, window: float) -> _Verdict:
-    blocks, predicted = _blocks(result), result.data.get("predicted_seconds")
+def _staging(result: Recorded[StagingEvidence], window: float) -> _Verdict:
+    blocks, predicted = _blocks(result), result.evidence.predicted_seconds
     if blocks:
         return False, f"{result.stage} blocks: {_quote(blocks)}", "make the upgrade pass on the grown copies"
     if predicted is None:
         return False, f"{result.stage} predicted no time: {result.summary}", "run stage 09 on a migration to time"
-    facts = f"upgrade predicted at {float(predicted):.2f}s for {result.data.get('production_rows', 0):,} rows"
-    if float(predicted) > window:
+    facts = f"upgrade predicted at {predicted:.2f}s for {result.evidence.production_rows:,} rows"
+    if predicted > window:
         return False, f"{result.stage}: {facts}, over the {window:g}s window", \
             "shorten the migration (batch it) or plan a longer window: -p window_seconds=..."
     return True, f"{result.stage}: {facts}, within the {window:g}s window", ""
 
 
-def _rollback_proven(result: StageResult, window: float) -> _Verdict:
-    trip = result.data.get("round_trip") or {}
-    if trip.get("lossless"):
+def _rollback_proven(result: Recorded[RollbackPlanEvidence], window: float) -> _Verdict:
+    trip = result.evidence.round_trip
+    if trip.lossless:
         return True, (f"{result.stage}: upgrade, downgrade and upgrade again succeed on a copy of "
-                      f"{trip.get('rows_before')} rows; schema and data come back exactly"), ""
-    covered = (trip.get("plan") or {}).get("restore_from_backup") and not trip.get("schema_diff") \
-        and not trip.get("reupgrade_schema_diff")
-    if trip.get("completed") and covered:
-        lost = [".".join(str(d[k]) for k in ("table", "column") if d.get(k)) for d in trip.get("data_diff", [])]
+                      f"{trip.rows_before} rows; schema and data come back exactly"), ""
+    covered = trip.plan.restore_from_backup and not trip.schema_diff and not trip.reupgrade_schema_diff
+    if trip.completed and covered:
+        lost = [".".join(part for part in (d.table, d.column) if part) for d in trip.data_diff]
         return True, (f"{result.stage}: round trip completed; {', '.join(lost)} do not come back and are "
                       f"covered by the restore from backup"), ""
-    how = "keep the data in upgrade(), or plan the restore: -p restore_from_backup=true" if trip.get("completed") \
+    how = "keep the data in upgrade(), or plan the restore: -p restore_from_backup=true" if trip.completed \
         else "fix the migration so that upgrade, downgrade and upgrade again succeed on a copy"
     return False, f"{result.stage}: {result.summary}", how
 
 
-def _backup_verified(result: StageResult, window: float) -> _Verdict:
-    check = result.data.get("backup") or {}
-    backup = check.get("backup")
-    if not backup:
+def _backup_verified(result: Recorded[RollbackPlanEvidence], window: float) -> _Verdict:
+    check = result.evidence.backup
+    backup = check.backup
+    if backup is None:
         return False, f"{result.stage}: a backup was planned but not taken", "run the rollback plan with take_backup"
-    if not check.get("ok"):
+    if not check.ok:
         return False, (f"{result.stage}: the restored backup differs from the target in "
-                       f"{len(check.get('diffs', []))} place(s)"), "find why the dump misses data, then take it again"
-    size = float(backup.get("size") or 0) / 2 ** 20
-    return True, (f"{result.stage}: backup of {size:.1f} MiB ({backup.get('tool')}) "
-                  f"restored in {check.get('restore_seconds')}s, fingerprints equal over {check.get('rows')} rows"), ""
+                       f"{len(check.diffs or [])} place(s)"), "find why the dump misses data, then take it again"
+    size = backup.size / 2 ** 20
+    return True, (f"{result.stage}: backup of {size:.1f} MiB ({backup.tool}) "
+                  f"restored in {check.restore_seconds}s, fingerprints equal over {check.rows} rows"), ""
 
 
-#: The checklist in order: id, title, stage (number or name), the option that runs it, and its rule.
-_ITEMS: list[tuple[str, str, str, str, _Rule]] = [
-    ("schema-analysed", "The live schema was analysed against the target models", "01", "",
-     lambda r, _: (True, f"{r.stage}: {r.summary}; snapshot {r.data.get('snapshot') or 'none'}", "")),
-    ("design-valid", "The new design passes the design rules", "02", "", _no_block("fix what stage 02 reports")),
-    ("migration-reviewed", "The migration passes its review", "03", "", _no_block("fix what stage 03 reports")),
-    ("rollback-present", "Every revision has a downgrade that undoes it", "03", "", _rollback_present),
-    ("rehearsed", "The upgrade was rehearsed on a copy of the data", "04", "", _rehearsed),
-    ("data-checks-pass", "No data check blocks", "05", "", _data_checks),
-    ("code-impact-clear", "No code uses what the change breaks", "06", "", _no_block("change the code stage 06 lists")),
-    ("tests-pass", "The application's tests pass on the migrated copy", "07", "--test-cmd", _tests),
-    ("performance-ok", "Queries stay fast after the change", "08", "", _performance),
-    ("staging-within-window", "The predicted duration fits the change window", "09", "", _staging),
-    ("rollback-proven", "The rollback was proven on a copy", "rollback-plan", "--rollback-plan", _rollback_proven),
-    ("backup-verified", "A backup was taken and restored", "rollback-plan", "--rollback-plan", _backup_verified),
-]
-CHECKLIST_IDS = [item[0] for item in _ITEMS]
-#: One finding code per checklist item, in checklist order.
-CODES = {item_id: f"PP{n:03d}" for n, item_id in enumerate(CHECKLIST_IDS, start=1)}
+@dataclass(frozen=True)
+class _Item:
+    """A checklist item: its id, its code (literal, never renumbered), title, the stage whose evidence ticks
+    it, the option that runs that stage, and the rule that reads the evidence."""
+
+    id: str
+    code: codes.Code
+    title: str
+    stage: StageSpec[Any]
+    option: str
+    rule: _Rule
+
+
+#: The checklist in order. Each item keeps its code for good: a new item takes the next free code.
+_ITEMS: tuple[_Item, ...] = (
+    _Item("schema-analysed", codes.PP001, "The live schema was analysed against the target models",
+          contract.SCHEMA_ANALYSIS, "", _schema_analysed),
+    _Item("design-valid", codes.PP002, "The new design passes the design rules", contract.DESIGN_VALIDATION, "",
+          _no_block("fix what stage 02 reports")),
+    _Item("migration-reviewed", codes.PP003, "The migration passes its review", contract.MIGRATION, "",
+          _no_block("fix what stage 03 reports")),
+    _Item("rollback-present", codes.PP004, "Every revision has a downgrade that undoes it", contract.MIGRATION, "",
+          _rollback_present),
+    _Item("rehearsed", codes.PP005, "The upgrade was rehearsed on a copy of the data", contract.DEV_REHEARSAL, "",
+          _rehearsed),
+    _Item("data-checks-pass", codes.PP006, "No data check blocks", contract.DATA_CHECKS, "", _data_checks),
+    _Item("code-impact-clear", codes.PP007, "No code uses what the change breaks", contract.CODE_IMPACT, "",
+          _no_block("change the code stage 06 lists")),
+    _Item("tests-pass", codes.PP008, "The application's tests pass on the migrated copy", contract.TESTS,
+          "--test-cmd", _tests),
+    _Item("performance-ok", codes.PP009, "Queries stay fast after the change", contract.PERFORMANCE, "",
+          _performance),
+    _Item("staging-within-window", codes.PP010, "The predicted duration fits the change window", contract.STAGING,
+          "", _staging),
+    _Item("rollback-proven", codes.PP011, "The rollback was proven on a copy", contract.ROLLBACK_PLAN,
+          "--rollback-plan", _rollback_proven),
+    _Item("backup-verified", codes.PP012, "A backup was taken and restored", contract.ROLLBACK_PLAN,
+          "--rollback-plan", _backup_verified),
+)
+CHECKLIST_IDS = [item.id for item in _ITEMS]
+#: The finding code of each checklist item: literal (codes.PP001 ...), so a new item renumbers nothing.
+CODES = {item.id: item.code.code for item in _ITEMS}
 
 
 def checklist(run_dir: str | Path, *, window_seconds: float = 300.0,
@@ -217,21 +253,22 @@ def checklist(run_dir: str | Path, *, window_seconds: float = 300.0,
             why = "needs a reason" if name in CHECKLIST_IDS else f"no such item (items: {', '.join(CHECKLIST_IDS)})"
             raise UsageError(f"cannot waive {name!r}: {why}")
     items = []
-    for item_id, title, stage, option, rule in _ITEMS:
-        result = _sidecar(Path(run_dir), stage)
+    for item in _ITEMS:
+        result = contract.recorded(run_dir, item.stage)
         if result is None:
-            ticked, (evidence, raised) = False, absent(Path(run_dir), stage)
+            ticked, (evidence, raised) = False, absent(Path(run_dir), item.stage.key)
             if raised:  # not left out: it broke, and the run says so (exit 3); what it would prove is unknown
                 fix = "fix what made it raise (its notebook shows the cell and the traceback), then run it again"
             else:
-                fix = f"run dbrunbook update with {option}" if option else f"do not leave stage {stage} out (--stages)"
+                fix = (f"run dbrunbook update with {item.option}" if item.option
+                       else f"do not leave stage {item.stage.key} out (--stages)")
         else:
-            ticked, evidence, fix = rule(result, float(window_seconds))
-        reason = "" if ticked else str(waive.get(item_id, "")).strip()
+            ticked, evidence, fix = item.rule(result, float(window_seconds))
+        reason = "" if ticked else str(waive.get(item.id, "")).strip()
         missing = not ticked and fix.startswith(_GATHER)
         evidence += (f"; to tick it: {fix}" if fix and not ticked else "") + (f"; waived: {reason}" if reason else "")
-        items.append(ChecklistItem(item_id, title, ticked, evidence, result.stage if result else stage, reason,
-                                   missing, fix))
+        items.append(ChecklistItem(item.id, item.title, ticked, evidence,
+                                   result.stage if result else item.stage.key, reason, missing, fix))
     return items
 
 

@@ -3,50 +3,33 @@ from __future__ import annotations
 
 import os
 import re
-from dataclasses import asdict, dataclass, field
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from dbrunbook.errors import UsageError
-from dbrunbook.stages.rollback_plan import decision_criteria
+from dbrunbook.core import contract
+from dbrunbook.core.evidence import (
+    Criterion,
+    DevRehearsalEvidence,
+    LockEstimate,
+    LockImpact,
+    MigrationEvidence,
+    PlanStep,
+    ProductionPlan,
+    RollbackPlanEvidence,
+    SchemaAnalysisEvidence,
+    StagingEvidence,
+)
 from dbrunbook.core.secrets import PASSWORD_ENV, mask_url, parse_url
-from dbrunbook.stages.production_plan._checklist import ChecklistItem, _sidecar, absent
+from dbrunbook.errors import UsageError
+from dbrunbook.stages.production_plan._checklist import ChecklistItem, absent
+from dbrunbook.stages.rollback_plan import decision_criteria
 
 #: The fallback abort limit: this many times the expected duration, never less than the floor.
 ABORT_FACTOR, ABORT_FLOOR_SECONDS = 3.0, 30.0
 
 _URL = re.compile(r"\b[a-z][a-z0-9+]*://[^\s'\"]+")
 _LONGER_THAN = re.compile(r"longer than (\d+(?:\.\d+)?)s")
-
-
-@dataclass
-class ProductionPlan:
-    """The change window, step by step, from the run's evidence (the ``plan`` of the contract)."""
-
-    run_id: str
-    target: str
-    dialect: str
-    revision_from: str | None
-    revision_to: str | None
-    revisions: list[str]
-    script_dir: str | None
-    upgrade_sql: str | None
-    downgrade_sql: str | None
-    schema_before: str | None
-    expected_seconds: float | None
-    expected_from: str
-    abort_after_seconds: float
-    lock_timeout_ms: int
-    restore_command: str | None
-    window_seconds: float = 300.0
-    lock_impact: list[dict[str, Any]] = field(default_factory=list)
-    criteria: list[dict[str, str]] = field(default_factory=list)
-    steps: list[dict[str, str]] = field(default_factory=list)
-    #: The stages the plan reads that raised (their executed notebook holds the error), and what they raised.
-    raised_stages: dict[str, str] = field(default_factory=dict)
-
-    def to_json(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 def _mask_text(text: str) -> str:
@@ -56,30 +39,28 @@ def _mask_text(text: str) -> str:
 
 
 def _expected(folder: Path) -> tuple[float | None, str]:
-    staging, rehearsal = _sidecar(folder, "09"), _sidecar(folder, "04")
-    points = staging.data.get("points", []) if staging else []
-    if staging and staging.data.get("predicted_seconds") is not None and points and all(p.get("ok") for p in points):
-        return float(staging.data["predicted_seconds"]), f"{staging.stage} prediction"
-    upgrade = (rehearsal.data.get("upgrade") or {}) if rehearsal else {}
-    if rehearsal and upgrade.get("ok"):
-        return float(upgrade.get("seconds") or 0), f"{rehearsal.stage} rehearsal time"
+    staging, rehearsal = contract.recorded(folder, StagingEvidence), contract.recorded(folder, DevRehearsalEvidence)
+    predicted = staging.evidence.predicted_seconds if staging else None
+    if staging and predicted is not None and staging.evidence.points and all(p.ok for p in staging.evidence.points):
+        return predicted, f"{staging.stage} prediction"
+    if rehearsal and rehearsal.evidence.upgrade.ok:
+        return rehearsal.evidence.upgrade.seconds, f"{rehearsal.stage} rehearsal time"
     return None, "unknown: no successful rehearsal or staging run"
 
 
-def _abort_after(criteria: list[dict[str, str]], expected: float | None) -> float:
+def _abort_after(criteria: list[Criterion], expected: float | None) -> float:
     # The rollback plan's own limit wins; it is stated in words, so it is read back from them.
-    found = [m for m in (_LONGER_THAN.search(row.get("threshold", "")) for row in criteria) if m]
+    found = [m for m in (_LONGER_THAN.search(row.threshold) for row in criteria) if m]
     return float(found[0].group(1)) if found else max(ABORT_FLOOR_SECONDS, ABORT_FACTOR * (expected or 0))
 
 
-def _lock_impact(review: dict[str, Any]) -> list[dict[str, Any]]:
-    tables: dict[str, dict[str, Any]] = {}
-    for row in review.get("locks", []):
-        seen = tables.setdefault(row.get("table", ""), {**{k: row.get(k, "") for k in ("table", "lock", "blocks")},
-                                                        "statements": 0, "blocked_seconds": 0.0})
-        seen["statements"] += 1
-        seen["blocked_seconds"] = round(seen["blocked_seconds"] + float(row.get("blocked_seconds") or 0), 3)
-    return sorted(tables.values(), key=lambda t: -t["blocked_seconds"])
+def _lock_impact(locks: list[LockEstimate]) -> list[LockImpact]:
+    tables: dict[str, LockImpact] = {}
+    for row in locks:
+        seen = tables.setdefault(row.table, LockImpact(row.table, row.lock, row.blocks, 0, 0.0))
+        seen.statements += 1
+        seen.blocked_seconds = round(seen.blocked_seconds + row.blocked_seconds, 3)
+    return sorted(tables.values(), key=lambda t: -t.blocked_seconds)
 
 
 def _timeouts(dialect: str, lock_ms: int, abort: float) -> list[str]:
@@ -91,27 +72,27 @@ def _timeouts(dialect: str, lock_ms: int, abort: float) -> list[str]:
 
 def _no_backup(plan: ProductionPlan) -> str:
     # A rollback plan that raised was asked for: say what happened, not "add --rollback-plan".
-    why = plan.raised_stages.get("rollback-plan", "run dbrunbook update --rollback-plan")
+    why = plan.raised_stages.get(contract.ROLLBACK_PLAN.key, "run dbrunbook update --rollback-plan")
     return f"no verified backup in this run: {why}"
 
 
 def _unknown_migration(plan: ProductionPlan) -> str:
-    return plan.raised_stages.get("03", "stage 03 did not run in this run")
+    return plan.raised_stages.get(contract.MIGRATION.key, "stage 03 did not run in this run")
 
 
-def _steps(plan: ProductionPlan) -> list[dict[str, str]]:
-    tables = ", ".join(f"{t['table']} ({t['blocked_seconds']}s)" for t in plan.lock_impact) or "none estimated"
+def _steps(plan: ProductionPlan) -> list[PlanStep]:
+    tables = ", ".join(f"{t.table} ({t.blocked_seconds}s)" for t in plan.lock_impact) or "none estimated"
     expected = f"{plan.expected_seconds:.2f}s" if plan.expected_seconds is not None else "unknown"
     restore = plan.restore_command or _no_backup(plan)
     timeouts = "; ".join(_timeouts(plan.dialect, plan.lock_timeout_ms, plan.abort_after_seconds))
     abort, back = f"{plan.abort_after_seconds:g}s", plan.revision_from or "base"
     known = plan.revision_to is not None or bool(plan.revisions)
     change = f"{back} -> {plan.revision_to}" if known else f"an unknown migration ({_unknown_migration(plan)})"
-    again = "fix stage 03 and run dbrunbook update again" if "03" in plan.raised_stages \
+    again = "fix stage 03 and run dbrunbook update again" if contract.MIGRATION.key in plan.raised_stages \
         else "run dbrunbook update with stage 03"
     apply = f"dbrunbook apply {plan.run_id} (guarded apply, then post-migration validation)" if known else \
         f"nothing to apply from this run: {again}, then dbrunbook apply on that run"
-    return [{"step": step, "do": do} for step, do in [
+    return [PlanStep(step, do) for step, do in [
         ("announce", f"announce the change window: {change} on {plan.target}; "
                      f"expected {expected}, abort after {abort}; writes blocked on: {tables}"),
         ("back up", f"take a fresh verified backup (dbrunbook backup --db <target> --verify); it restores like "
@@ -128,42 +109,45 @@ def _steps(plan: ProductionPlan) -> list[dict[str, str]]:
     ]]
 
 
-def _raised(folder: Path, stages: tuple[str, ...]) -> dict[str, str]:
-    why = {stage: absent(folder, stage) for stage in stages if _sidecar(folder, stage) is None}
-    return {stage: text for stage, (text, raised) in why.items() if raised}
+def _raised(folder: Path, stages: tuple[contract.StageSpec[Any], ...]) -> dict[str, str]:
+    why = {stage.key: absent(folder, stage.key) for stage in stages if stage.recorded_name(folder) is None}
+    return {key: text for key, (text, raised) in why.items() if raised}
 
 
 def production_plan(run_dir: str | Path, *, db: str = "", lock_timeout_ms: int = 2000,
                     window_seconds: float = 300.0) -> ProductionPlan:
-    """The production plan of the run in ``run_dir``, from its sidecars and artifacts; reads no database."""
+    """The production plan of the run in ``run_dir``, from its evidence and artifacts; reads no database."""
     if lock_timeout_ms <= 0:
         raise UsageError(f"lock_timeout_ms must be a positive number of milliseconds, not {lock_timeout_ms!r}")
     folder = Path(run_dir)
-    migration, analysis, rollback = (_sidecar(folder, s) for s in ("03", "01", "rollback-plan"))
-    data = migration.data if migration else {}
+    migration = contract.load(folder, MigrationEvidence)
+    analysis = contract.load(folder, SchemaAnalysisEvidence)
+    rollback = contract.load(folder, RollbackPlanEvidence)
 
     def artifact(*candidates: str) -> str | None:
         return next((c for c in candidates if (folder / c).is_file()), None)
 
-    criteria = list(rollback.data.get("decision_criteria", [])) if rollback else []
+    criteria = list(rollback.decision_criteria) if rollback else []
     expected, source = _expected(folder)
     abort = _abort_after(criteria, expected)
     # One limit everywhere: a threshold left in words (no rehearsal then) gets the number used here.
-    criteria = [{**c, "threshold": f"longer than {abort:g}s"} if c.get("threshold", "").startswith("longer than")
-                else c for c in criteria or decision_criteria(None, abort)]
-    backup = (rollback.data.get("backup") or {}) if rollback else {}
-    restore = (backup.get("backup") or backup.get("planned") or {}).get("restore_command")
+    criteria = [replace(c, threshold=f"longer than {abort:g}s") if c.threshold.startswith("longer than") else c
+                for c in criteria or [Criterion(**row) for row in decision_criteria(None, abort)]]
+    restore = rollback.backup.restore_command if rollback else None
     dialect = parse_url(db).get_backend_name() if db else ""
     plan = ProductionPlan(
         run_id=folder.name, target=mask_url(db) if db else "", dialect=dialect,
-        revision_from=data.get("current"), revision_to=data.get("head"), revisions=list(data.get("revisions", [])),
-        script_dir=data.get("script_dir"), upgrade_sql=artifact("03-migration/upgrade.sql"),
-        downgrade_sql=artifact("03-migration/downgrade.sql", "rollback-plan/downgrade.sql"),
-        schema_before=analysis.data.get("snapshot") if analysis else None, expected_seconds=expected,
+        revision_from=migration.current if migration else None, revision_to=migration.head if migration else None,
+        revisions=list(migration.revisions) if migration else [],
+        script_dir=migration.script_dir if migration else None,
+        upgrade_sql=artifact(contract.MIGRATION.path("upgrade.sql")),
+        downgrade_sql=artifact(contract.MIGRATION.path("downgrade.sql"), contract.ROLLBACK_PLAN.path("downgrade.sql")),
+        schema_before=analysis.snapshot if analysis else None, expected_seconds=expected,
         expected_from=source, abort_after_seconds=abort, lock_timeout_ms=int(lock_timeout_ms),
         restore_command=_mask_text(restore) if restore else None, window_seconds=float(window_seconds),
-        lock_impact=_lock_impact(data.get("review", {})), criteria=criteria,
-        raised_stages=_raised(folder, ("01", "03", "04", "09", "rollback-plan")))
+        lock_impact=_lock_impact(migration.review.locks if migration else []), criteria=criteria,
+        raised_stages=_raised(folder, (contract.SCHEMA_ANALYSIS, contract.MIGRATION, contract.DEV_REHEARSAL,
+                                       contract.STAGING, contract.ROLLBACK_PLAN)))
     plan.steps = _steps(plan)
     return plan
 
@@ -191,10 +175,10 @@ def render_plan(plan: ProductionPlan, items: list[ChecklistItem]) -> str:
                   f"upgrade SQL `{plan.upgrade_sql}`, downgrade SQL `{plan.downgrade_sql}`.")
     expected = plan.expected_from if plan.expected_seconds is None else \
         f"{plan.expected_seconds:.2f}s ({plan.expected_from})"
-    locks = "\n".join(f"| {t['table']} | {_cell(t['lock'])} | {_cell(t['blocks'])} | {t['statements']} | "
-                      f"{t['blocked_seconds']} |" for t in plan.lock_impact) or "| (none estimated) | | | | |"
-    steps = "\n".join(f"{n}. **{s['step']}**: {s['do']}" for n, s in enumerate(plan.steps, start=1))
-    criteria = "\n".join(f"| {_cell(c['signal'])} | {_cell(c['threshold'])} | {_cell(c['action'])} |"
+    locks = "\n".join(f"| {t.table} | {_cell(t.lock)} | {_cell(t.blocks)} | {t.statements} | "
+                      f"{t.blocked_seconds} |" for t in plan.lock_impact) or "| (none estimated) | | | | |"
+    steps = "\n".join(f"{n}. **{s.step}**: {s.do}" for n, s in enumerate(plan.steps, start=1))
+    criteria = "\n".join(f"| {_cell(c.signal)} | {_cell(c.threshold)} | {_cell(c.action)} |"
                          for c in plan.criteria)
     return (f"# Production plan: run {plan.run_id}\n\n{ready} ({ticked} of {len(items)} ticked)\n\n"
             f"Target: `{plan.target or 'unknown'}`\n\n{change}\n\n"

@@ -23,6 +23,7 @@ from dbrunbook.core.config import Target
 from dbrunbook.core.db import make_engine
 from dbrunbook.data.fingerprint import Fingerprint, FingerprintDiff, compare, compare_schema, fingerprint, schema_snapshot
 from dbrunbook.alembic_ops.migration import ApplyResult, alembic_config, apply_downgrade, apply_upgrade, current_revision, render_sql
+from dbrunbook.core.evidence import DevRehearsalEvidence
 from dbrunbook.core.results import Finding
 
 #: Alembic's own bookkeeping table: its row moves with every step, so it is not data to prove.
@@ -223,12 +224,11 @@ def decision_criteria(trip: RoundTrip | None = None, timeout_seconds: float | No
     ]
 
 
-def suggested_timeout(rehearsal: Any, factor: float = 3.0, floor: float = 60.0) -> float | None:
+def suggested_timeout(rehearsal: DevRehearsalEvidence | None, factor: float = 3.0, floor: float = 60.0) -> float | None:
     """A time limit for the production migration: ``factor`` times the rehearsed upgrade, at least ``floor``."""
-    upgrade = getattr(rehearsal, "data", {}).get("upgrade") if rehearsal is not None else None
-    if not upgrade or not upgrade.get("ok"):
+    if rehearsal is None or not rehearsal.upgrade.ok:
         return None
-    return max(floor, factor * float(upgrade.get("seconds") or 0))
+    return max(floor, factor * rehearsal.upgrade.seconds)
 
 
 def render_plan(plan: RollbackPlan, trip: RoundTrip | None, restore_command: str,
@@ -271,3 +271,8 @@ def steps_table(trip: RoundTrip | None, copy: str = "full") -> list[dict[str, An
     steps = [("upgrade", trip.upgrade), ("downgrade", trip.downgrade), ("upgrade again", trip.reupgrade)]
     return [{"copy": copy, "step": name, "ok": r.ok, "seconds": round(r.seconds, 3),
              "statements": len(r.statements), "error": r.error} for name, r in steps if r is not None]
+
+
+# The stage's step builds on the functions above, so it is imported last.
+from dbrunbook.stages.rollback_plan._stage import RollbackPlanOutcome as RollbackPlanOutcome  # noqa: E402
+from dbrunbook.stages.rollback_plan._stage import run as run  # noqa: E402

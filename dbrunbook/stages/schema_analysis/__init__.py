@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any, Mapping
 
 import sqlalchemy as sa
 
+from dbrunbook.core.evidence import SchemaAnalysisEvidence
 from dbrunbook.core.results import Finding
 from dbrunbook.schema import KINDS, Change, RenameHint, SchemaDiff, as_changes, assess, diff, snapshot, snapshot_metadata
 
@@ -21,7 +22,8 @@ if TYPE_CHECKING:
 
     from dbrunbook.core.stage import Stage
 
-__all__ = ["KINDS", "Change", "analyse", "compare", "findings", "relations_figure", "run_changes", "table"]
+__all__ = ["KINDS", "Change", "SchemaAnalysisOutcome", "analyse", "compare", "findings", "relations_figure", "run",
+           "run_changes", "summary", "table"]
 
 
 def analyse(engine: sa.Engine, metadata: sa.MetaData, renames: Mapping[str, str] | None = None,
@@ -58,9 +60,9 @@ def run_changes(stage: "Stage", metadata: sa.MetaData | None) -> tuple[list[Chan
     """
     from dbrunbook.core.config import load_renames
 
-    recorded = stage.earlier("01-schema-analysis")
-    if recorded is not None and "changes" in recorded.data:
-        return as_changes(recorded.data["changes"]), recorded.stage
+    recorded = stage.earlier(SchemaAnalysisEvidence)
+    if recorded is not None:
+        return as_changes(recorded.evidence.changes), recorded.stage
     if metadata is not None:
         return compare(stage.engine, metadata, load_renames(stage.target.project_dir)), "computed"
     return [], "none"
@@ -164,3 +166,7 @@ def relations_figure(result: SchemaDiff) -> Figure:
     ax.set_ylim(-1.5, 1.5)
     ax.set_title("Affected tables (arrows: foreign keys, child -> parent)")
     return fig
+
+
+# The stage's step builds on the functions above, so it is imported last.
+from dbrunbook.stages.schema_analysis._stage import SchemaAnalysisOutcome, run  # noqa: E402

@@ -42,9 +42,9 @@ from dbrunbook.core.results import Finding
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
-__all__ = ["NEAR_UNIQUE", "NEAR_UNIQUE_MIN_ROWS", "ColumnRule", "Growth", "Scale", "TableGrowth", "TimingCurve",
-           "TimingPoint", "findings", "fit", "grow", "grow_report", "growth_plan", "growth_sql", "insert_statement",
-           "plot", "row_counts", "time_at", "timing_curve"]
+__all__ = ["NEAR_UNIQUE", "NEAR_UNIQUE_MIN_ROWS", "ColumnRule", "Growth", "Scale", "StagingOutcome", "TableGrowth",
+           "TimingCurve", "TimingPoint", "findings", "fit", "grow", "grow_report", "growth_plan", "growth_sql",
+           "insert_statement", "plot", "row_counts", "run", "time_at", "timed", "timing_curve"]
 
 #: Statement run on each grown table afterwards, so the copy looks like a settled production
 #: database (statistics gathered, PostgreSQL's visibility hints set) rather than a fresh bulk load.
@@ -294,3 +294,7 @@ def findings(curve: TimingCurve, max_seconds: float = 60.0) -> list[Finding]:
         out.append(Finding("VL003", "warn", f"the upgrade is predicted to take {predicted:.0f}s, over {max_seconds:.0f}s",
                            "", evidence, "split the migration, build indexes concurrently, or backfill in batches"))
     return out
+
+
+# The stage's step builds on the functions above, so it is imported last.
+from dbrunbook.stages.staging._stage import StagingOutcome, run, timed  # noqa: E402

@@ -13,8 +13,9 @@ and ``k`` only, so a foreign key can apply its parent's function and still point
   of the time exactly).
 
 A composite key needs only one of its columns fresh: the first that can be, integers first, never
-a foreign key (which follows its parent). How a family is shifted on each dialect is a row in
-the tables below; a key none of whose columns can be made fresh (booleans, JSON, enums) is
+a foreign key (which follows its parent). How a family is shifted on each dialect is the
+dialect's (:mod:`dbrunbook.dialects`: ``span_seconds``, ``digest_text``, ``fresh_uuid``, ``fresh_bytes``,
+``shift_time``); a key none of whose columns can be made fresh (booleans, JSON, enums) is
 reported by :func:`choose_rules` and the table is left as it is.
 """
 from __future__ import annotations
@@ -22,9 +23,11 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any, Callable
+from typing import Any
 
 import sqlalchemy as sa
+
+from dbrunbook import dialects
 
 INTEGER, DECIMAL, TEXT, UUID, DATE, DATETIME, TIME, BINARY, OTHER = (
     "integer", "decimal", "text", "uuid", "date", "datetime", "time", "binary", "other")
@@ -77,21 +80,13 @@ def family(column: sa.Column[Any]) -> str:
 
 # -- the profile pass ---------------------------------------------------------------------------
 
-#: Seconds between the earliest and the latest value of a temporal column, per dialect.
-_SPAN_SECONDS: dict[str, Callable[[sa.ColumnElement[Any]], sa.ColumnElement[Any]]] = {
-    "postgresql": lambda c: sa.extract("epoch", sa.func.max(c)) - sa.extract("epoch", sa.func.min(c)),
-    "mariadb": lambda c: sa.func.timestampdiff(sa.literal_column("SECOND"), sa.func.min(c), sa.func.max(c)),
-    "mysql": lambda c: sa.func.timestampdiff(sa.literal_column("SECOND"), sa.func.min(c), sa.func.max(c)),
-    "sqlite": lambda c: (sa.func.julianday(sa.func.max(c)) - sa.func.julianday(sa.func.min(c))) * 86400,
-}
-
-
 def profile_query(table: sa.Table, dialect: str) -> sa.Select[Any]:
     """One aggregate pass: rows, non-null counts, distinct counts of integer and text, numeric and time spans.
 
     Every label is positional (``n3``), so no user column name reaches it; distinct counts and
     spans are only asked of types that compare (PostgreSQL's ``json`` has no equality).
     """
+    facts = dialects.facts(dialect)
     parts: list[sa.ColumnElement[Any]] = [sa.func.count().label("rows")]
     for i, col in enumerate(table.columns):
         kind = family(col)
@@ -100,8 +95,9 @@ def profile_query(table: sa.Table, dialect: str) -> sa.Select[Any]:
             parts.append(sa.func.count(sa.distinct(col)).label(f"d{i}"))
         if kind in (INTEGER, DECIMAL):
             parts += [sa.func.min(col).label(f"lo{i}"), sa.func.max(col).label(f"hi{i}")]
-        if kind in (DATE, DATETIME, TIME) and dialect in _SPAN_SECONDS:
-            parts.append(_SPAN_SECONDS[dialect](col).label(f"s{i}"))
+        span = facts.span_seconds(col) if kind in (DATE, DATETIME, TIME) else None
+        if span is not None:
+            parts.append(span.label(f"s{i}"))
     return sa.select(*parts).select_from(table)
 
 
@@ -119,19 +115,23 @@ def _span(low: Any, high: Any) -> Any:
 def fresh_rule(col: sa.Column[Any], i: int, profile: dict[str, Any], dialect: str) -> ColumnRule | None:
     """The rule giving ``col`` values no row holds yet, or None when its type has none."""
     kind = family(col)
+    facts = dialects.facts(dialect)
+    # Built only to ask whether the dialect can make such a value (None: it cannot).
+    probe: sa.ColumnElement[Any] = sa.literal_column("v")
+    round_k: sa.ColumnElement[Any] = sa.literal(1)
     if kind in (INTEGER, DECIMAL):
         return ColumnRule("shift", span=_span(profile.get(f"lo{i}"), profile.get(f"hi{i}")), family=kind)
     if kind == TEXT:
         return ColumnRule("prefix", length=getattr(col.type, "length", None), family=kind)
-    if kind == UUID and dialect in _UUID:
+    if kind == UUID and facts.fresh_uuid(probe, round_k) is not None:
         return ColumnRule("uuid", family=kind)
-    if kind == BINARY and dialect in _BYTES:
+    if kind == BINARY and facts.fresh_bytes(probe, round_k) is not None:
         return ColumnRule("bytes", length=getattr(col.type, "length", None), family=kind)
     if kind in (DATE, DATETIME, TIME) and f"s{i}" in profile:
         seconds = profile[f"s{i}"]
         if seconds is None and profile[f"n{i}"]:
             return None  # values the database cannot read as times (SQLite text): no safe shift
-        days = kind == DATE or (kind == DATETIME and dialect == "sqlite")
+        days = kind == DATE or (kind == DATETIME and facts.timestamps_shift_in_days)
         unit = 86400 if days else 1
         return ColumnRule("interval", span=math.floor(float(seconds or 0) / unit) + 1, family=kind)
     return None
@@ -185,87 +185,29 @@ def _text(k: sa.ColumnElement[Any]) -> sa.ColumnElement[Any]:
     return sa.cast(k, sa.String(12))
 
 
-#: A binary value made from a value and the round (16 bytes of MD5; SQLite has no MD5: a prefix).
-_BYTES: dict[str, Callable[[sa.ColumnElement[Any], sa.ColumnElement[Any]], sa.ColumnElement[Any]]] = {
-    "postgresql": lambda c, k: sa.func.decode(sa.func.md5(sa.func.encode(c, "hex", type_=sa.Text) + "-" + _text(k)),
-                                              "hex"),
-    "mariadb": lambda c, k: sa.func.unhex(sa.func.md5(sa.func.concat(sa.func.hex(c), "-", k))),
-    "mysql": lambda c, k: sa.func.unhex(sa.func.md5(sa.func.concat(sa.func.hex(c), "-", k))),
-    "sqlite": lambda c, k: sa.cast(sa.literal("r") + _text(k) + "-" + sa.func.hex(c), sa.LargeBinary),
-}
-
-
-#: The MD5 of a value and the round as hex text, per dialect that has MD5.
-_DIGEST: dict[str, Callable[[sa.ColumnElement[Any], sa.ColumnElement[Any]], sa.ColumnElement[Any]]] = {
-    "postgresql": lambda c, k: sa.func.md5(sa.cast(c, sa.Text) + "-" + _text(k), type_=sa.String),
-    "mariadb": lambda c, k: sa.func.md5(sa.func.concat(c, "-", k), type_=sa.String),
-    "mysql": lambda c, k: sa.func.md5(sa.func.concat(c, "-", k), type_=sa.String),
-}
-
-
-def _uuid(digest: Callable[[sa.ColumnElement[Any], sa.ColumnElement[Any]], sa.ColumnElement[Any]], cast: bool) \
-        -> Callable[[sa.ColumnElement[Any], sa.ColumnElement[Any]], sa.ColumnElement[Any]]:
-    def make(c: sa.ColumnElement[Any], k: sa.ColumnElement[Any]) -> sa.ColumnElement[Any]:
-        h = digest(c, k)
-        # Version 4 and the RFC variant written in: MariaDB refuses UUIDs of other versions.
-        text = sa.func.substr(h, 1, 12, type_=sa.String) + "4" + sa.func.substr(h, 14, 3, type_=sa.String) + "8" \
-            + sa.func.substr(h, 18, 15, type_=sa.String)
-        # PostgreSQL wants the cast; MariaDB has no CAST to UUID and converts the text on insert.
-        return sa.cast(text, sa.Uuid) if cast else sa.type_coerce(text, sa.Uuid)
-
-    return make
-
-
-#: A UUID made from a value and the round, per dialect (deterministic, so children can follow).
-_UUID = {name: _uuid(digest, cast=name == "postgresql") for name, digest in _DIGEST.items()}
-
-
-def _pg_interval(c: sa.ColumnElement[Any], steps: sa.ColumnElement[Any], kind: str) -> sa.ColumnElement[Any]:
-    if kind == DATE:
-        return c + steps  # date + integer days
-    return c + steps * sa.literal_column("INTERVAL '1 second'", sa.Interval())
-
-
-def _my_interval(c: sa.ColumnElement[Any], steps: sa.ColumnElement[Any], kind: str) -> sa.ColumnElement[Any]:
-    if kind == TIME:
-        return sa.func.addtime(c, sa.func.sec_to_time(steps))
-    unit = "DAY" if kind == DATE else "SECOND"
-    return sa.func.timestampadd(sa.literal_column(unit), steps, c)
-
-
-def _sqlite_interval(c: sa.ColumnElement[Any], steps: sa.ColumnElement[Any], kind: str) -> sa.ColumnElement[Any]:
-    if kind == TIME:
-        return sa.func.time(c, sa.literal("+") + _text(steps) + " seconds", type_=sa.String)
-    moved = sa.func.date(c, sa.literal("+") + _text(steps) + " days", type_=sa.String)
-    # The date part moves; the time text (fractions, 'T' or not) stays exactly as it was.
-    return moved if kind == DATE else moved + sa.func.substr(c, 11, type_=sa.String)
-
-
-#: A date, time or timestamp moved by ``steps`` units (days for dates and SQLite timestamps, else seconds).
-_INTERVAL: dict[str, Callable[[sa.ColumnElement[Any], sa.ColumnElement[Any], str], sa.ColumnElement[Any]]] = {
-    "postgresql": _pg_interval, "mariadb": _my_interval, "mysql": _my_interval, "sqlite": _sqlite_interval,
-}
-
-
 def fresh_value(col: sa.ColumnElement[Any], rule: ColumnRule, k: sa.ColumnElement[Any],
                 dialect: str) -> sa.ColumnElement[Any]:
     """The value of ``col`` in replay ``k`` under a fresh ``rule``."""
+    facts = dialects.facts(dialect)
     if rule.rule == "shift":
         step: sa.ColumnElement[Any] = k * rule.span if isinstance(rule.span, int) \
             else k * sa.literal_column(format(Decimal(rule.span), "f"), sa.Numeric())
         return col + step
     if rule.rule == "prefix":
         value = sa.literal("r") + _text(k) + sa.literal("-") + sa.cast(col, sa.String())
-        if not rule.length or dialect not in _DIGEST:
+        digest = facts.digest_text(col, k) if rule.length else None
+        if digest is None:
             return value
         # Cutting the prefixed value would make values that differ only at their end collide.
-        digest = sa.func.substr(_DIGEST[dialect](col, k), 1, rule.length)
-        return sa.case((sa.func.char_length(value) <= rule.length, value), else_=digest)
+        return sa.case((sa.func.char_length(value) <= rule.length, value), else_=sa.func.substr(digest, 1, rule.length))
     if rule.rule == "uuid":
-        return _UUID[dialect](col, k)
+        made = facts.fresh_uuid(col, k)
+        assert made is not None  # fresh_rule gives "uuid" only where the dialect makes one
+        return made
     if rule.rule == "bytes":
-        value = _BYTES[dialect](col, k)
-        return sa.func.substr(value, 1, rule.length) if rule.length and rule.length < 16 else value
+        made = facts.fresh_bytes(col, k)
+        assert made is not None  # likewise
+        return sa.func.substr(made, 1, rule.length) if rule.length and rule.length < 16 else made
     if rule.rule == "interval":
-        return _INTERVAL[dialect](col, k * int(rule.span), rule.family)
+        return facts.shift_time(col, k * int(rule.span), rule.family)
     return col

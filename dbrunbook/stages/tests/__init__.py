@@ -10,19 +10,14 @@ into findings: a test in which one SELECT shape ran ``threshold`` times or more 
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
 from dbrunbook.errors import UsageError
 from dbrunbook.core.results import Finding
+from dbrunbook.stages.dev_rehearsal._querylog import LOG_ENV, PLUGIN, PLUGIN_DIR, parse_log, plugin_environment
 
-#: The plugin's module name, its folder (nothing else lives there, so nothing else becomes
-#: importable) and the variable naming its log.
-PLUGIN = "dbrunbook_querycount"
-PLUGIN_DIR = Path(__file__).resolve().parent / "_plugins"
-LOG_ENV = "DBRUNBOOK_QUERY_LOG"
 #: Repeats of one SELECT shape in one test from which it is reported as an N+1 suspect.
 DEFAULT_THRESHOLD = 10
 #: Characters of a shape shown in messages and the table.
@@ -55,31 +50,6 @@ class Suspect:
     test: str
     shape: str
     count: int
-
-
-def plugin_environment(query_log: Path, environ: Mapping[str, str] | None = None) -> dict[str, str]:
-    """The variables that make a pytest run load the plugin and log to ``query_log``.
-
-    The plugin folder is prepended to the caller's ``PYTHONPATH`` and ``-p`` appended to its
-    ``PYTEST_ADDOPTS``; a command that is not pytest ignores them.
-    """
-    env = os.environ if environ is None else environ
-    path, addopts = env.get("PYTHONPATH", ""), env.get("PYTEST_ADDOPTS", "")
-    return {"PYTHONPATH": os.pathsep.join(p for p in (str(PLUGIN_DIR), path) if p),
-            "PYTEST_ADDOPTS": f"{addopts} -p {PLUGIN}".strip(), LOG_ENV: str(query_log)}
-
-
-def parse_log(text: str) -> list[dict[str, Any]]:
-    """The plugin's JSON lines as dicts; a line cut short (a killed run) is skipped."""
-    records = []
-    for line in text.splitlines():
-        try:
-            record = json.loads(line)
-        except ValueError:
-            continue
-        if isinstance(record, dict) and isinstance(record.get("test"), str):
-            records.append(record)
-    return records
 
 
 def read_log(path: str | Path) -> list[TestCounts]:
@@ -136,11 +106,9 @@ def table(counts: Iterable[TestCounts]) -> list[dict[str, Any]]:
     return sorted(rows, key=lambda r: (-r["count"], -r["statements"], r["test"]))
 
 
-def stage_data(counts: list[TestCounts] | None, threshold: int, path: str = "") -> dict[str, Any]:
-    """What stage 07 records in its sidecar about the counts (read back by stage 08's PF009)."""
-    if counts is None:
-        return {"query_counts": None, "n_plus_one": None,
-                "query_counts_note": "the test command did not load the pytest plugin "
-                                     "(not a pytest command, or SQLAlchemy not importable in its environment)"}
-    return {"query_counts": path, "query_counts_tests": len(counts), "n_plus_one_threshold": threshold,
-            "n_plus_one": [asdict(s) for s in suspects(counts, threshold)]}
+# The stage's step builds on the functions above, so it is imported last.
+from dbrunbook.stages.tests._stage import TestsOutcome, run  # noqa: E402
+
+__all__ = ["DEFAULT_THRESHOLD", "LOG_ENV", "PLUGIN", "PLUGIN_DIR", "SHORT", "Suspect", "TestCounts", "TestsOutcome",
+           "counts_from", "findings", "parse_log", "plugin_environment", "read_log", "run", "shorten", "suspects",
+           "table", "write_log"]

@@ -1,0 +1,44 @@
+"""Stage 01's step: compare the live schema with the target, and record the changes and the snapshot."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from dbrunbook.core import contract
+from dbrunbook.core.config import load_renames
+from dbrunbook.core.evidence import SchemaAnalysisEvidence
+from dbrunbook.schema import Change, SchemaDiff
+from dbrunbook.stages.data_checks import ChangeSource, change_source
+from dbrunbook.stages.schema_analysis import analyse, findings, summary
+
+if TYPE_CHECKING:
+    from dbrunbook.core.stage import Stage
+
+
+@dataclass
+class SchemaAnalysisOutcome:
+    """What stage 01 compared and found (for the notebook to show), and the evidence it records."""
+
+    source: ChangeSource
+    result: SchemaDiff | None
+    evidence: SchemaAnalysisEvidence
+    summary: str
+
+    @property
+    def changes(self) -> list[Change]:
+        return self.result.changes if self.result is not None else []
+
+
+def run(stage: Stage) -> SchemaAnalysisOutcome:
+    """Analyse the change of ``stage``'s target: to the models when given, else to what the pending revisions
+    produce (on a schema-only copy); saves ``schema-before.json`` and adds the findings to ``stage``."""
+    source = change_source(stage.target, work_dir=stage.dir)
+    renames = {**load_renames(stage.target.project_dir), **source.renames}
+    result = analyse(stage.engine, source.metadata, renames, save_dir=stage.dir) if source.metadata is not None \
+        else None
+    changes, hints = (result.changes, result.hints) if result is not None else ([], [])
+    stage.extend(findings(changes, hints))
+    evidence = SchemaAnalysisEvidence(
+        changes=[c.to_json() for c in changes], rename_hints=[h.to_json() for h in hints],
+        snapshot=contract.SCHEMA_ANALYSIS.path("schema-before.json") if result is not None else None)
+    return SchemaAnalysisOutcome(source, result, evidence, summary(changes) if result is not None else source.note)
