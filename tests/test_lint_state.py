@@ -13,8 +13,8 @@ import pytest
 import sqlalchemy as sa
 
 from dbrunbook.lint import LintConfig, lint_sql, parse_sql
-
-from _lint_project import BASE, write_project
+from helpers.lint_project import BASE
+from helpers.projects import write_project
 
 TARGET = {("t", "id"): {"type": "int", "not_null": True}, ("t", "a"): {"type": "varchar(10)", "not_null": False},
           ("t", "b"): {"type": "text", "not_null": False}}
@@ -267,8 +267,8 @@ def downgrade():
 def test_sqlite_history_of_batch_revisions_is_judged_at_each_revision(tmp_path):
     from alembic.config import Config
 
-    from dbrunbook.lint.source import lint_revisions
     from dbrunbook.alembic_ops.migration import apply_upgrade
+    from dbrunbook.lint.source import lint_revisions
 
     url = f"sqlite:///{tmp_path / 'app.db'}"
     target = write_project(tmp_path / "p", url, {"0001_base.py": BASE, "0002_nullable.py": BATCH_NULLABLE,

@@ -11,8 +11,8 @@ from dbrunbook.core.rules import Registry
 registry = Registry("lint", "dbrunbook.lint.rules")
 
 from dbrunbook.lint.docs import render_rules_markdown  # noqa: E402
-from dbrunbook.sql.model import Action, Migration, Statement, parse_sql  # noqa: E402
 from dbrunbook.lint.runner import LintConfig, LintReport, lint_migration, lint_sql, load_config  # noqa: E402
+from dbrunbook.sql.model import Action, Migration, Statement, parse_sql  # noqa: E402
 
 __all__ = ["Action", "LintConfig", "LintReport", "Migration", "Statement", "lint_migration", "lint_sql",
            "load_config", "parse_sql", "registry", "render_rules_markdown"]

@@ -21,6 +21,7 @@ from sqlalchemy.engine import URL
 from dbrunbook import dialects
 from dbrunbook.core.db import create_database, drop_database, make_engine, scratch_name, with_database
 from dbrunbook.core.secrets import parse_url
+from dbrunbook.lint.runner import DEFAULT_PG_VERSION
 from dbrunbook.sql.model import Action, Migration
 from dbrunbook.sql.types import binary_compatible
 
@@ -63,7 +64,11 @@ def _pg(action: Action, migration: Migration) -> LockInfo:
         mode = "SHARE ROW EXCLUSIVE" if ctype == "foreign_key" else "ACCESS EXCLUSIVE"
         return LockInfo(mode, _PG_BLOCKS[mode], scan=not not_valid)
     if kind == "add_column":
-        rewrite = bool(d.get("volatile_default")) or d.get("generated") == "stored"
+        # Before PostgreSQL 11 any default but NULL is written into every row; since, only a volatile one is.
+        old_server = (migration.server_version or DEFAULT_PG_VERSION) < 11
+        default = d.get("default")
+        rewrite = bool(d.get("volatile_default")) or d.get("generated") == "stored" or (
+            old_server and default is not None and str(default).upper() != "NULL")
         return LockInfo("ACCESS EXCLUSIVE", _PG_BLOCKS["ACCESS EXCLUSIVE"], rewrite=rewrite)
     if kind == "reindex":
         mode = "SHARE UPDATE EXCLUSIVE" if d.get("concurrently") else "SHARE"

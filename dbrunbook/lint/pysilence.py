@@ -9,7 +9,10 @@ The comment applies to the operation call on the same line or the next one below
 call's string arguments (and the table of an enclosing ``batch_alter_table``) name the objects
 it touches. Each statement of the rendered SQL whose actions touch only those objects is
 silenced for the codes given, exactly as a ``-- dbrunbook-ignore`` comment inside the SQL
-would silence it. A comment without a reason silences nothing and is reported (LN001).
+would silence it. When the statements carry the revision lines they came from (a revision
+file linted offline, :mod:`.offline`), every statement of the call's lines is silenced too,
+whatever it touches (``op.execute("UPDATE ...")`` names no object). A comment without a
+reason silences nothing and is reported (LN001).
 """
 from __future__ import annotations
 
@@ -37,6 +40,9 @@ class PySilence:
     names: frozenset[str]
     source: str
     line: int
+    #: The first and last line of the operation call the comment sits on.
+    first: int = 0
+    last: int = 0
 
 
 def _comments(text: str) -> list[tuple[int, str]]:
@@ -105,7 +111,7 @@ def python_silences(paths: list[Path]) -> tuple[list[PySilence], list[Finding]]:
                             {"source": path.name, "line": line},
                             f"write the reason after the code: # dbrunbook-ignore: {code} <why>"))
                     elif op is not None:
-                        silences.append(PySilence(code, reason, frozenset(op[2]), path.name, line))
+                        silences.append(PySilence(code, reason, frozenset(op[2]), path.name, line, op[0], op[1]))
     return silences, unreasoned
 
 
@@ -115,12 +121,17 @@ def _touches_only(action: Action, names: frozenset[str]) -> bool:
     return bool(parts) and all(p in names for p in parts)
 
 
-def apply_silences(migration: Migration, silences: list[PySilence]) -> None:
-    """Silence the statements of ``migration`` whose every change is on an operation's objects."""
+def apply_silences(migration: Migration, silences: list[PySilence], *, by_line: bool = False) -> None:
+    """Silence the statements of ``migration`` whose every change is on an operation's objects.
+
+    ``by_line``: the statements' lines are the revision file's (:func:`.offline.as_migration`), so
+    the statements of the operation's own lines are silenced as well.
+    """
     for stmt in migration.statements:
         changes = [a for a in stmt.actions if a.kind not in ("begin", "commit", "set", "other", "unparsed")]
         for silence in silences:
-            if changes and all(_touches_only(a, silence.names) for a in changes):
+            if (by_line and silence.first <= stmt.line <= silence.last) or \
+                    (changes and all(_touches_only(a, silence.names) for a in changes)):
                 stmt.silenced.setdefault(silence.code, f"{silence.reason} ({silence.source}:{silence.line})")
 
 

@@ -19,12 +19,12 @@ from pathlib import Path
 from typing import Any
 
 from alembic.operations import Operations
-from alembic.runtime.migration import MigrationContext
 
 from dbrunbook.core.project import copied_scripts
 from dbrunbook.core.results import Finding
 from dbrunbook.dialects import OPERATIONS_DIALECT
 from dbrunbook.errors import ConfigError
+from dbrunbook.lint.offline import offline_context
 from dbrunbook.sql.model import Action, Migration, Statement, parse_sql
 from dbrunbook.sql.types import binary_compatible
 
@@ -176,9 +176,7 @@ def operations_sql(script_dir: Path, revisions: Sequence[str], dialect: str = OP
             for fn, buf in ((script.module.upgrade, up), (getattr(script.module, "downgrade", None), down)):
                 if fn is None:
                     continue
-                context = MigrationContext.configure(dialect_name=dialect, opts={
-                    "as_sql": True, "output_buffer": buf, "literal_binds": True})
-                with Operations.context(context):
+                with Operations.context(offline_context(dialect, buf)):
                     fn()
         except Exception as exc:  # the revision's own code: recorded per revision when asked
             if unreadable is None:

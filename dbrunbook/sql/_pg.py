@@ -12,14 +12,15 @@ than dropping.
 """
 from __future__ import annotations
 
-from typing import Any, Callable, Iterator
+from collections.abc import Callable, Iterator
+from typing import Any
 
 from pglast import ast, parse_sql
 from pglast.enums import ObjectType, ReindexObjectType, TransactionStmtKind, VariableSetKind
 from pglast.parser import ParseError, scan
 
-from dbrunbook.errors import UsageError
 from dbrunbook.sql._actions import Action
+from dbrunbook.sql._errors import UnreadableSource
 from dbrunbook.sql._pg_alter import alter_table, column_facts, insert_action, names, render
 
 __all__ = ["read_statements"]
@@ -47,7 +48,7 @@ def _split(sql: str) -> Iterator[tuple[int, str, list[str]]]:
     try:
         tokens = scan(sql)
     except ParseError as exc:  # an unterminated quote or comment: no statement boundary can be trusted
-        raise UsageError(f"cannot read the SQL: {exc}") from None
+        raise UnreadableSource(f"cannot read the SQL: {exc}") from None
     start, first, words = 0, None, list[str]()
     for token in tokens:
         if token.name == "ASCII_59":
@@ -184,7 +185,8 @@ def _delete(node: Any, dialect: str) -> list[Action]:
 
 
 def _create_enum(node: Any, dialect: str) -> list[Action]:
-    return [Action("create_type", name=names(node.typeName), details={"values": [str(v.sval) for v in node.vals or ()]})]
+    values = [str(v.sval) for v in node.vals or ()]
+    return [Action("create_type", name=names(node.typeName), details={"values": values})]
 
 
 def _alter_enum(node: Any, dialect: str) -> list[Action]:
@@ -241,7 +243,8 @@ def _alter_domain(node: Any, dialect: str) -> list[Action]:
            "N": "drop_not_null", "T": "set_default"}
     constraint = node.def_ if isinstance(node.def_, ast.Constraint) else None
     return [Action("alter_domain", name=names(node.typeName), details={
-        "op": ops.get(str(node.subtype), "other"), "constraint": str(node.name or getattr(constraint, "conname", "") or ""),
+        "op": ops.get(str(node.subtype), "other"),
+        "constraint": str(node.name or getattr(constraint, "conname", "") or ""),
         "not_valid": bool(constraint is not None and constraint.skip_validation)})]
 
 

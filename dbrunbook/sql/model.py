@@ -32,9 +32,11 @@ from sqlglot.tokens import TokenType  # type: ignore[attr-defined]
 from dbrunbook import dialects
 from dbrunbook.errors import UsageError
 from dbrunbook.sql._actions import VOLATILE_FUNCTIONS, Action, actions_of
+from dbrunbook.sql._errors import UnreadableSource
 from dbrunbook.sql.state import SchemaState, replay
 
-__all__ = ["READERS", "SQLGLOT_DIALECT", "VOLATILE_FUNCTIONS", "Action", "Migration", "Statement", "parse_sql"]
+__all__ = ["READERS", "SQLGLOT_DIALECT", "VOLATILE_FUNCTIONS", "Action", "Migration", "Statement", "UnreadableSource",
+           "parse_sql"]
 
 #: sqlglot's dialect name for each SQLAlchemy dialect name (each dialect's ``sqlglot``).
 SQLGLOT_DIALECT = {d.name: d.sqlglot for d in dialects.registered()}
@@ -84,6 +86,14 @@ class Migration:
     #: The target's columns before the migration, (table, column) -> facts, set by the caller
     #: when lint reads a database (empty for a bare SQL file).
     known_columns: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
+    #: Rows and bytes of the target's tables, table -> (rows, bytes), each None when unknown; set by the
+    #: caller when a schema snapshot is at hand (``lint --db``, the stages), so findings can say how big.
+    sizes: dict[str, tuple[int | None, int | None]] = field(default_factory=dict)
+    #: The major version of the target's server when it was read (``lint --db``, the stages); None offline.
+    server_version: int | None = None
+    #: Parts of the source that gave no SQL to lint, each ``{"line": n, "reason": ...}``: a revision's
+    #: code that needs a live database when rendered offline. LN006 reports them; nothing is dropped unseen.
+    gaps: list[dict[str, Any]] = field(default_factory=list)
     _states: list[SchemaState] = field(default_factory=list, repr=False, compare=False)
     _states_of: tuple[int, int] = field(default=(0, 0), repr=False, compare=False)
 
@@ -119,7 +129,8 @@ class Migration:
 
     def as_of(self, stmt: Statement) -> Migration:
         """This migration with ``known_columns`` as they are just before ``stmt`` (for lookups by column)."""
-        return Migration(self.dialect, self.statements, self.source, self.state_before(stmt).flat())
+        return Migration(self.dialect, self.statements, self.source, self.state_before(stmt).flat(), self.sizes,
+                         self.server_version)
 
 
 def _split(sql: str, read: str) -> Iterator[tuple[int, str]]:
@@ -127,7 +138,7 @@ def _split(sql: str, read: str) -> Iterator[tuple[int, str]]:
     try:
         tokens = sqlglot.Dialect.get_or_raise(read).tokenize(sql)
     except TokenError as exc:
-        raise UsageError(f"cannot read the SQL: {exc}") from None
+        raise UnreadableSource(f"cannot read the SQL: {exc}") from None
     start = 0
     first_line: int | None = None
     for token in tokens:

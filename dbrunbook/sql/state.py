@@ -14,8 +14,9 @@ indexing or reshaping it blocks nobody and loses nothing. A copy filled from an 
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from dbrunbook.sql.model import Action, Migration
@@ -35,7 +36,7 @@ class TableState:
     #: Columns this migration created (ADD COLUMN, or a table it created), not the target's.
     created: set[str] = field(default_factory=set)
 
-    def copy(self) -> "TableState":
+    def copy(self) -> TableState:
         return TableState(dict(self.columns), self.new, set(self.created))
 
 
@@ -47,7 +48,7 @@ class SchemaState:
     #: Index name -> table, for indexes created by the migration (the target's are not read).
     indexes: dict[str, str] = field(default_factory=dict)
 
-    def copy(self) -> "SchemaState":
+    def copy(self) -> SchemaState:
         return SchemaState({name: t.copy() for name, t in self.tables.items()}, dict(self.indexes))
 
     def is_new(self, table: str) -> bool:
@@ -72,7 +73,7 @@ def initial_state(known_columns: dict[tuple[str, str], dict[str, Any]]) -> Schem
     return state
 
 
-def replay(migration: "Migration") -> list[SchemaState]:
+def replay(migration: Migration) -> list[SchemaState]:
     """The schema state before each statement of ``migration``, in statement order, then after the last."""
     state = initial_state(migration.known_columns)
     states = []
@@ -83,7 +84,7 @@ def replay(migration: "Migration") -> list[SchemaState]:
     return [*states, state]
 
 
-def apply(state: SchemaState, action: "Action") -> None:
+def apply(state: SchemaState, action: Action) -> None:
     """Change ``state`` as ``action`` changes the schema; actions that change no column are ignored."""
     step = _STEPS.get(action.kind)
     if step is not None:
@@ -95,7 +96,7 @@ def _table(state: SchemaState, name: str) -> TableState:
     return state.tables.setdefault(name, TableState())
 
 
-def _create_table(state: SchemaState, action: "Action") -> None:
+def _create_table(state: SchemaState, action: Action) -> None:
     if action.details.get("if_not_exists") and action.table in state.tables:
         return  # the table is there already: the statement does nothing
     columns = {name: dict(facts) for name, facts in action.details.get("columns", {}).items()}
@@ -115,12 +116,12 @@ def _create_table(state: SchemaState, action: "Action") -> None:
     state.tables[action.table] = TableState(columns, new, created)
 
 
-def _drop_table(state: SchemaState, action: "Action") -> None:
+def _drop_table(state: SchemaState, action: Action) -> None:
     state.tables.pop(action.table, None)
     state.indexes = {ix: t for ix, t in state.indexes.items() if t != action.table}
 
 
-def _rename_table(state: SchemaState, action: "Action") -> None:
+def _rename_table(state: SchemaState, action: Action) -> None:
     to = str(action.details.get("to") or "")
     if not to:
         return
@@ -128,7 +129,7 @@ def _rename_table(state: SchemaState, action: "Action") -> None:
     state.indexes = {ix: (to if t == action.table else t) for ix, t in state.indexes.items()}
 
 
-def _add_column(state: SchemaState, action: "Action") -> None:
+def _add_column(state: SchemaState, action: Action) -> None:
     table = _table(state, action.table)
     if action.details.get("if_not_exists") and action.column in table.columns:
         return
@@ -136,13 +137,13 @@ def _add_column(state: SchemaState, action: "Action") -> None:
     table.created.add(action.column)
 
 
-def _drop_column(state: SchemaState, action: "Action") -> None:
+def _drop_column(state: SchemaState, action: Action) -> None:
     table = _table(state, action.table)
     table.columns.pop(action.column, None)
     table.created.discard(action.column)
 
 
-def _rename_column(state: SchemaState, action: "Action") -> None:
+def _rename_column(state: SchemaState, action: Action) -> None:
     _move(_table(state, action.table), action.column, str(action.details.get("to") or ""))
 
 
@@ -157,7 +158,7 @@ def _move(table: TableState, old: str, new: str) -> None:
         table.created.add(new)
 
 
-def _modify_column(state: SchemaState, action: "Action") -> None:
+def _modify_column(state: SchemaState, action: Action) -> None:
     # MySQL MODIFY / CHANGE: the whole definition is restated, possibly under a new name.
     table = _table(state, action.table)
     _move(table, str(action.details.get("renamed_from") or action.column), action.column)
@@ -165,23 +166,23 @@ def _modify_column(state: SchemaState, action: "Action") -> None:
     table.columns[action.column] = facts
 
 
-def _changer(key: str, value: Callable[["Action"], Any]) -> Callable[[SchemaState, "Action"], None]:
-    def change(state: SchemaState, action: "Action") -> None:
+def _changer(key: str, value: Callable[[Action], Any]) -> Callable[[SchemaState, Action], None]:
+    def change(state: SchemaState, action: Action) -> None:
         table = _table(state, action.table)
         table.columns[action.column] = {**table.columns.get(action.column, {}), key: value(action)}
     return change
 
 
-def _create_index(state: SchemaState, action: "Action") -> None:
+def _create_index(state: SchemaState, action: Action) -> None:
     if action.name:
         state.indexes[action.name] = action.table
 
 
-def _drop_index(state: SchemaState, action: "Action") -> None:
+def _drop_index(state: SchemaState, action: Action) -> None:
     state.indexes.pop(action.name, None)
 
 
-def _dml(state: SchemaState, action: "Action") -> None:
+def _dml(state: SchemaState, action: Action) -> None:
     """INSERT ... SELECT into a table the migration created: it now holds the source's rows."""
     source = state.tables.get(str(action.details.get("source") or ""))
     target = state.tables.get(action.table)
@@ -195,7 +196,7 @@ def _dml(state: SchemaState, action: "Action") -> None:
             target.created.discard(column)
 
 
-_STEPS: dict[str, Callable[[SchemaState, "Action"], None]] = {
+_STEPS: dict[str, Callable[[SchemaState, Action], None]] = {
     "create_table": _create_table, "drop_table": _drop_table, "rename_table": _rename_table,
     "add_column": _add_column, "drop_column": _drop_column, "rename_column": _rename_column,
     "modify_column": _modify_column, "create_index": _create_index, "drop_index": _drop_index, "dml": _dml,

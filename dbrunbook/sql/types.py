@@ -16,7 +16,8 @@ _TEXTISH = {"text", "varchar", "character varying"}
 def binary_compatible(old: str, new: str) -> bool:
     """True when PostgreSQL changes ``old`` to ``new`` in the catalog only."""
     old, new = old.lower().strip(), new.lower().strip()
-    if old == new or (new == "text" and (_SIZED.match(old) or old == "text") and not old.startswith(("numeric", "decimal"))):
+    numeric = old.startswith(("numeric", "decimal"))
+    if old == new or (new == "text" and (_SIZED.match(old) or old == "text") and not numeric):
         return True
     o, n = _SIZED.match(old), _SIZED.match(new)
     if not o or not n or o.group(1).startswith("char") != n.group(1).startswith("char"):

@@ -40,7 +40,7 @@ def locks_existing(migration: Migration, stmt: Statement, action: Action) -> boo
     return on_existing_table(migration, stmt, table)
 
 
-def first_lock_without(ctx: "LintContext", setting: str) -> tuple[Statement, Action] | None:
+def first_lock_without(ctx: LintContext, setting: str) -> tuple[Statement, Action] | None:
     """The first statement locking an existing table, when the session ``setting`` is not set before it."""
     for stmt, action in ctx.actions(*LOCKING):
         if locks_existing(ctx.migration, stmt, action):

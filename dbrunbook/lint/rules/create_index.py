@@ -5,7 +5,8 @@ the table waits until the table has been scanned and sorted.
 """
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Iterator
+from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
 from dbrunbook.lint import registry
 from dbrunbook.lint.rules._util import on_existing_table
@@ -19,7 +20,8 @@ if TYPE_CHECKING:
 PEERS = ("squawk: require-concurrent-index-creation", "strong_migrations: add_index")
 
 @registry.rule("LK003", "create-index-blocking", "warn", dialects=("postgresql",),
-               safe="CREATE INDEX CONCURRENTLY IF NOT EXISTS, outside a transaction (op.get_context().autocommit_block())")
+               safe="CREATE INDEX CONCURRENTLY IF NOT EXISTS, outside a transaction "
+                    "(op.get_context().autocommit_block())")
 def check(ctx: LintContext) -> Iterator[Finding]:
     for stmt, action in ctx.actions("create_index"):
         if not action.details.get("concurrently") and on_existing_table(ctx.migration, stmt, action.table):

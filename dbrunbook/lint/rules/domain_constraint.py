@@ -6,7 +6,8 @@ check of existing rows; VALIDATE CONSTRAINT then checks them without blocking wr
 """
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Iterator
+from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
 from dbrunbook.lint import registry
 

@@ -8,11 +8,12 @@ left empty) is not reported.
 """
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Iterator
+from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
 from dbrunbook.lint import registry
-from dbrunbook.sql.state import BATCH_PREFIX
 from dbrunbook.lint.rules._util import batch_copy, on_existing_table
+from dbrunbook.sql.state import BATCH_PREFIX
 
 if TYPE_CHECKING:
     from dbrunbook.core.results import Finding

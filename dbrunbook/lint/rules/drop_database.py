@@ -5,7 +5,8 @@ downgrade can bring it back. A migration has no business doing it.
 """
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Iterator
+from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
 from dbrunbook.lint import registry
 

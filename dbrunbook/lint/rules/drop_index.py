@@ -5,7 +5,8 @@ later query queues behind it. An index on a table the migration created is not r
 """
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Iterator
+from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
 from dbrunbook.lint import registry
 from dbrunbook.lint.rules._util import locks_existing

@@ -5,16 +5,17 @@ the migration itself created (and left empty) is not reported.
 """
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Iterator
+from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
 from dbrunbook.lint import registry
-from dbrunbook.sql.state import BATCH_PREFIX
 from dbrunbook.lint.rules._util import on_existing_table
+from dbrunbook.sql.state import BATCH_PREFIX
 
 if TYPE_CHECKING:
     from dbrunbook.core.results import Finding
-    from dbrunbook.sql.model import Statement
     from dbrunbook.lint.runner import LintContext
+    from dbrunbook.sql.model import Statement
 
 
 #: The equivalent rules of other migration linters.

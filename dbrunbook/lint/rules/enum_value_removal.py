@@ -6,9 +6,9 @@ table with ALGORITHM=COPY and turn stored values that vanished into errors or ''
 """
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Iterator
-
 import re
+from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
 from dbrunbook.lint import registry
 

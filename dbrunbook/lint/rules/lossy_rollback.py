@@ -5,10 +5,10 @@ recreate the structure but not the data.
 """
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Iterator
+from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
-from dbrunbook.lint import reversibility
-from dbrunbook.lint import registry
+from dbrunbook.lint import registry, reversibility
 
 if TYPE_CHECKING:
     from dbrunbook.core.results import Finding

@@ -6,10 +6,10 @@ definition is unknown falls back to COPY, which holds a shared lock while every 
 """
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Iterator
+from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
-from dbrunbook.lint import locks
-from dbrunbook.lint import registry
+from dbrunbook.lint import locks, registry
 from dbrunbook.lint.rules._util import on_existing_table
 
 if TYPE_CHECKING:

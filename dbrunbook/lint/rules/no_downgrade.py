@@ -4,10 +4,10 @@ When the deploy goes wrong the only way back is a restore from backup.
 """
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Iterator
+from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
-from dbrunbook.lint import reversibility
-from dbrunbook.lint import registry
+from dbrunbook.lint import registry, reversibility
 
 if TYPE_CHECKING:
     from dbrunbook.core.results import Finding

@@ -5,7 +5,8 @@ old name fail or silently resolve elsewhere as soon as the rename commits.
 """
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Iterator
+from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
 from dbrunbook.lint import registry
 

@@ -5,11 +5,12 @@ replaced. A table the migration itself created is not reported: no running code 
 """
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Iterator
+from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
 from dbrunbook.lint import registry
-from dbrunbook.sql.state import BATCH_PREFIX
 from dbrunbook.lint.rules._util import on_existing_table
+from dbrunbook.sql.state import BATCH_PREFIX
 
 if TYPE_CHECKING:
     from dbrunbook.core.results import Finding

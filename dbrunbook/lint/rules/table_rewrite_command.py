@@ -6,7 +6,8 @@ this to every table clustered before.
 """
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Iterator
+from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
 from dbrunbook.lint import registry
 

@@ -5,7 +5,8 @@ build fails late if duplicates exist.
 """
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Iterator
+from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
 from dbrunbook.lint import registry
 from dbrunbook.lint.rules._util import on_existing_table
