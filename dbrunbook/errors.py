@@ -6,11 +6,12 @@ the data a caller needs, plus the process exit code the CLI maps it to::
     DbrunbookError                      exit 1
     ├── UsageError                      exit 2  bad option, malformed URL, missing file
     │   ├── ConfigError                         [tool.dbrunbook], --models, alembic.ini
+    │   │   └── EvidenceError                   a stage's sidecar does not hold its evidence type (core/evidence)
     │   ├── UnknownRunError                     no run matches the given id
     │   ├── UnknownParameterError               a parameter the stage template does not declare
     │   └── SigningKeyError                     a signing key cannot be read or written (core/signing.py)
     ├── ApplyRefused                    exit 1  a guard of `dbrunbook apply` failed (target untouched)
-    │   └── ApplyLocked                         another apply holds the target (apply/_lock.py)
+    │   └── ApplyLocked                         another apply holds the target (stages/guarded_apply/_lock.py)
     ├── NotificationFailed              exit 1  a notification target did not take an event (core/notify.py)
     ├── DatabaseUnreachable             exit 5  cannot connect to a database server
     ├── TargetFenced                    exit 6  code dbrunbook ran (env.py, models) reached for the target

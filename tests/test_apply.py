@@ -21,23 +21,37 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
+from conftest import new_database
 from dbrunbook import RunOptions, run_runbook
-from dbrunbook.stages.guarded_apply import (GUARDS, LOCK_FACTS, ApplyLocked, ApplyRefused, RetryPolicy, apply, apply_lock, guards,
-                             evidence, holder, outcome_findings, plan_apply, plan_findings, refusal_findings,
-                             sql_to_run, summary)
-from dbrunbook.stages.guarded_apply._lock import lock_file
-from dbrunbook.data.clone import scratch_copy, sync_key_generators
+from dbrunbook.alembic_ops.migration import alembic_config, apply_upgrade, current_revision
+from dbrunbook.core.archive import sha256
 from dbrunbook.core.config import Target, load_target
 from dbrunbook.core.db import create_database, drop_database, make_engine
-from dbrunbook.errors import EXIT_BLOCKED
-from dbrunbook.data.fingerprint import compare, fingerprint, schema_snapshot
-from dbrunbook.alembic_ops.migration import alembic_config, apply_upgrade, current_revision
 from dbrunbook.core.results import load_result
+from dbrunbook.data.clone import scratch_copy, sync_key_generators
+from dbrunbook.data.fingerprint import compare, fingerprint, schema_snapshot
+from dbrunbook.errors import EXIT_BLOCKED
 from dbrunbook.runbook import verify_run
-from dbrunbook.core.archive import sha256
 from dbrunbook.runbook.engine import runbook_folder
-
-from conftest import new_database
+from dbrunbook.stages.guarded_apply import (
+    GUARDS,
+    LOCK_FACTS,
+    ApplyLocked,
+    ApplyRefused,
+    RetryPolicy,
+    apply,
+    apply_lock,
+    evidence,
+    guards,
+    holder,
+    outcome_findings,
+    plan_apply,
+    plan_findings,
+    refusal_findings,
+    sql_to_run,
+    summary,
+)
+from dbrunbook.stages.guarded_apply._lock import lock_file
 
 CUSTOMERS = 40
 _MODELS = '''
@@ -67,7 +81,8 @@ def upgrade():
     op.create_table("customers", sa.Column("id", sa.Integer(), primary_key=True),
                     sa.Column("name", sa.String(80), nullable=False), sa.Column("email", sa.String(120), nullable=True))
     op.create_table("orders", sa.Column("id", sa.Integer(), primary_key=True),
-                    sa.Column("customer_id", sa.Integer(), nullable=False), sa.Column("total", sa.Integer(), nullable=False))
+                    sa.Column("customer_id", sa.Integer(), nullable=False),
+                    sa.Column("total", sa.Integer(), nullable=False))
 
 def downgrade():
     op.drop_table("orders")
@@ -104,7 +119,7 @@ _SLEEP_SQL = {
 }
 CHECKLIST = ["schema-analysed", "design-valid", "migration-reviewed", "rollback-present", "rehearsed",
              "data-checks-pass", "code-impact-clear", "tests-pass", "performance-ok", "staging-within-window",
-             "rollback-proven", "backup-verified"]
+             "rollback-proven", "backup-verified", "team-approval", "monitoring-configured"]
 
 
 def _revision(folder: Path, name: str, body: str) -> None:
@@ -188,7 +203,8 @@ def planned(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFac
 
 def dbrunbook(*args: str) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if k != "DBRUNBOOK_DB"}
-    return subprocess.run([sys.executable, "-m", "dbrunbook", *args], capture_output=True, text=True, env=env, timeout=300)
+    return subprocess.run([sys.executable, "-m", "dbrunbook", *args], capture_output=True, text=True, env=env,
+                          timeout=300)
 
 
 def _folder(output: str) -> Path:

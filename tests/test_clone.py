@@ -1,8 +1,8 @@
 import pytest
 import sqlalchemy as sa
 
-from dbrunbook.data.clone import scratch_copy
 from dbrunbook.core.db import make_engine
+from dbrunbook.data.clone import scratch_copy
 from dbrunbook.errors import UsageError
 
 

@@ -16,12 +16,11 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
+from _users_project import REVISIONS, UNTOUCHED, at_0001_with_two_rows, users_state
 from dbrunbook.core import fence
 from dbrunbook.core.db import make_engine
-from dbrunbook.errors import TargetFenced
 from dbrunbook.core.secrets import parse_url
-
-from _users_project import REVISIONS, UNTOUCHED, at_0001_with_two_rows, users_state
+from dbrunbook.errors import TargetFenced
 
 _ENV_HEAD = '''
 import os
@@ -61,9 +60,12 @@ def run_migrations_online():
 ''',
 }
 _RAW_DELETE = {
-    "sqlite": "import sqlite3\ndef raw_delete():\n    c = sqlite3.connect({path!r}); c.execute('DELETE FROM users'); c.commit()\n",
-    "postgresql": "import psycopg\ndef raw_delete():\n    with psycopg.connect({dsn!r}) as c: c.execute('DELETE FROM users')\n",
-    "mariadb": "import pymysql\ndef raw_delete():\n    c = pymysql.connect(host='127.0.0.1', user='root', database={name!r}); "
+    "sqlite": "import sqlite3\ndef raw_delete():\n"
+              "    c = sqlite3.connect({path!r}); c.execute('DELETE FROM users'); c.commit()\n",
+    "postgresql": "import psycopg\ndef raw_delete():\n"
+                  "    with psycopg.connect({dsn!r}) as c: c.execute('DELETE FROM users')\n",
+    "mariadb": "import pymysql\ndef raw_delete():\n"
+               "    c = pymysql.connect(host='127.0.0.1', user='root', database={name!r}); "
                "c.cursor().execute('DELETE FROM users'); c.commit()\n",
 }
 

@@ -9,8 +9,8 @@ import pytest
 import sqlalchemy as sa
 
 from dbrunbook.core.db import make_engine
-from dbrunbook.errors import UsageError
 from dbrunbook.data.fingerprint import Fingerprint, compare, compare_schema, fingerprint, schema_snapshot
+from dbrunbook.errors import UsageError
 
 ROWS = [
     {"id": i, "name": f"name {i}" if i % 4 else None, "qty": i * 7, "price": decimal.Decimal(f"{i}.25"),

@@ -9,7 +9,14 @@ import sqlalchemy as sa
 
 from dbrunbook.core.config import Target
 from dbrunbook.core.db import make_engine
-from dbrunbook.core.results import StageResult
+from dbrunbook.core.evidence import (
+    AlembicRun,
+    BackupEvidence,
+    RollbackPlanEvidence,
+    RollbackSteps,
+    RoundTripRecord,
+    TakenBackup,
+)
 from dbrunbook.errors import UsageError
 from dbrunbook.stages import performance
 from helpers.databases import scalar
@@ -183,11 +190,21 @@ def test_foreign_key_without_an_index_where_the_database_does_not_add_one(db_url
 def test_backup_time_is_measured_on_request_or_read_from_the_rollback_plan(db_url, dialect, tmp_path):
     items_project(tmp_path, db_url, _ADD_COLUMN)
     data, [finding] = performance.backup_findings(None, performance.measure_backup(db_url))
-    assert data["source"] == "measured" and data["size"] > 0 and data["restored_ok"] is True
-    assert finding.code == "PF010" and f"{data['size']:,} bytes" in finding.message
-    saved = StageResult("rollback-plan", "pass", "", data={"backup": {"backup": {"size": 2048, "seconds": 0.5},
-                                                                       "restore_seconds": 0.25, "ok": True}})
+    assert data.source == "measured" and data.size and data.size > 0 and data.restored_ok is True
+    assert finding.code == "PF010" and f"{data.size:,} bytes" in finding.message
+    saved = _rollback_plan_with_backup(size=2048, seconds=0.5, restore_seconds=0.25)
     data, [finding] = performance.backup_findings(saved)
-    assert data["source"] == "rollback-plan" and "2,048 bytes took 0.50s, restored in 0.25s" in finding.message
+    assert data.source == "rollback-plan" and "2,048 bytes took 0.50s, restored in 0.25s" in finding.message
     data, [finding] = performance.backup_findings(None)
-    assert data == {"source": "not measured"} and "not measured" in finding.message
+    assert data.to_json() == {"source": "not measured"} and "not measured" in finding.message
+
+
+def _rollback_plan_with_backup(size: int, seconds: float, restore_seconds: float) -> RollbackPlanEvidence:
+    """The rollback plan's evidence as stage 'rollback-plan' records it, with a verified backup."""
+    trip = RoundTripRecord(plan=RollbackSteps(current=None, head="0002", downgrade_to="0001", downgrade_sql="",
+                                              restore_from_backup=False),
+                           completed=True, lossless=True, upgrade=AlembicRun(ok=True, seconds=0.1))
+    taken = TakenBackup(dialect="sqlite", path="backup.db", command="", restore_command="", tool="sqlite3",
+                        package="sqlite3", size=size, seconds=seconds, sha256="0" * 64)
+    return RollbackPlanEvidence(round_trip=trip, backup=BackupEvidence(backup=taken, restore_seconds=restore_seconds,
+                                                                       rows=1, ok=True, diffs=[]))

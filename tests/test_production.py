@@ -61,7 +61,7 @@ def test_demo_ticks_only_what_its_sidecars_prove(demo, dialect, tmp_path):
     run, result = _plan_run(demo, tmp_path, stages, waive={"tests-pass": "the demo has no tests"})
     items = {item["id"]: item for item in result.data["checklist"]}
     assert list(items) == CHECKLIST_IDS
-    assert all(set(item) == {"id", "title", "ticked", "evidence", "stage", "waived", "missing"}
+    assert all(set(item) == {"id", "title", "ticked", "evidence", "stage", "waived", "missing", "deferred"}
                for item in items.values())
     # The demo's change fails on its data: the rehearsal and the data checks cannot be ticked.
     assert not items["rehearsed"]["ticked"] and not items["data-checks-pass"]["ticked"]
@@ -71,8 +71,12 @@ def test_demo_ticks_only_what_its_sidecars_prove(demo, dialect, tmp_path):
     failed = f"04-dev-rehearsal: the upgrade fails on a copy at revision {at}: {rehearsal['error']}"
     assert items["rehearsed"]["evidence"].startswith(failed)
     assert "; to tick it: " in items["rehearsed"]["evidence"]  # what is missing, and how to get it
-    # Ticked: exactly the items whose evidence was recorded in this run.
-    assert _ticked(result) == ({"rollback-present", "backup-verified"} if full else {"rollback-present"})
+    # Ticked: exactly the items whose evidence was recorded in this run (and the approvals, none required).
+    assert _ticked(result) == ({"rollback-present", "backup-verified"} if full else {"rollback-present"}) \
+        | {"team-approval"}
+    # No notification target: the monitoring item is evidence not gathered, said so with how to get it.
+    assert not items["monitoring-configured"]["ticked"] and items["monitoring-configured"]["missing"]
+    assert "notify_webhook" in items["monitoring-configured"]["evidence"]
     assert items["rollback-present"]["evidence"].startswith("03-migration: the downgrade of")
     missing = ["schema-analysed", "design-valid", "code-impact-clear", "performance-ok", "staging-within-window"]
     for name in missing + ([] if full else ["data-checks-pass", "rollback-proven", "backup-verified"]):
@@ -131,7 +135,7 @@ def test_healthy_project_ticks_the_data_items(demo, tmp_path):
                             test_cmd=f"{sys.executable} {script}", scales=[1, 2], probes=False)
     # Every item of the stages that ran is ticked; those of the stages that did not run are not.
     assert _ticked(result) == {"rehearsed", "data-checks-pass", "tests-pass", "staging-within-window",
-                               "rollback-proven", "backup-verified"}, result.data["checklist"]
+                               "rollback-proven", "backup-verified", "team-approval"}, result.data["checklist"]
     items = {item["id"]: item for item in result.data["checklist"]}
     staging = load_result(run.path, "09-staging").data
     assert f"{staging['predicted_seconds']:.2f}s" in items["staging-within-window"]["evidence"]
@@ -159,9 +163,11 @@ def test_healthy_project_ticks_the_data_items(demo, tmp_path):
 
 def test_empty_run_folder_leaves_everything_unticked_and_the_migration_unknown(tmp_path):
     items = checklist(tmp_path)
-    assert [i.id for i in items] == CHECKLIST_IDS and not any(i.ticked for i in items)
-    assert {f.severity for f in findings(items)} == {"warn"} and len(findings(items)) == len(CHECKLIST_IDS)
-    assert all(i.missing for i in items)  # nothing gathered: the plan is incomplete, not refuted
+    # No approvals are required by default: the one item stage 10 ticks without evidence from another stage.
+    assert [i.id for i in items] == CHECKLIST_IDS and [i.id for i in items if i.ticked] == ["team-approval"]
+    gathered = [i for i in items if not i.ticked]
+    assert {f.severity for f in findings(items)} == {"warn"} and len(findings(items)) == len(gathered)
+    assert all(i.missing for i in gathered)  # nothing gathered: the plan is incomplete, not refuted
     assert "--rollback-plan" in next(f.fix for f in findings(items) if f.object == "backup-verified")
     assert items[CHECKLIST_IDS.index("tests-pass")].evidence == \
         "stage 07 did not run in this run; to tick it: run dbrunbook update with --test-cmd"

@@ -13,6 +13,8 @@ import textwrap
 import pytest
 import sqlalchemy as sa
 
+from dbrunbook.core import contract
+from dbrunbook.core.evidence import TestsEvidence
 from dbrunbook.demo import repair_demo_data
 from dbrunbook.errors import UsageError
 from dbrunbook.stages import tests as querycount
@@ -201,8 +203,10 @@ def test_stage_07_records_the_counts_and_stage_08_reports_them(demo, tmp_path):
     assert "query_counts" not in result.data["tests"] and result.data["query_counts_tests"] == 1
     logged = querycount.read_log(run.path / result.data["query_counts"])
     assert logged[0].worst_select()[1] == 12
-    reported = n_plus_one_findings(result)
+    evidence = contract.load(run.path, TestsEvidence)
+    assert evidence is not None
+    reported = n_plus_one_findings(evidence)
     assert reported[0].code == "PF009" and reported[0].message.startswith("N+1: 1 suspect(s) in stage 07 (QC001)")
-    result.data["n_plus_one"] = []
-    assert "none found over 1 tests" in n_plus_one_findings(result)[0].message
+    evidence.n_plus_one = []
+    assert "none found over 1 tests" in n_plus_one_findings(evidence)[0].message
     assert "not measured" in n_plus_one_findings(None)[0].message

@@ -204,11 +204,12 @@ def test_data_bound_failure_still_proves_the_schema_half(db_url, tmp_path):
 
 
 def test_suggested_timeout_follows_the_rehearsal():
-    from dbrunbook.core.results import StageResult
+    from dbrunbook.core.evidence import AlembicRun, DevRehearsalEvidence
     from dbrunbook.stages.rollback_plan import suggested_timeout
 
-    def rehearsed(ok: bool, seconds: float) -> StageResult:
-        return StageResult("04-dev-rehearsal", "pass", "", data={"upgrade": {"ok": ok, "seconds": seconds}})
+    def rehearsed(ok: bool, seconds: float) -> DevRehearsalEvidence:
+        return DevRehearsalEvidence(revision_before=None, revision_after=None,
+                                    upgrade=AlembicRun(ok=ok, seconds=seconds), target_revision_unchanged=True)
 
     assert suggested_timeout(rehearsed(True, 40.0)) == 120.0
     assert suggested_timeout(rehearsed(True, 2.0)) == 60.0

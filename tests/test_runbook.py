@@ -1,14 +1,12 @@
 """Every stage template, executed with papermill against each dialect, on the demo project."""
-import json
 
 import pytest
 import sqlalchemy as sa
 
 from dbrunbook import RunOptions, run_runbook, verify_run
 from dbrunbook.core.db import make_engine
-from dbrunbook.demo import DUPLICATE_EMAILS, MISSING_COUNTRY
-from dbrunbook.errors import UnknownParameterError, VerificationFailed
 from dbrunbook.core.results import load_result
+from dbrunbook.errors import UnknownParameterError, VerificationFailed
 from dbrunbook.runbook import templates
 
 
@@ -44,7 +42,8 @@ def test_demo_run_blocks_on_the_real_data_problems_and_leaves_the_target_untouch
     migration = load_result(run.path, "03-migration")
     assert migration.verdict == "block" and len(migration.data["revisions"]) == 1
     upgrade_sql = (run.path / "03-migration" / "upgrade.sql").read_text()
-    assert "uq_users_email" in upgrade_sql and "legacy_notes" in (run.path / "03-migration" / "downgrade.sql").read_text()
+    downgrade_sql = (run.path / "03-migration" / "downgrade.sql").read_text()
+    assert "uq_users_email" in upgrade_sql and "legacy_notes" in downgrade_sql
 
     rehearsal = load_result(run.path, "04-dev-rehearsal")
     assert rehearsal.verdict == "block"
@@ -85,8 +84,8 @@ def test_optional_stages_run_after_the_analysis_and_before_the_production_plan(t
 
 
 def test_latest_can_mean_the_latest_run_holding_a_file(tmp_path):
-    from dbrunbook.errors import UnknownRunError
     from dbrunbook.core.archive import find_run
+    from dbrunbook.errors import UnknownRunError
 
     for name in ("20260101T000000Z-db-aaaaaa", "20260102T000000Z-db-bbbbbb"):
         (tmp_path / name).mkdir()

@@ -8,8 +8,8 @@ import sqlalchemy as sa
 
 from dbrunbook import RunOptions, run_runbook
 from dbrunbook.core.db import make_engine
-from dbrunbook.demo import DUPLICATE_EMAILS, MISSING_COUNTRY
 from dbrunbook.core.results import load_result
+from dbrunbook.demo import DUPLICATE_EMAILS, MISSING_COUNTRY
 
 
 def _facts(url):

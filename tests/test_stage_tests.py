@@ -8,8 +8,8 @@ import pytest
 
 from dbrunbook import RunOptions, run_runbook, verify_run
 from dbrunbook.core.results import load_result
-from test_clone_sample import scratch_gone
 from dbrunbook.demo import repair_demo_data
+from test_clone_sample import scratch_gone
 
 _CHECK = textwrap.dedent('''
     import os, sys

@@ -31,8 +31,19 @@ from dbrunbook.errors import (
 from dbrunbook.runbook.progress import StageObserver, StageReporter, observing
 from dbrunbook.runbook.report import render_run, render_runs, run_exit_code, run_json, runs_json, verify_json
 
-RUNS_DIR = click.option("--runs-dir", type=click.Path(path_type=Path), default=Path("runs"),
-                        show_default=True, help="Folder holding archived runs.")
+RUNS_DIR = click.option("--runs-dir", type=click.Path(path_type=Path),
+                        help="Folder holding archived runs [default: runs_dir of [tool.dbrunbook] in --project, "
+                             "else runs].")
+#: ``--project`` of the commands that read archived runs: where [tool.dbrunbook] (runs_dir, trusted_keys) is read.
+RUNS_PROJECT = click.option("--project", type=click.Path(file_okay=False, path_type=Path), default=Path("."),
+                            help="Project root holding pyproject.toml [tool.dbrunbook].")
+
+
+def _runs_dir(runs_dir: Path | None, project: Path) -> Path:
+    """The folder of archived runs: given, else the project's ``runs_dir`` (as ``update`` writes them)."""
+    from dbrunbook.core.config import load_run_settings
+
+    return runs_dir if runs_dir is not None else load_run_settings(project).runs_dir
 #: ``--format`` of the commands whose output tools read; the JSON documents are described in docs/json.md.
 FORMAT = click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True,
                       help="Text for people, or one JSON document for tools (docs/json.md).")
@@ -237,47 +248,57 @@ def demo(out: Path, db: str | None, users: int, quiet: bool) -> None:
 
 @main.command("runs")
 @RUNS_DIR
+@RUNS_PROJECT
 @FORMAT
-def runs_(runs_dir: Path, fmt: str) -> None:
+def runs_(runs_dir: Path | None, project: Path, fmt: str) -> None:
     """List archived runs."""
     from dbrunbook.runbook import list_runs
 
-    found = list_runs(runs_dir)
+    found = list_runs(_runs_dir(runs_dir, project))
     click.echo(_dumps(runs_json(found)) if fmt == "json" else render_runs(found))
 
 
 @main.command()
 @click.argument("run")
 @RUNS_DIR
+@RUNS_PROJECT
 @FORMAT
-def show(run: str, runs_dir: Path, fmt: str) -> None:
+def show(run: str, runs_dir: Path | None, project: Path, fmt: str) -> None:
     """Show a run's stages, verdicts and findings (RUN: id, unique part of one, path, or latest)."""
     from dbrunbook.runbook import find_run
 
-    path = find_run(run, runs_dir)
+    path = find_run(run, _runs_dir(runs_dir, project))
     click.echo(_dumps(run_json(path)) if fmt == "json" else render_run(path))
 
 
 @main.command()
 @click.argument("run")
 @RUNS_DIR
+@RUNS_PROJECT
 @FORMAT
-def verify(run: str, runs_dir: Path, fmt: str) -> None:
-    """Recompute a run folder's hashes against its manifest; any change fails."""
-    from dbrunbook.errors import VerificationFailed
-    from dbrunbook.runbook import find_run, verify_run
+def verify(run: str, runs_dir: Path | None, project: Path, fmt: str) -> None:
+    """Recompute a run folder's hashes against its manifest and check its signatures; any change fails.
 
-    path = find_run(run, runs_dir)
+    With trusted_keys in [tool.dbrunbook], the run must bear a valid author signature by one of them; any
+    signature that does not verify fails (the manifest changed after it was signed).
+    """
+    from dbrunbook.core.config import load_run_settings
+    from dbrunbook.core.signing import trusted_keys, verify_signed_run
+    from dbrunbook.errors import VerificationFailed
+    from dbrunbook.runbook import find_run
+
+    path = find_run(run, _runs_dir(runs_dir, project))
     try:
-        manifest = verify_run(path)
-    except VerificationFailed as exc:
+        manifest, signatures = verify_signed_run(path, trusted_keys(load_run_settings(project)))
+    except VerificationFailed as exc:  # SignatureInvalid too: both exit 4
         if fmt == "json":  # the document on stdout, the one-line error on stderr, exit 4
             click.echo(_dumps(verify_json(path, None, exc.problems)))
         raise
     if fmt == "json":
-        click.echo(_dumps(verify_json(path, manifest, [])))
+        click.echo(_dumps({**verify_json(path, manifest, []), "signatures": [s.to_json() for s in signatures]}))
     else:
-        click.echo(f"OK: {len(manifest['files'])} files of {path.name} match the manifest")
+        signed = "; ".join(s.detail for s in signatures) or "not signed"
+        click.echo(f"OK: {len(manifest['files'])} files of {path.name} match the manifest; {signed}")
 
 
 def _dumps(document: Any) -> str:
@@ -287,12 +308,13 @@ def _dumps(document: Any) -> str:
 @main.command()
 @click.argument("run")
 @RUNS_DIR
+@RUNS_PROJECT
 @click.option("--out", type=click.Path(path_type=Path), help="Folder for the HTML (default: RUN-html beside it).")
-def export(run: str, runs_dir: Path, out: Path | None) -> None:
+def export(run: str, runs_dir: Path | None, project: Path, out: Path | None) -> None:
     """Export a run as HTML, one page per stage with inputs hidden, plus an index."""
     from dbrunbook.runbook import export_run, find_run
 
-    click.echo(f"wrote {export_run(find_run(run, runs_dir), out)}")
+    click.echo(f"wrote {export_run(find_run(run, _runs_dir(runs_dir, project)), out)}")
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -13,15 +13,15 @@ import json
 import os
 import platform
 import subprocess
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from dbrunbook import __version__
-from dbrunbook.errors import UnknownRunError, VerificationFailed
 from dbrunbook.core import contract
 from dbrunbook.core.evidence import EvidenceError, RollbackPlanEvidence
 from dbrunbook.core.secrets import mask_url
+from dbrunbook.errors import UnknownRunError, VerificationFailed
 
 if TYPE_CHECKING:
     from dbrunbook.core.config import Target
@@ -48,16 +48,22 @@ def _git(project: Path) -> dict[str, Any]:
     return {"commit": commit, "dirty": bool(git("status", "--porcelain"))}
 
 
+#: The folder of a run that holds signatures over its manifest (core/signing.py): not hashed by the manifest,
+#: since a signature is made after it and covers it.
+SIGNATURES = "signatures"
+
+
 def _files(run_dir: Path) -> dict[str, str]:
     return {str(p.relative_to(run_dir)): sha256(p) for p in sorted(run_dir.rglob("*"))
-            if p.is_file() and p.name not in (MANIFEST, MANIFEST + ".partial")}
+            if p.is_file() and p.name not in (MANIFEST, MANIFEST + ".partial")
+            and p.relative_to(run_dir).parts[0] != SIGNATURES}
 
 
 def _mask(params: dict[str, Any]) -> dict[str, Any]:
     return {k: (mask_url(v) if k == "db" and isinstance(v, str) and "://" in v else v) for k, v in params.items()}
 
 
-def _backup(run: "Run") -> dict[str, Any] | None:
+def _backup(run: Run) -> dict[str, Any] | None:
     """The backup the rollback plan took and verified (size, duration, sha256, restore command), if any."""
     if not any(stage.name == contract.ROLLBACK_PLAN.name for stage in run.stages):
         return None
@@ -68,7 +74,7 @@ def _backup(run: "Run") -> dict[str, Any] | None:
     return rollback.backup.to_json() if rollback is not None and rollback.backup.backup is not None else None
 
 
-def write_manifest(run: "Run", target: "Target", options: "RunOptions", templates: list[Path],
+def write_manifest(run: Run, target: Target, options: RunOptions, templates: list[Path],
                    params: dict[str, dict[str, Any]], started: datetime, leaks: list[str],
                    status: str = "complete") -> Path:
     """Write ``manifest.json``: the run's journal while it runs (``running``), then its record.
@@ -80,7 +86,7 @@ def write_manifest(run: "Run", target: "Target", options: "RunOptions", template
         "status": status,
         "pid": os.getpid(),
         "started": started.isoformat(timespec="seconds"),
-        "ended": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "ended": datetime.now(UTC).isoformat(timespec="seconds"),
         "user": getpass.getuser(),
         "host": platform.node(),
         "dbrunbook_version": __version__,
@@ -178,8 +184,8 @@ def find_run(run: str, runs_dir: Path, holding: str = "") -> Path:
     as_path = Path(run)
     if (as_path / MANIFEST).exists():
         return as_path.resolve()
-    candidates = [p for p in runs_dir.iterdir() if (p / MANIFEST).is_file() and (not holding or (p / holding).is_file())] \
-        if runs_dir.is_dir() else []
+    candidates = [p for p in runs_dir.iterdir()
+                  if (p / MANIFEST).is_file() and (not holding or (p / holding).is_file())] if runs_dir.is_dir() else []
     hits = [p for p in candidates if p.name == run] or [p for p in candidates if run and run in p.name]
     if run == "latest" and candidates:
         hits = [max(candidates, key=lambda p: p.name)]

@@ -65,7 +65,7 @@ def _declare(code: str, name: str, severity: str, summary: str, fix: str = "") -
     return declared
 
 
-# -- 01 schema analysis (dbrunbook.stages.schema_analysis) ----------------------------------------------------------------------
+# -- 01 schema analysis (dbrunbook.stages.schema_analysis) -------------------------------------------------------------
 SA001 = _declare("SA001", "destructive-change", "block",
                  "A change destroys data (a dropped table or column); block when it holds values, warn when empty "
                  "or when the values could not be counted.",
@@ -84,7 +84,7 @@ SA005 = _declare("SA005", "rename-hint", "warn",
                  "A drop and an add that look like a rename; as drop + add the values are lost.",
                  "if it is a rename, declare it under renames in [tool.dbrunbook]")
 
-# -- 03 migration (dbrunbook.stages.migration, dbrunbook.alembic_ops._shapes) ----------------------------------------------
+# -- 03 migration (dbrunbook.stages.migration, dbrunbook.alembic_ops._shapes) ------------------------------------------
 MG000 = _declare("MG000", "nothing-to-migrate", "info",
                  "The database is at head and matches the models: there is nothing to migrate.")
 MG001 = _declare("MG001", "revisions-to-apply", "info", "The revisions the migration applies, in order.")
@@ -132,7 +132,7 @@ LN005 = _declare("LN005", "operations-need-a-database", "info",
                  "its rollback pairing is not checked; its SQL was captured by running it on a schema-only copy.",
                  "review its downgrade() by hand; the round trip (--rollback-plan) runs it on a copy")
 
-# -- 04 rehearsal and 07 tests (dbrunbook.stages.dev_rehearsal, dbrunbook.stages.dev_rehearsal.probes, dbrunbook.stages.tests) -------------------
+# -- 04 rehearsal, 07 tests (dbrunbook.stages.dev_rehearsal and .probes, dbrunbook.stages.tests) ----------------------
 RH000 = _declare("RH000", "upgrade-rehearsed", "info", "The upgrade applied on a copy, with its time and statements.")
 RH001 = _declare("RH001", "upgrade-fails-on-copy", "block",
                  "The upgrade fails on a copy of the data, with the database's error and the failing statement.",
@@ -158,7 +158,7 @@ RH023 = _declare("RH023", "no-test-command", "info", "No test command was given:
 QC001 = _declare("QC001", "n-plus-one", "warn", "A test ran one SELECT shape many times: an N+1 query suspect.",
                  "load the related rows with the first query: selectinload() or joinedload(), or one IN (...) query")
 
-# -- 05 data checks beyond the DC0xx rules (dbrunbook.stages.data_checks.backfill, dbrunbook.stages.data_checks.profile) ------------------------------
+# -- 05 data checks beyond the DC0xx rules (dbrunbook.stages.data_checks.backfill, dbrunbook.stages.data_checks.profile)
 DC100 = _declare("DC100", "backfill-plan", "info",
                  "A backfill plan for a column that needs values: rows, batches and estimated time.",
                  "run the batched backfill script before the migration (the finding's fix holds it)")
@@ -173,7 +173,7 @@ DC102 = _declare("DC102", "profiled-in-part", "warn", "A column could not be pro
 DC103 = _declare("DC103", "backfill-not-planned", "warn", "The backfill of a column could not be planned, with "
                  "the reason.", "pass the fill expression (backfills={'table.column': <SQL>}) or backfill by hand")
 
-# -- 08 performance (dbrunbook.stages.performance) -------------------------------------------------------------------------
+# -- 08 performance (dbrunbook.stages.performance) ---------------------------------------------------------------------
 PF000 = _declare("PF000", "plans-kept", "info", "No query plan lost an index and no query got slower.")
 PF001 = _declare("PF001", "plan-lost-index", "warn",
                  "A table read through an index before the upgrade is read with a full scan after it.",
@@ -208,7 +208,7 @@ PF012 = _declare("PF012", "not-compared", "warn",
                  "The upgrade fails even on an empty copy: performance was not compared.",
                  "make the migration run on the schema first (stage 04)")
 
-# -- 09 staging volume (dbrunbook.stages.staging) ---------------------------------------------------------------------------
+# -- 09 staging volume (dbrunbook.stages.staging) ----------------------------------------------------------------------
 VL001 = _declare("VL001", "predicted-time", "info", "The upgrade's predicted time at production size.")
 VL002 = _declare("VL002", "fails-on-grown-copy", "block", "The upgrade fails on the grown copies.",
                  "see stage 04 for the failing statement; times are until the failure")
@@ -218,7 +218,7 @@ VL004 = _declare("VL004", "table-not-grown", "warn",
                  "A table was not grown as asked; the prediction counts its rows as they are.",
                  "check the table's keys; a key the copy cannot vary keeps the table at its size")
 
-# -- rollback plan (dbrunbook.stages.rollback_plan, dbrunbook.stages.rollback_plan.backup) -----------------------------------------------------------
+# -- rollback plan (dbrunbook.stages.rollback_plan, dbrunbook.stages.rollback_plan.backup) -----------------------------
 RT000 = _declare("RT000", "round-trip-lossless", "info",
                  "Upgrade, downgrade and upgrade again succeed; schema and data come back exactly.")
 RT001 = _declare("RT001", "upgrade-fails", "block", "The upgrade fails on the copy: no rollback can be proven.",
@@ -270,8 +270,14 @@ PP011 = _declare("PP011", "rollback-proven", "block", "Checklist item not ticked
                  "on a copy (rollback plan).", _PP_FIX)
 PP012 = _declare("PP012", "backup-verified", "block", "Checklist item not ticked: no backup was taken and "
                  "restored (rollback plan).", _PP_FIX)
+PP013 = _declare("PP013", "team-approval", "block", "Checklist item not ticked: the plan needs approvals "
+                 "(required_approvals in [tool.dbrunbook]) and apply's approved guard found too few.",
+                 "reviewers run dbrunbook approve RUN --key THEIR_KEY on the finished plan run")
+PP014 = _declare("PP014", "monitoring-configured", "block", "Checklist item not ticked: no notification target is "
+                 "configured, or the test notification was not delivered.",
+                 "set notify_command or notify_webhook in [tool.dbrunbook]; dbrunbook notify-test checks it")
 
-# -- 11 guarded apply (dbrunbook.stages.guarded_apply) -----------------------------------------------------------------------------
+# -- 11 guarded apply (dbrunbook.stages.guarded_apply) -----------------------------------------------------------------
 AP000 = _declare("AP000", "no-plan-run", "info", "No plan run was given: nothing planned, nothing applied.")
 AP001 = _declare("AP001", "manifest-verified", "block", "Guard failed: the plan run's files do not match its "
                  "manifest (warn when accepted).", "plan again with dbrunbook update")
@@ -314,8 +320,18 @@ AP019 = _declare("AP019", "sql-not-reviewed", "block",
 AP020 = _declare("AP020", "lock-retried", "warn",
                  "Applied after lock waits timed out and were retried: the attempts, and the sessions in the way.",
                  "apply when the sessions named are done, or shorten their transactions")
+AP021 = _declare("AP021", "plan-not-signed", "block",
+                 "The plan run bears no valid signature by a trusted key (trusted_keys in [tool.dbrunbook]).",
+                 "sign the plan run (dbrunbook sign RUN --key KEY, or DBRUNBOOK_SIGNING_KEY during update) with a "
+                 "key of the allowed-signers file, or accept on the record: --accept unsigned")
+AP022 = _declare("AP022", "plan-not-approved", "block",
+                 "The plan run has fewer approvals from distinct trusted keys than required_approvals.",
+                 "reviewers run dbrunbook approve RUN --key THEIR_KEY; the author's own key does not count")
+AP023 = _declare("AP023", "notification-failed", "warn",
+                 "A notification of the apply (started, blocked, aborted, finished) was not delivered.",
+                 "check notify_command / notify_webhook in [tool.dbrunbook] (dbrunbook notify-test)")
 
-# -- 12 post-migration (dbrunbook.stages.post_migration, runbooks/apply/12-post-migration) -------------------------------------
+# -- 12 post-migration (dbrunbook.stages.post_migration, runbooks/apply/12-post-migration) -----------------------------
 PV000 = _declare("PV000", "apply-record-incomplete", "warn", "No plan run, no stage 11 sidecar, or a part of "
                  "the apply record is missing: the checks that need it are skipped.",
                  "validate through dbrunbook apply PLAN_RUN, which records the apply")

@@ -9,10 +9,11 @@ notebook outputs.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 MIMETYPE = "application/vnd.dbrunbook.result+json"
 SEVERITIES = ("info", "warn", "block")
@@ -51,7 +52,7 @@ class StageResult:
         return asdict(self)
 
     @classmethod
-    def from_json(cls, raw: dict[str, Any]) -> "StageResult":
+    def from_json(cls, raw: dict[str, Any]) -> StageResult:
         findings = [Finding(**f) for f in raw.get("findings", [])]
         return cls(**{**raw, "findings": findings})
 
@@ -81,7 +82,7 @@ def sidecar_path(run_dir: Path, stage: str) -> Path:
 
 def record(result: StageResult, run_dir: str | Path) -> StageResult:
     """Show ``result`` in the notebook and write its JSON sidecar to ``run_dir``."""
-    result.recorded_at = result.recorded_at or datetime.now(timezone.utc).isoformat(timespec="seconds")
+    result.recorded_at = result.recorded_at or datetime.now(UTC).isoformat(timespec="seconds")
     payload = result.to_json()
     path = sidecar_path(Path(run_dir), result.stage)
     path.parent.mkdir(parents=True, exist_ok=True)

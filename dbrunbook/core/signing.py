@@ -31,14 +31,12 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 
 from dbrunbook.core import _sshsig as sshsig
 from dbrunbook.core._sshsig import KEY_TYPE, NAMESPACE, key_blob
-from dbrunbook.core.archive import MANIFEST, run_status, sha256, verify_run
+from dbrunbook.core.archive import MANIFEST, SIGNATURES, verify_run
 from dbrunbook.errors import ConfigError, SignatureInvalid, SigningKeyError, UsageError, VerificationFailed
 
 if TYPE_CHECKING:
     from dbrunbook.core.config import RunSettings
 
-#: The folder of a run that holds its signatures; left out of the manifest's file hashes.
-SIGNATURES = "signatures"
 ROLES = ("author", "approver")
 FORMAT = "dbrunbook-signature/1"
 #: Read from the environment when a signing key is passphrase-protected.
@@ -284,9 +282,10 @@ def sign_manifest(run_dir: Path | str, key_path: Path | str | None = None, role:
         raise UsageError(f"role must be one of {', '.join(ROLES)}, not {role!r}")
     run_dir = Path(run_dir).resolve()
     manifest, digest = manifest_digest(run_dir)
-    problems = _folder_problems(run_dir, manifest)
-    if problems:
-        raise VerificationFailed(run_dir, ["not signed: " + problems[0], *problems[1:]])
+    try:  # a signer vouches for what the folder holds: the archive's own check first
+        verify_run(run_dir)
+    except VerificationFailed as exc:
+        raise VerificationFailed(run_dir, ["not signed: " + exc.problems[0], *exc.problems[1:]]) from None
     # A signature that no longer verifies says the manifest changed after it was made: never sign over that.
     broken = [c for c in verify_signatures(run_dir, []) if c.status == "invalid"]
     if broken:
@@ -407,20 +406,6 @@ def _check(path: Path, run_dir: Path, digest: str, keys: dict[str, TrustedKey]) 
         return SignatureCheck(name, "untrusted", f"valid signature by a key not in the allowed signers ({print_})",
                               **facts)
     return SignatureCheck(name, "valid", f"signed as {role} by {known.name} at {when}", principal=known.name, **facts)
-
-
-def _folder_problems(run_dir: Path, manifest: dict[str, Any]) -> list[str]:
-    """Why the folder does not hold what its manifest says (the archive's check, with ``signatures/`` left out)."""
-    status = run_status(manifest)
-    if status != "complete":
-        return [f"the run is {status}"]
-    recorded: dict[str, str] = manifest.get("files", {})
-    actual = {str(p.relative_to(run_dir)): sha256(p) for p in sorted(run_dir.rglob("*"))
-              if p.is_file() and p.name not in (MANIFEST, MANIFEST + ".partial")
-              and p.relative_to(run_dir).parts[0] != SIGNATURES}
-    problems = [f"{n} was changed" for n in recorded if n in actual and actual[n] != recorded[n]]
-    problems += [f"{n} is missing" for n in recorded if n not in actual]
-    return problems + [f"{n} was added" for n in actual if n not in recorded]
 
 
 def _trusted(item: TrustedKey | str) -> TrustedKey:

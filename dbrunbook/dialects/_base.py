@@ -103,6 +103,8 @@ class Dialect(Expressions):
     statement_timeout_setting: ClassVar[str | None]
     #: The statement timeout is set in seconds (MariaDB), not milliseconds.
     statement_timeout_in_seconds: ClassVar[bool]
+    #: The statement timeout bounds DDL too (MySQL's ``max_execution_time`` bounds SELECT only).
+    statement_timeout_bounds_ddl: ClassVar[bool]
     #: The session setting that bounds lock waits (None: the dialect has none).
     lock_timeout_setting: ClassVar[str | None]
     #: Makes the current session (or transaction) read-only.
@@ -269,8 +271,11 @@ class Dialect(Expressions):
         return (f"SET {self._session_scope()}{self.lock_timeout_setting} = {int(ms)}",)
 
     def session_timeouts(self, lock_ms: float, statement_ms: float) -> list[str]:
-        """Lock and statement timeouts of a session that changes the schema."""
-        statement = self.statement_timeout(statement_ms)
+        """Lock and statement timeouts of a session that changes the schema.
+
+        A statement timeout that does not bound DDL is left out: it would claim a limit the session does not have.
+        """
+        statement = self.statement_timeout(statement_ms) if self.statement_timeout_bounds_ddl else None
         return [*self.lock_timeout(lock_ms), *([statement] if statement else [])]
 
     def long_session_sql(self) -> list[str]:

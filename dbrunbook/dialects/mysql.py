@@ -61,6 +61,7 @@ class MySQL(Dialect):
     # MySQL's max_execution_time bounds SELECT statements only.
     statement_timeout_setting = "max_execution_time"
     statement_timeout_in_seconds = False
+    statement_timeout_bounds_ddl = False
     lock_timeout_setting = "lock_wait_timeout"
     read_only_transaction_sql = _READ_ONLY
     sql_mode_sql = "SELECT @@SESSION.sql_mode"
@@ -232,6 +233,7 @@ class MariaDB(MySQL):
     # Any statement, in seconds (MySQL's max_execution_time bounds SELECT only).
     statement_timeout_setting = "max_statement_time"
     statement_timeout_in_seconds = True
+    statement_timeout_bounds_ddl = True
     async_drivers = (("aiomysql", "mariadb+aiomysql"), ("asyncmy", "mariadb+asyncmy"))
     backup_tool = ("mariadb-dump", "mariadb-client")
     restore_tool = "mariadb"

@@ -52,6 +52,7 @@ class PostgreSQL(Dialect):
 
     statement_timeout_setting = "statement_timeout"
     statement_timeout_in_seconds = False
+    statement_timeout_bounds_ddl = True
     lock_timeout_setting = "lock_timeout"
     read_only_transaction_sql = "SET TRANSACTION READ ONLY"
     sql_mode_sql = None

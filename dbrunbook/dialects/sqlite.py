@@ -103,6 +103,7 @@ class SQLite(Dialect):
 
     statement_timeout_setting = None
     statement_timeout_in_seconds = False
+    statement_timeout_bounds_ddl = False
     lock_timeout_setting = None  # busy_timeout is a PRAGMA, not a setting a migration SETs
     read_only_transaction_sql = "PRAGMA query_only = ON"
     sql_mode_sql = None

@@ -14,19 +14,20 @@ import tempfile
 import time
 import uuid
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from dbrunbook.alembic_ops.migration import alembic_config
 from dbrunbook.core import contract, fence
+from dbrunbook.core.archive import write_manifest
 from dbrunbook.core.config import Target, load_metadata
 from dbrunbook.core.db import check_connection, make_engine
-from dbrunbook.alembic_ops.migration import alembic_config
-from dbrunbook.errors import ConfigError, SecretLeak, UnknownParameterError, UsageError
-from dbrunbook.runbook.progress import StageEvent, StageObserver, current_observer
 from dbrunbook.core.results import VERDICTS, load_result
 from dbrunbook.core.secrets import find_secrets, redact_secrets
-from dbrunbook.core.archive import write_manifest
+from dbrunbook.core.signing import KEY_ENV, load_private_key, sign_manifest
+from dbrunbook.errors import ConfigError, SecretLeak, UnknownParameterError, UsageError
+from dbrunbook.runbook.progress import StageEvent, StageObserver, current_observer
 
 _PACKAGE_RUNBOOKS = Path(__file__).resolve().parent.parent / "runbooks"
 _SOURCE_RUNBOOKS = Path(__file__).resolve().parents[2] / "runbooks"
@@ -145,7 +146,8 @@ def declared_parameters(template: Path) -> dict[str, Any]:
     return {name: p["default"] for name, p in found.items()}
 
 
-def stage_parameters(chosen: list[Path], target: Target, run_dir: Path, options: RunOptions) -> dict[str, dict[str, Any]]:
+def stage_parameters(chosen: list[Path], target: Target, run_dir: Path,
+                     options: RunOptions) -> dict[str, dict[str, Any]]:
     """What each stage receives: the common values and the user's own that it declares.
 
     A user parameter that no chosen stage declares is an error, not a warning.
@@ -175,7 +177,7 @@ def _slug(target: Target) -> str:
 
 def new_run_dir(out: Path, target: Target) -> tuple[str, Path]:
     """The id and path of a new run folder (created by the caller, never reused)."""
-    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     run_id = f"{stamp}-{_slug(target)}-{uuid.uuid4().hex[:6]}"
     return run_id, (out / run_id).resolve()
 
@@ -195,7 +197,8 @@ def _execute(template: Path, output: Path, params: dict[str, Any], cwd: Path, pr
         record.error = {"cell": exc.exec_count, "cell_index": exc.cell_index, "ename": exc.ename,
                         "evalue": str(exc.evalue).splitlines()[0] if exc.evalue else ""}
     except Exception as exc:  # kernel died or failed to start: record it, do not lose the run
-        record.error = {"cell": None, "ename": type(exc).__name__, "evalue": str(exc).splitlines()[0] if str(exc) else ""}
+        first = str(exc).splitlines()[0] if str(exc) else ""
+        record.error = {"cell": None, "ename": type(exc).__name__, "evalue": first}
     record.seconds = round(time.perf_counter() - started, 3)
     if record.error:
         return record
@@ -216,6 +219,8 @@ def preflight(target: Target) -> None:
         engine.dispose()
     if target.models:
         load_metadata(target.models, target.project_dir)
+    if os.environ.get(KEY_ENV):  # a key that cannot sign fails now, not after every stage ran
+        load_private_key(os.environ[KEY_ENV])
     if target.alembic_config:
         with tempfile.TemporaryDirectory(prefix="dbrunbook-check-") as scratch:
             alembic_config(target, Path(scratch) / "alembic")
@@ -239,7 +244,7 @@ def _run(target: Target, options: RunOptions) -> Run:
     options.notify(StageEvent("open", run_id, run_dir, 0, len(chosen), ""))
     params = stage_parameters(chosen, target, run_dir, options)
     run_dir.mkdir(parents=True, exist_ok=False)
-    started = datetime.now(timezone.utc)
+    started = datetime.now(UTC)
     records: list[StageRecord] = []
     run = Run(run_id=run_id, path=run_dir, stages=records)
 
@@ -269,4 +274,7 @@ def _run(target: Target, options: RunOptions) -> Run:
         journal("interrupted")
         raise
     journal("complete")
+    key = os.environ.get(KEY_ENV)
+    if key:  # the author's signature over the finished record (docs/signing.md)
+        sign_manifest(run_dir, key, role="author")
     return run

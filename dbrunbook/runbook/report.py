@@ -108,8 +108,9 @@ def run_json(run_dir: Path) -> dict[str, Any]:
 def runs_json(manifests: list[dict[str, Any]]) -> dict[str, Any]:
     """The archived runs (as :func:`dbrunbook.runbook.list_runs` gives them) as a ``dbrunbook.runs/1`` document."""
     return {"schema": RUNS_SCHEMA, "runs": [
-        {"run_id": m["run_id"], "path": str(Path(m["path"]).resolve()) if m.get("path") else None, "status": m.get("status", "complete"),
-         "verdict": m["verdict"], "target": m["target"], "started": m.get("started"), "ended": m.get("ended"),
+        {"run_id": m["run_id"], "path": str(Path(m["path"]).resolve()) if m.get("path") else None,
+         "status": m.get("status", "complete"), "verdict": m["verdict"], "target": m["target"],
+         "started": m.get("started"), "ended": m.get("ended"),
          "last_stage": _last_stage(m) if m.get("stages") else None} for m in manifests]}
 
 

@@ -17,7 +17,8 @@ from dbrunbook.cli import FORMAT, QUIET
               help="Folder holding the plan run [default: runs_dir of [tool.dbrunbook], else runs]; the apply run "
                    "is written beside the plan run.")
 @click.option("--accept", multiple=True, metavar="GUARD",
-              help="Apply although this guard failed (recorded in the apply run); repeatable.")
+              help="Apply although this guard failed (recorded in the apply run); repeatable. `unsigned` accepts "
+                   "a plan run without a trusted signature; approved and project-history cannot be accepted.")
 @click.option("--dry-run", is_flag=True, help="Check the guards and print the SQL that would run; change nothing.")
 @click.option("--lock-timeout-ms", type=click.IntRange(0), default=0,
               help="lock_timeout of each attempt in ms [default: the plan's]; a lock wait past it is retried.")
@@ -29,12 +30,13 @@ def command(run: str, project: Path, db: str | None, runs_dir: Path | None, acce
             dry_run: bool, lock_timeout_ms: int, lock_retries: int, fmt: str, quiet: bool) -> None:
     """Apply the plan run RUN to its target: guards, one transaction where possible, monitor and abort."""
     from dbrunbook.cli import finish_run, reporting
+    from dbrunbook.core.contract import GUARDED_APPLY
     from dbrunbook.runbook.apply import apply_run
 
     with reporting(quiet, fmt):
         done = apply_run(run, project=project, db=db, runs_dir=runs_dir, accept=list(accept), dry_run=dry_run,
                          lock_timeout_ms=lock_timeout_ms, lock_retries=lock_retries)
-    to_run = done.path / "11-guarded-apply" / "sql-to-run.sql"
+    to_run = GUARDED_APPLY.dir(done.path) / "sql-to-run.sql"
     if dry_run and fmt == "text" and to_run.exists():  # exactly what a real apply would run
         click.echo(to_run.read_text().rstrip())
     finish_run(done, fmt)

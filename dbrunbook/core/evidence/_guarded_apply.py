@@ -92,4 +92,6 @@ class GuardedApplyEvidence(Evidence):
     attempts: list[dict[str, Any]] | None = grouped("outcome")
     sql_mismatch: dict[str, Any] | None = grouped("outcome")
     lock: dict[str, Any] | None = grouped("outcome")
+    #: Each notification of the apply (``core.notify.Delivery.to_json``): started, blocked, aborted, finished.
+    notifications: list[dict[str, Any]] | None = optional()
     refused: Refusal | None = optional()

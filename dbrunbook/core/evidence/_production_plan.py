@@ -19,6 +19,9 @@ class ChecklistRecord(Record):
     waived: str = ""
     #: True when the evidence was not gathered (as opposed to evidence against the item).
     missing: bool = False
+    #: The guard of ``dbrunbook apply`` that checks this item instead (approvals sign the finished plan run,
+    #: so stage 10 cannot see them); "" for items stage 10 decides.
+    deferred: str = ""
 
 
 @dataclass

@@ -8,13 +8,14 @@ short list.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field
-from typing import Any, Iterable, Mapping
+from typing import Any
 
 import sqlalchemy as sa
 
-from dbrunbook.sql.types import binary_compatible
 from dbrunbook.schema import Change
+from dbrunbook.sql.types import binary_compatible
 
 #: Integer types from narrowest to widest; a move to the left narrows.
 _INT_RANK = {"smallint": 0, "tinyint": 0, "mediumint": 1, "integer": 2, "int": 2, "bigint": 3}

@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import ast
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 from dbrunbook.stages.code_impact import _sql
 from dbrunbook.stages.code_impact._model import InsertSite, Reference, Watch

@@ -1,8 +1,9 @@
 """Run the code-impact rules over a scan: each rule turns references or INSERTs into findings."""
 from __future__ import annotations
 
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any, Iterator, Sequence
+from typing import Any
 
 from dbrunbook.core.results import Finding
 from dbrunbook.core.rules import Rule

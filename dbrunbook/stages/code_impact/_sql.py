@@ -8,15 +8,16 @@ offsets still point at the right line.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Iterator
 
 import sqlglot
 from sqlglot import exp
 from sqlglot.errors import SqlglotError
 from sqlglot.tokens import TokenType  # type: ignore[attr-defined]
 
-from dbrunbook.sql.model import SQLGLOT_DIALECT
+from dbrunbook import dialects
+from dbrunbook.dialects import PostgreSQL
 from dbrunbook.stages.code_impact._model import Watch
 
 #: Text worth parsing starts like a statement that reads or writes rows.
@@ -45,9 +46,15 @@ class SqlInsert:
     offset: int
 
 
+def _reader(dialect: str | None) -> str | None:
+    """sqlglot's name for ``dialect`` (None: unknown, read as generic SQL)."""
+    found = dialects.get(dialect)
+    return found.sqlglot if found else None
+
+
 def statements(text: str, dialect: str | None) -> Iterator[tuple[int, str]]:
     """(offset, text) of each statement of a SQL script, split on the tokenizer's semicolons."""
-    read = SQLGLOT_DIALECT.get(dialect or "", None)
+    read = _reader(dialect)
     try:
         tokens = sqlglot.Dialect.get_or_raise(read).tokenize(text)
     except SqlglotError:
@@ -65,8 +72,8 @@ def statements(text: str, dialect: str | None) -> Iterator[tuple[int, str]]:
 def parse(text: str, dialect: str | None) -> list[exp.Expression] | None:
     """The statements of ``text``, parsed in ``dialect`` or else another; None if none parses it."""
     text = _PYFORMAT.sub(lambda m: "?".ljust(len(m.group(0))), text)  # same length: offsets stay right
-    first = SQLGLOT_DIALECT.get(dialect or "")
-    for read in dict.fromkeys([first, "postgres", "mysql", "sqlite"]):
+    # The target's reading first, then PostgreSQL's (it reads the most), then every other dialect's.
+    for read in dict.fromkeys([_reader(dialect), PostgreSQL.sqlglot, *dialects.sqlglot_names()]):
         try:
             trees = sqlglot.parse(text, read=read)
         except SqlglotError:

@@ -6,7 +6,7 @@ ORM attributes and keyword arguments, and Core ``table.c.column`` are all refere
 """
 from __future__ import annotations
 
-from typing import Iterator
+from collections.abc import Iterator
 
 from dbrunbook.core.results import Finding
 from dbrunbook.stages.code_impact import registry

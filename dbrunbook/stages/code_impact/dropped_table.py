@@ -5,7 +5,7 @@ old code running during the deploy window, and in new code that still names it.
 """
 from __future__ import annotations
 
-from typing import Iterator
+from collections.abc import Iterator
 
 from dbrunbook.core.results import Finding
 from dbrunbook.stages.code_impact import registry

@@ -6,7 +6,7 @@ Reads are not reported.
 """
 from __future__ import annotations
 
-from typing import Iterator
+from collections.abc import Iterator
 
 from dbrunbook.core.results import Finding
 from dbrunbook.stages.code_impact import registry

@@ -5,7 +5,7 @@ the table has more or fewer columns, the statement fails or puts values in the w
 """
 from __future__ import annotations
 
-from typing import Iterator
+from collections.abc import Iterator
 
 from dbrunbook.core.results import Finding
 from dbrunbook.stages.code_impact import registry

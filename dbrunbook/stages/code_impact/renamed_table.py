@@ -5,7 +5,7 @@ migration runs until new code is everywhere.
 """
 from __future__ import annotations
 
-from typing import Iterator
+from collections.abc import Iterator
 
 from dbrunbook.core.results import Finding
 from dbrunbook.stages.code_impact import registry

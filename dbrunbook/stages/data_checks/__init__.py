@@ -18,8 +18,9 @@ One check per module, registered on :data:`registry` under a code (``DC0xx``)::
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine

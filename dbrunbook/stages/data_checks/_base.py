@@ -9,24 +9,24 @@ away afterwards so no session setting leaks into the pool.
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterator, Sequence, Union, cast
+from typing import Any, cast
 
 import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
-from sqlalchemy.exc import DBAPIError
 
-from dbrunbook.core.db import dialect_name, engine_facts
+from dbrunbook.core.db import engine_facts
 from dbrunbook.core.results import Finding
 from dbrunbook.core.rules import Registry, Rule
-from dbrunbook.stages.data_checks._dialect import BLOCKING, KEEPS, Dialect, read_only_sql
+from dbrunbook.stages.data_checks._dialect import BLOCKING, KEEPS, Dialect
 from dbrunbook.stages.data_checks._diff import Diff
 
 registry = Registry("checks", "dbrunbook.stages.data_checks")
 
 #: Rows a check is about: a SQLAlchemy condition, or the text of a CHECK constraint.
-Where = Union[sa.ColumnElement[bool], sa.TextClause]
+Where = sa.ColumnElement[bool] | sa.TextClause
 
 #: Effect of a check that could not run (timeout, error): reported, never silently passed.
 UNKNOWN = "unknown"
@@ -174,13 +174,11 @@ def failed(ctx: CheckContext, table: str, error: Exception) -> CheckResult:
 
 
 def _setup(conn: Connection, engine: Engine, timeout_ms: int) -> None:
-    name = dialect_name(engine)
-    statement = read_only_sql(name)
-    if statement:
-        conn.exec_driver_sql(statement)
-    timeout = engine_facts(engine).statement_timeout_sql
-    if timeout and timeout_ms:
-        conn.exec_driver_sql(timeout.format(ms=int(timeout_ms), seconds=timeout_ms / 1000))
+    dialect = engine_facts(engine)
+    conn.exec_driver_sql(dialect.read_only_transaction_sql)
+    timeout = dialect.statement_timeout(timeout_ms) if timeout_ms else None
+    if timeout:
+        conn.exec_driver_sql(timeout)
 
 
 @contextlib.contextmanager

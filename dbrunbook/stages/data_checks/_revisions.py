@@ -18,12 +18,13 @@ from pathlib import Path
 
 import sqlalchemy as sa
 
-from dbrunbook.data.clone import scratch_copy
 from dbrunbook.core.config import Target
-from dbrunbook.core.db import make_engine
 from dbrunbook.core.contract import Recorded
+from dbrunbook.core.db import make_engine
 from dbrunbook.core.evidence import DevRehearsalEvidence
 from dbrunbook.core.results import Finding
+from dbrunbook.data.clone import scratch_copy
+from dbrunbook.dialects import OPERATIONS_DIALECT
 from dbrunbook.stages.data_checks._base import CheckResult
 from dbrunbook.stages.data_checks._dialect import FAILS
 
@@ -51,13 +52,13 @@ def declared_facts(script_dir: Path, revisions: list[str], ran: str = "", dialec
     ``ran`` is the SQL the revisions ran on a copy (in ``dialect``): it holds what revisions that inspect the
     database do, which their operations cannot show offline.
     """
-    from dbrunbook.sql.model import parse_sql
     from dbrunbook.lint.reversibility import operations_sql
+    from dbrunbook.sql.model import parse_sql
 
     up_sql, _ = operations_sql(script_dir, revisions, unreadable={})
     renames: dict[str, str] = {}
     defaulted: set[str] = set()
-    parsed = [parse_sql(up_sql, "postgresql", "operations")] + ([parse_sql(ran, dialect, "ran")] if ran else [])
+    parsed = [parse_sql(up_sql, OPERATIONS_DIALECT, "operations")] + ([parse_sql(ran, dialect, "ran")] if ran else [])
     for stmt in (s for migration in parsed for s in migration.statements):
         for action in stmt.actions:
             if action.kind == "create_table" and action.table.startswith("_alembic_tmp_"):
@@ -179,8 +180,8 @@ def change_source(target: Target, script_dir: Path | None = None, work_dir: Path
     The revisions are those in ``script_dir`` (a copy made earlier in the run), else in a copy of the project's
     Alembic scripts made in ``work_dir``.
     """
-    from dbrunbook.core.config import load_metadata
     from dbrunbook.alembic_ops.migration import alembic_config
+    from dbrunbook.core.config import load_metadata
 
     if target.models:
         # The revisions still say what the models cannot: renames, and defaults that fill existing rows.

@@ -11,6 +11,7 @@ never raises on the target's data: a column it cannot plan comes back with ``ski
 """
 from __future__ import annotations
 
+import itertools
 import time
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -19,12 +20,12 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import DBAPIError
 
+from dbrunbook.core.db import make_engine
+from dbrunbook.core.results import Finding
+from dbrunbook.data.clone import scratch_copy
+from dbrunbook.errors import DbrunbookError, UsageError
 from dbrunbook.stages.data_checks import CheckReport
 from dbrunbook.stages.data_checks._base import read_only
-from dbrunbook.data.clone import scratch_copy
-from dbrunbook.core.db import make_engine
-from dbrunbook.errors import DbrunbookError, UsageError
-from dbrunbook.core.results import Finding
 
 
 @dataclass
@@ -90,7 +91,7 @@ def _value(keys: list[sa.Column[Any]], value: Any) -> Any:
     """A boundary as the term's counterpart (placeholders and single values as they are)."""
     if len(keys) == 1 or isinstance(value, sa.ColumnElement):
         return value
-    return sa.tuple_(*(sa.literal(v, k.type) for v, k in zip(value, keys)))
+    return sa.tuple_(*(sa.literal(v, k.type) for v, k in zip(value, keys, strict=True)))
 
 
 def _update(table: sa.Table, column: str, expression: str, only_null: bool, lower: Any, upper: Any) -> sa.Update:
@@ -145,7 +146,7 @@ def plan_backfill(engine: Engine, table: str, column: str, expression: str, only
         edges: list[Any] = [None, *boundaries]
         if rows and (not boundaries or rows % batch_size or not keys):
             edges.append(None)  # the last, partial batch is open-ended
-        pairs = list(zip(edges, edges[1:]))
+        pairs = list(itertools.pairwise(edges))
         statements = [_sql(conn, _update(live, column, expression, only_null, lo, hi)) for lo, hi in pairs]
         template = _sql(conn, _update(live, column, expression, only_null, sa.literal_column(":last_key"),
                                       sa.literal_column(":upper_key")))
@@ -167,7 +168,7 @@ def time_backfill(url: str, plan: BackfillPlan, batches: int = 1) -> BackfillPla
         plan.estimated_seconds = 0.0
         return plan
     edges: list[Any] = [None, *plan.boundaries, None]
-    chosen = list(zip(edges, edges[1:]))[:min(batches, plan.batches)]
+    chosen = list(itertools.pairwise(edges))[:min(batches, plan.batches)]
     with scratch_copy(url, mode="full") as copy_url:
         copy = make_engine(copy_url)
         try:
@@ -310,7 +311,7 @@ def _skipped(table: str, column: str, batch_size: int, exc: Exception) -> Backfi
 
 
 def findings(plans: list[BackfillPlan]) -> list[Finding]:
-    """DC100 (info) per planned backfill with its batches and estimate; DC103 (warn) per column that could not be planned."""
+    """DC100 (info) per planned backfill with its batches and estimate; DC103 (warn) per column not planned."""
     out = []
     for p in plans:
         where = f"{p.table}.{p.column}"

@@ -6,7 +6,7 @@ comparing the reflected live table with the target (see ``_diff``).
 """
 from __future__ import annotations
 
-from typing import Iterator
+from collections.abc import Iterator
 
 import sqlalchemy as sa
 import sqlglot
@@ -24,7 +24,7 @@ def check(ctx: CheckContext) -> Iterator[CheckResult]:
         if table is None:
             continue
         sql = ctx.sql(constraint.sqltext)
-        columns = [table.c[n] for n in _columns(sql, ctx.dialect.name) if n in table.c]
+        columns = [table.c[n] for n in _columns(sql, ctx.dialect.facts.sqlglot) if n in table.c]
         violates = sa.text(f"NOT ({sql})")
         migration = (f"op.create_check_constraint({constraint.name!r}, {table.name!r}, {sql!r}, "
                      f"postgresql_not_valid=True)  # then VALIDATE CONSTRAINT once the rows are fixed")
@@ -44,9 +44,8 @@ def check(ctx: CheckContext) -> Iterator[CheckResult]:
                        migration="keep the removed values in the enum until no row uses them")
 
 
-def _columns(sql: str, dialect: str) -> list[str]:
-    """Column names a CHECK expression reads (sqlglot parses it; empty if it cannot)."""
-    read = {"postgresql": "postgres", "mariadb": "mysql"}.get(dialect, dialect)
+def _columns(sql: str, read: str) -> list[str]:
+    """Column names a CHECK expression reads (sqlglot parses it in ``read``; empty if it cannot)."""
     try:
         tree = sqlglot.parse_one(sql, read=read)
     except sqlglot.errors.ParseError:

@@ -5,7 +5,8 @@ remedy keeps a copy (key plus the values) in an archive table before the drop ru
 """
 from __future__ import annotations
 
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 import sqlalchemy as sa
 

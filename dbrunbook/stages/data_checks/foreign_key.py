@@ -5,7 +5,7 @@ orphan; SQLite (keys off by default) keeps the orphans, which then break the key
 """
 from __future__ import annotations
 
-from typing import Iterator
+from collections.abc import Iterator
 
 import sqlalchemy as sa
 
@@ -29,7 +29,7 @@ def check(ctx: CheckContext) -> Iterator[CheckResult]:
             continue
         other = unused_alias(parent, child)
         columns = [child.c[n] for n in names]
-        has_parent = sa.exists().where(*(other.c[r] == c for r, c in zip(refs, columns)))
+        has_parent = sa.exists().where(*(other.c[r] == c for r, c in zip(refs, columns, strict=True)))
         where = sa.and_(*(c.is_not(None) for c in columns), ~has_parent)
         fix = sa.null() if all(c.nullable for c in columns) else None
         migration = (f"op.create_foreign_key({fk.name!r}, {child.name!r}, {parent.name!r}, {names!r}, {refs!r}, "

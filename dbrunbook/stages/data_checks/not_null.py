@@ -6,7 +6,8 @@ added without a server default needs a value for every existing row.
 """
 from __future__ import annotations
 
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 import sqlalchemy as sa
 

@@ -16,18 +16,19 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
-from typing import TYPE_CHECKING, Any, Callable, Sequence
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
+from dbrunbook.core.db import dialect_name
+from dbrunbook.core.results import Finding
+from dbrunbook.errors import UsageError
 from dbrunbook.stages.data_checks._base import read_only
 from dbrunbook.stages.data_checks._dialect import Dialect
-from dbrunbook.core.db import dialect_name
-from dbrunbook.errors import UsageError
-from dbrunbook.core.results import Finding
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -74,7 +75,8 @@ class TableProfile:
         """One row per column: the figures a reviewer reads."""
         rows = [{"column": c.name, "type": c.type, "nulls": c.nulls,
                  "null %": round(100 * c.nulls / self.rows, 2) if self.rows else 0.0,
-                 "distinct": c.distinct, "distinct is": "estimate" if c.distinct_estimated else "exact" if c.distinct is not None else "",
+                 "distinct": c.distinct,
+                 "distinct is": "estimate" if c.distinct_estimated else "exact" if c.distinct is not None else "",
                  "min": c.min, "max": c.max, "mean": c.mean, "min len": c.min_length, "max len": c.max_length,
                  "top": ", ".join(f"{v!s} ({n})" for v, n in c.top[:3]), "note": c.note} for c in self.columns]
         return pd.DataFrame(rows, columns=_FRAME_COLUMNS)
@@ -99,43 +101,6 @@ def _kind(column: sa.Column[Any]) -> str:
     if isinstance(t, (sa.Date, sa.DateTime, sa.Time)):
         return _TEMPORAL
     return _OTHER
-
-
-def _catalog_rows_pg(conn: Connection, table: sa.Table) -> int | None:
-    name = conn.dialect.identifier_preparer.format_table(table)
-    value = conn.execute(sa.text("SELECT reltuples::bigint FROM pg_class WHERE oid = to_regclass(:n)"),
-                         {"n": name}).scalar()
-    return int(value) if value is not None and value >= 0 else None
-
-
-def _catalog_rows_my(conn: Connection, table: sa.Table) -> int | None:
-    value = conn.execute(sa.text("SELECT table_rows FROM information_schema.tables "
-                                 "WHERE table_schema = DATABASE() AND table_name = :n"), {"n": table.name}).scalar()
-    return int(value) if value is not None else None
-
-
-#: Rows the catalog believes a table has (cheap, approximate); None: count them.
-_CATALOG_ROWS: dict[str, Callable[[Connection, sa.Table], int | None]] = {
-    "postgresql": _catalog_rows_pg, "mariadb": _catalog_rows_my, "mysql": _catalog_rows_my,
-}
-
-
-def _tablesample(table: sa.Table, fraction: float, size: int) -> sa.FromClause:
-    return sa.tablesample(table, sa.func.system(min(100.0, 100 * fraction)), seed=sa.literal(7))
-
-
-def _every_kth(table: sa.Table, fraction: float, size: int) -> sa.FromClause:
-    key = list(table.primary_key.columns)
-    if len(key) != 1 or not isinstance(key[0].type, sa.Integer):
-        return sa.select(table).limit(size).subquery("sample")  # the first rows: biased, but labelled as sampled
-    step = max(1, round(1 / fraction))
-    return sa.select(table).where(key[0] % step == 0).subquery("sample")
-
-
-#: How a dialect takes a sample of a fraction of a table.
-_SAMPLERS: dict[str, Callable[[sa.Table, float, int], sa.FromClause]] = {
-    "postgresql": _tablesample, "sqlite": _every_kth, "mariadb": _every_kth, "mysql": _every_kth,
-}
 
 
 def _aggregates(table: sa.Table, columns: list[sa.Column[Any]], dialect: Dialect, exact: bool) -> sa.Select[Any]:
@@ -211,18 +176,17 @@ def profile_table(engine: Engine, table: str, columns: Sequence[str] | None = No
         if missing:
             raise UsageError(f"table {table!r} has no column {', '.join(missing)}")
         cols = [live.c[c] for c in columns] if columns else list(live.columns)
-        catalog = _CATALOG_ROWS.get(name)
-        estimate = catalog(conn, live) if catalog else None
+        dialect = Dialect(name, strict=False)
+        estimate = dialect.facts.estimated_rows(conn, live)  # the catalog's belief, where it keeps one
         if estimate is None:
             estimate = int(conn.execute(sa.select(sa.func.count()).select_from(live)).scalar_one())
         exact = estimate <= exact_limit
-        dialect = Dialect(name, strict=False)
         agg, failed = _aggregate_pass(conn, reopen, live, cols, dialect, exact)
         rows = int(agg["rows"]) if agg["rows"] is not None else estimate
         source: sa.FromClause = live
         n = rows
         if rows > sample_rows and len(failed) < len(cols):  # a GROUP BY per column: bound their cost
-            source = _SAMPLERS[name](live, sample_rows / rows, sample_rows)
+            source = dialect.facts.sample(live, sample_rows / rows, sample_rows)
             n = int(conn.execute(sa.select(sa.func.count()).select_from(source)).scalar_one())
         profiles = []
         for i, col in enumerate(cols):
@@ -298,7 +262,7 @@ def findings(profiles: Sequence[TableProfile]) -> list[Finding]:
     return out
 
 
-def chart(profile: TableProfile, max_columns: int = 6) -> "Figure":
+def chart(profile: TableProfile, max_columns: int = 6) -> Figure:
     """Histograms of the numeric columns and top values of the others, one panel each."""
     from matplotlib.figure import Figure
 

@@ -7,7 +7,8 @@ scale; text becoming a number or a date is matched against the pattern it must h
 """
 from __future__ import annotations
 
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 import sqlalchemy as sa
 
@@ -61,7 +62,8 @@ def _probes(ctx: CheckContext, column: sa.Column[Any], new: Any) -> Iterator[tup
             yield "bad_cast", ~column.regexp_match(CAST_PATTERNS["numeric"]), "do not cast", None
         elif is_number:
             limit = 10 ** (new.precision - scale)
-            yield "overflow", sa.func.abs(column) >= limit, f"need more than {new.precision - scale} integer digits", None
+            yield ("overflow", sa.func.abs(column) >= limit, f"need more than {new.precision - scale} integer digits",
+                   None)
             if not isinstance(old, sa.Integer):
                 yield "rounded", column != ctx.dialect.round(column, scale), f"have more than {scale} decimals", \
                     ctx.dialect.round(column, scale)

@@ -6,7 +6,8 @@ that must change or go so that one row per value remains; the sample shows whole
 """
 from __future__ import annotations
 
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 import pandas as pd
 import sqlalchemy as sa

@@ -1,22 +1,16 @@
 """Run the design rules over a snapshot, with usage statistics where the dialect keeps them."""
 from __future__ import annotations
 
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Iterator, Sequence
+from typing import Any
 
 import sqlalchemy as sa
 
-from dbrunbook.dialects import DialectFacts, facts
 from dbrunbook.core.results import Finding
 from dbrunbook.core.rules import Rule
+from dbrunbook.dialects import DialectFacts, facts, get
 from dbrunbook.schema import Snapshot, Table, snapshot, snapshot_metadata
-
-#: Per-table scan statistics: (table, sequential scans, rows read by them, index scans, live rows).
-_USAGE_SQL = {
-    "postgresql": """
-        SELECT relname, seq_scan, seq_tup_read, COALESCE(idx_scan, 0), n_live_tup
-        FROM pg_stat_user_tables WHERE schemaname = current_schema()""",
-}
 
 
 @dataclass
@@ -44,7 +38,8 @@ class DesignContext:
 
 def usage(engine: sa.Engine, dialect: str) -> dict[str, dict[str, int]]:
     """Per-table scan statistics from the catalog (empty where the dialect keeps none)."""
-    sql = _USAGE_SQL.get(dialect)
+    found = get(dialect)
+    sql = found.table_usage_sql if found else None
     if sql is None:
         return {}
     with engine.connect() as conn:

@@ -5,14 +5,15 @@ may match several parents: deletes cascade unpredictably and joins multiply rows
 """
 from __future__ import annotations
 
-from typing import Iterator
+from collections.abc import Iterator
 
 from dbrunbook.core.results import Finding
 from dbrunbook.stages.design_validation import registry
 from dbrunbook.stages.design_validation._runner import DesignContext
 
 
-@registry.rule("DV003", "fk-to-non-unique", "block", safe="reference the primary key, or make the referenced columns unique")
+@registry.rule("DV003", "fk-to-non-unique", "block",
+               safe="reference the primary key, or make the referenced columns unique")
 def check(ctx: DesignContext) -> Iterator[Finding]:
     for table in ctx.tables():
         for fk in table.foreign_keys:

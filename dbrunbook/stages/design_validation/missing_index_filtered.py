@@ -6,7 +6,7 @@ being filtered on columns no index covers.
 """
 from __future__ import annotations
 
-from typing import Iterator
+from collections.abc import Iterator
 
 from dbrunbook.core.results import Finding
 from dbrunbook.stages.design_validation import registry

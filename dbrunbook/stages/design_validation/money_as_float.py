@@ -6,7 +6,7 @@ prices and balances drift by cents. Columns whose name says money are checked.
 from __future__ import annotations
 
 import re
-from typing import Iterator
+from collections.abc import Iterator
 
 from dbrunbook.core.results import Finding
 from dbrunbook.stages.design_validation import registry

@@ -5,7 +5,7 @@ key as long as one of its columns is NULL: the constraint does not identify rows
 """
 from __future__ import annotations
 
-from typing import Iterator
+from collections.abc import Iterator
 
 from dbrunbook.core.results import Finding
 from dbrunbook.stages.design_validation import registry

@@ -5,7 +5,7 @@ answers no query the longer one cannot, yet every write pays to maintain it.
 """
 from __future__ import annotations
 
-from typing import Iterator
+from collections.abc import Iterator
 
 from dbrunbook.core.results import Finding
 from dbrunbook.stages.design_validation import registry

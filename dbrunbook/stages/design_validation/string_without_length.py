@@ -5,22 +5,20 @@ long after the models were reviewed.
 """
 from __future__ import annotations
 
-from typing import Iterator
+from collections.abc import Iterator
 
 from dbrunbook.core.results import Finding
 from dbrunbook.stages.design_validation import registry
 from dbrunbook.stages.design_validation._runner import DesignContext
 
-#: Dialects whose VARCHAR must declare a length.
-_NEEDS_LENGTH = {"mariadb": True, "mysql": True}
 _UNSIZED = ("VARCHAR", "NVARCHAR", "STRING", "UNICODE")
 
 
-@registry.rule("DV006", "string-without-length", "block", safe="give the column a length, e.g. String(255), or use Text",
-               dialects=tuple(_NEEDS_LENGTH))
+@registry.rule("DV006", "string-without-length", "block",
+               safe="give the column a length, e.g. String(255), or use Text", dialects=("mariadb", "mysql"))
 def check(ctx: DesignContext) -> Iterator[Finding]:
     for table in ctx.tables():
         for col in table.columns:
-            if _NEEDS_LENGTH.get(ctx.dialect) and col.type in _UNSIZED:
+            if ctx.facts.varchar_needs_length and col.type in _UNSIZED:
                 yield ctx.finding(f"{table.name}.{col.name} is {col.type} without a length", f"{table.name}.{col.name}",
                                   {"type": col.type})

@@ -5,14 +5,15 @@ need a primary key, and duplicate rows creep in unnoticed.
 """
 from __future__ import annotations
 
-from typing import Iterator
+from collections.abc import Iterator
 
 from dbrunbook.core.results import Finding
 from dbrunbook.stages.design_validation import registry
 from dbrunbook.stages.design_validation._runner import DesignContext
 
 
-@registry.rule("DV002", "table-without-pk", "warn", safe="add a primary key (a surrogate id column if nothing else is unique)")
+@registry.rule("DV002", "table-without-pk", "warn",
+               safe="add a primary key (a surrogate id column if nothing else is unique)")
 def check(ctx: DesignContext) -> Iterator[Finding]:
     for table in ctx.tables():
         if not table.primary_key:

@@ -5,7 +5,7 @@ from two servers in different zones compares wrong, and daylight-saving changes 
 """
 from __future__ import annotations
 
-from typing import Iterator
+from collections.abc import Iterator
 
 from dbrunbook.core.results import Finding
 from dbrunbook.stages.design_validation import registry

@@ -3,9 +3,9 @@
 :func:`rehearse` copies the target (:func:`dbrunbook.data.clone.scratch_copy`), optionally grows the
 copy to a production-like volume (:func:`dbrunbook.stages.staging.grow`), runs the upgrade on it with
 every statement and revision timed, and returns the outcome, including the database's exact
-error when it fails. After a successful upgrade it probes (:mod:`dbrunbook.stages.dev_rehearsal.probes`) each constraint the migration adds
-with a row that constraint must reject (and a control row that differs only there, which
-must be accepted), and runs the user's test command against the copy with ``DATABASE_URL`` and
+error when it fails. After a successful upgrade it probes (:mod:`dbrunbook.stages.dev_rehearsal.probes`)
+each constraint the migration adds with a row that constraint must reject (and a control row that
+differs only there, which must be accepted), and runs the user's test command against the copy with ``DATABASE_URL`` and
 ``DBRUNBOOK_CLONE_URL`` exported, counting its SQL per test (:mod:`dbrunbook.stages.tests`). The target is
 only read; the copy is always dropped.
 """
@@ -25,15 +25,21 @@ from urllib.parse import quote, quote_plus
 from alembic.script import ScriptDirectory
 from sqlalchemy.engine import URL
 
+from dbrunbook.alembic_ops.migration import (
+    ApplyResult,
+    alembic_config,
+    apply_upgrade,
+    current_revision,
+    pending_revisions,
+)
 from dbrunbook.core import fence
-from dbrunbook.data.clone import scratch_copy
 from dbrunbook.core.config import Target
 from dbrunbook.core.db import check_connection, make_engine
-from dbrunbook.alembic_ops.migration import ApplyResult, alembic_config, apply_upgrade, current_revision, pending_revisions
-from dbrunbook.stages.dev_rehearsal.probes import Probe, constraint_snapshot, probe_findings, run_probes
-from dbrunbook.stages.dev_rehearsal._querylog import parse_log, plugin_environment
 from dbrunbook.core.results import Finding
 from dbrunbook.core.secrets import MASK, mask_url, resolve_url, secret_values
+from dbrunbook.data.clone import scratch_copy
+from dbrunbook.stages.dev_rehearsal._querylog import parse_log, plugin_environment
+from dbrunbook.stages.dev_rehearsal.probes import Probe, constraint_snapshot, probe_findings, run_probes
 from dbrunbook.stages.staging import Scale, grow
 
 #: Characters of a test command's output kept in the record (the end, where failures are).

@@ -21,12 +21,8 @@ import sqlalchemy as sa
 from sqlalchemy.engine import URL
 from sqlalchemy.exc import SQLAlchemyError, StatementError
 
-from dbrunbook.core.db import dialect_name, make_engine
+from dbrunbook.core.db import engine_facts, make_engine
 from dbrunbook.core.results import Finding
-
-#: Session statements that make a probe meet the constraint the schema declares (SQLite only
-#: enforces foreign keys when asked, per connection).
-_PROBE_SESSION = {"sqlite": ("PRAGMA foreign_keys = ON",)}
 
 
 @dataclass
@@ -171,7 +167,8 @@ def _first_line(exc: Exception) -> str:
 def _attempt(engine: sa.Engine, table: sa.Table, row: dict[str, Any]) -> str | None:
     """Insert ``row`` and roll it back; the database's error, or None when it was accepted."""
     with engine.connect() as conn:
-        for statement in _PROBE_SESSION.get(dialect_name(engine), ()):
+        # A probe meets the constraints the schema declares (SQLite enforces foreign keys only when asked).
+        for statement in engine_facts(engine).enforce_constraints_sql:
             conn.exec_driver_sql(statement)
         conn.commit()
         try:

@@ -34,6 +34,7 @@ from dbrunbook.stages.guarded_apply._stage import (
     STAGE,
     GuardedApplyOutcome,
     evidence,
+    notification_findings,
     outcome_findings,
     plan_findings,
     prepare,
@@ -47,6 +48,6 @@ __all__ = [
     "APPLY_FACTS", "ApplyAborted", "ApplyFacts", "ApplyLocked", "ApplyOutcome", "ApplyPlan", "ApplyRefused", "GUARDS",
     "GUARD_CODES", "Guard", "History", "Holder", "LOCK_FACTS", "LockFacts", "NOT_ACCEPTABLE", "NotReviewed",
     "GuardedApplyOutcome", "RetryPolicy", "STAGE", "apply", "apply_lock", "evidence", "guards", "holder",
-    "keep_history", "offline_guards", "outcome_findings", "plan_apply", "plan_findings", "plot", "prepare",
-    "project_history", "read_plan", "refusal_findings", "run", "sql_to_run", "summary",
+    "keep_history", "notification_findings", "offline_guards", "outcome_findings", "plan_apply", "plan_findings",
+    "plot", "prepare", "project_history", "read_plan", "refusal_findings", "run", "sql_to_run", "summary",
 ]

@@ -7,13 +7,18 @@ from __future__ import annotations
 
 import shutil
 import tempfile
+from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any
 
 import sqlalchemy as sa
 
+from dbrunbook.alembic_ops.migration import current_revision
 from dbrunbook.core import contract
+from dbrunbook.core.archive import load_manifest, verify_run
+from dbrunbook.core.config import Target, load_run_settings
+from dbrunbook.core.db import check_connection, make_engine
 from dbrunbook.core.evidence import (
     EvidenceError,
     MigrationEvidence,
@@ -22,21 +27,20 @@ from dbrunbook.core.evidence import (
     SchemaAnalysisEvidence,
 )
 from dbrunbook.core.project import copied_scripts
-from dbrunbook.core.config import Target
-from dbrunbook.core.db import check_connection, make_engine
+from dbrunbook.core.signing import approvals, author_signed, trusted_keys
 from dbrunbook.errors import DatabaseUnreachable, DbrunbookError, UsageError, VerificationFailed
-from dbrunbook.alembic_ops.migration import current_revision
-from dbrunbook.core.archive import load_manifest, verify_run
 from dbrunbook.schema import diff, load_snapshot, snapshot
 from dbrunbook.stages.guarded_apply._history import project_history
 from dbrunbook.stages.guarded_apply._retry import DEFAULT_LOCK_TIMEOUT_MS
 
 #: The guards, in the order they are checked (later ones read files the first one verified).
-GUARDS = ("manifest-verified", "plan-ready", "same-target", "revision-unchanged", "no-schema-drift",
-          "scripts-present", "project-history")
+GUARDS = ("manifest-verified", "signed", "approved", "plan-ready", "same-target", "revision-unchanged",
+          "no-schema-drift", "scripts-present", "project-history")
 #: Guards ``--accept`` cannot override: applying anyway would leave the project's history pointing at a
-#: revision it does not have.
-NOT_ACCEPTABLE = ("project-history",)
+#: revision it does not have, or skip the reviewers the project requires.
+NOT_ACCEPTABLE = ("project-history", "approved")
+#: Names ``--accept`` takes for a guard besides its id: ``--accept unsigned`` applies a plan nobody signed.
+ACCEPT_ALIASES = {"unsigned": "signed"}
 PLAN_STAGE = contract.PRODUCTION_PLAN.name
 #: Used when the plan run has no stage 10 (plan-ready fails then, but the other guards still tell).
 DEFAULT_ABORT_AFTER_SECONDS = 30.0
@@ -62,14 +66,16 @@ class Guard:
 
 def check_accept(accept: Iterable[str]) -> list[str]:
     """The guard ids to accept, each once; an unknown id is a usage error."""
-    accepted = list(dict.fromkeys(accept))
+    accepted = list(dict.fromkeys(ACCEPT_ALIASES.get(a, a) for a in accept))
     unknown = [a for a in accepted if a not in GUARDS]
     if unknown:
         raise UsageError(f"unknown guard {', '.join(unknown)} (guards: {', '.join(GUARDS)})")
     fixed = [a for a in accepted if a in NOT_ACCEPTABLE]
     if fixed:
-        raise UsageError(f"guard {', '.join(fixed)} cannot be accepted: the project's Alembic history must hold "
-                         "the revision the target is moved to")
+        why = {"project-history": "the project's Alembic history must hold the revision the target is moved to",
+               "approved": "the approvals the project requires cannot be waived by whoever applies"}
+        raise UsageError(f"guard {', '.join(fixed)} cannot be accepted: "
+                         + "; ".join(why[f] for f in fixed))
     return accepted
 
 
@@ -111,6 +117,26 @@ def _manifest_verified(plan_run: Path, target: Target, engine: sa.Engine, plan: 
     return Guard("manifest-verified", True, f"{len(manifest.get('files', {}))} files match the manifest")
 
 
+def _signed(plan_run: Path, target: Target, engine: sa.Engine, plan: ProductionPlan) -> Guard:
+    settings = load_run_settings(target.project_dir)
+    if settings.trusted_keys is None:  # signatures are required once a project says whose it trusts
+        return Guard("signed", True, "no trusted keys configured (trusted_keys in [tool.dbrunbook]): "
+                                     "signatures not required")
+    check = author_signed(plan_run, trusted_keys(settings))
+    return Guard("signed", check.ok, check.detail)
+
+
+def _approved(plan_run: Path, target: Target, engine: sa.Engine, plan: ProductionPlan) -> Guard:
+    settings = load_run_settings(target.project_dir)
+    if settings.required_approvals <= 0:
+        return Guard("approved", True, "no approvals required (required_approvals in [tool.dbrunbook] is 0)")
+    if settings.trusted_keys is None:
+        return Guard("approved", False, f"{settings.required_approvals} approval(s) required but no trusted keys "
+                                        "configured (trusted_keys in [tool.dbrunbook])")
+    check = approvals(plan_run, trusted_keys(settings), settings.required_approvals)
+    return Guard("approved", check.ok, check.detail)
+
+
 def _plan_ready(plan_run: Path, target: Target, engine: sa.Engine, plan: ProductionPlan) -> Guard:
     return plan_ready(plan_run)
 
@@ -126,7 +152,8 @@ def plan_ready(plan_run: Path) -> Guard:
     items = production.checklist
     if not items:
         return Guard("plan-ready", False, "the production plan has no checklist")
-    open_items = [i.id for i in items if not i.ticked and not i.waived]
+    # A deferred item (team approval) is checked by its own guard, on the signatures of the finished plan run.
+    open_items = [i.id for i in items if not i.ticked and not i.waived and not i.deferred]
     if open_items:
         return Guard("plan-ready", False, f"{len(open_items)} of {len(items)} checklist items not ticked: "
                                           + ", ".join(open_items))
@@ -199,7 +226,8 @@ def _project_history(plan_run: Path, target: Target, engine: sa.Engine, plan: Pr
 
 
 _CHECKS: dict[str, Callable[[Path, Target, sa.Engine, ProductionPlan], Guard]] = {
-    "manifest-verified": _manifest_verified, "plan-ready": _plan_ready, "same-target": _same_target,
+    "manifest-verified": _manifest_verified, "signed": _signed, "approved": _approved, "plan-ready": _plan_ready,
+    "same-target": _same_target,
     "revision-unchanged": _revision_unchanged, "no-schema-drift": _no_schema_drift,
     "scripts-present": _scripts_present, "project-history": _project_history,
 }

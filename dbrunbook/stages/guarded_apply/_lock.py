@@ -2,7 +2,8 @@
 
 A second ``dbrunbook apply`` on the same database is refused at once with :class:`ApplyLocked`, which names
 the holder: its host, user, process id, apply run, plan run and since when. The holder leaves that note where
-another apply can read it, as each dialect allows; :data:`LOCK_FACTS` is the one place for these facts:
+another apply can read it, as each dialect allows. The way is a fact of the dialect (:mod:`dbrunbook.dialects`:
+``advisory_lock_*``, ``lock_holder_sql``, ``lock_note_*``, ``gate_*``), gathered in :data:`LOCK_FACTS`:
 
 - **SQLite**: an exclusive ``flock`` on ``<db>.dbrunbook-apply.lock`` beside the database; the note is the
   file's content (emptied on release; the file stays, as lock files must, or two processes could lock two files).
@@ -21,23 +22,26 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import functools
 import getpass
-import hashlib
 import json
 import os
 import socket
 import threading
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.pool import NullPool
 
+from dbrunbook import dialects
 from dbrunbook.core.db import dialect_name, make_engine
-from dbrunbook.errors import ApplyRefused
 from dbrunbook.core.secrets import parse_url
+from dbrunbook.dialects import Dialect
+from dbrunbook.errors import ApplyRefused
 from dbrunbook.stages.guarded_apply._guards import Guard
 
 #: Marks the note in a statement's text: the JSON object after it is the holder's note.
@@ -45,7 +49,8 @@ NOTE_MARK = "dbrunbook-apply-note"
 LOCK_SUFFIX = ".dbrunbook-apply.lock"
 #: How long the MariaDB note statement may wait: longer than any apply (the release ends it).
 _FOREVER_SECONDS = 31536000
-_MY_NAME_MAX = 64  # MariaDB/MySQL refuse longer user-level lock names
+#: What the lock is of: its key or name is derived from this and the database name.
+_SCOPE = "dbrunbook-apply"
 
 
 class ApplyLocked(ApplyRefused):
@@ -94,7 +99,7 @@ def note(run_id: str, plan_run: str) -> dict[str, Any]:
     except Exception:  # no user name in this environment (a container without one): still a note
         user = str(os.getuid()) if hasattr(os, "getuid") else ""
     return {"run_id": run_id, "plan_run": plan_run, "user": user, "host": socket.gethostname(), "pid": os.getpid(),
-            "since": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")}
+            "since": dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")}
 
 
 def _comment(payload: dict[str, Any]) -> str:
@@ -123,18 +128,9 @@ def _holder(found: dict[str, Any], **server: Any) -> Holder:
                   pid=int(pid) if isinstance(pid, int) else None, since=str(found.get("since") or ""), **server)
 
 
-def _pg_key(database: str) -> int:
-    return int.from_bytes(hashlib.sha256(f"dbrunbook-apply:{database}".encode()).digest()[:8], "big", signed=True)
-
-
-def _my_name(database: str) -> str:
-    name = f"dbrunbook-apply:{database}"
-    return name if len(name) <= _MY_NAME_MAX else f"dbrunbook-apply:{hashlib.sha256(database.encode()).hexdigest()[:40]}"
-
-
 @dataclass(frozen=True)
 class LockFacts:
-    """How one dialect holds the apply lock and shows its holder."""
+    """How one dialect holds the apply lock and shows its holder (from its :class:`~dbrunbook.dialects.Dialect`)."""
 
     #: ``file`` (a lock file beside the database) or ``server`` (a lock of a server session).
     strategy: str
@@ -154,41 +150,28 @@ class LockFacts:
     note_waits: bool = False
     gate_sql: str = ""
     gate_release_sql: str = ""
-    #: Ends the note statement from another session if the release did not (``{session}``).
-    cancel_sql: str = ""
     #: The holder's session (``:key``): id, database user, client, seconds since its last statement began, text.
     holder_sql: str = ""
+    #: The dialect, which cancels the note statement from another session and bounds lock names.
+    dialect: Dialect | None = None
 
 
-_PG_HOLDER = ("SELECT a.pid, a.usename, COALESCE(host(a.client_addr), 'local socket'), "
-              "EXTRACT(EPOCH FROM now() - a.state_change), a.query "
-              "FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid "
-              "WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 1 "
-              "AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database()) "
-              "AND ((CAST(l.classid AS bigint) << 32) | CAST(l.objid AS bigint)) = :key")
-_MY_HOLDER = ("SELECT ID, USER, HOST, TIME, INFO FROM information_schema.PROCESSLIST "
-              "WHERE ID = IS_USED_LOCK(:key)")
+def lock_facts(dialect: Dialect) -> LockFacts:
+    """The apply lock of ``dialect``: a lock file where the database is a file, else its advisory lock."""
+    if dialect.file_based:
+        return LockFacts(strategy="file", label=dialect.advisory_lock_label, dialect=dialect)
+    if dialect.advisory_lock_sql is None or dialect.advisory_unlock_sql is None or dialect.lock_holder_sql is None:
+        return LockFacts(strategy="none", label=dialect.advisory_lock_label, dialect=dialect)
+    return LockFacts(
+        strategy="server", label=dialect.advisory_lock_label, key=functools.partial(dialect.advisory_lock_key, _SCOPE),
+        acquire_sql=dialect.advisory_lock_sql, release_sql=dialect.advisory_unlock_sql,
+        session_sql=tuple(dialect.long_session_sql()), note_sql=dialect.lock_note_sql or "",
+        note_waits=dialect.lock_note_waits, gate_sql=dialect.gate_lock_sql or "",
+        gate_release_sql=dialect.gate_unlock_sql or "", holder_sql=dialect.lock_holder_sql, dialect=dialect)
 
 
-def _my_facts(*session_sql: str) -> LockFacts:
-    return LockFacts(strategy="server", label="GET_LOCK", key=_my_name, acquire_sql="SELECT GET_LOCK(:key, 0)",
-                     release_sql="SELECT RELEASE_LOCK(:key)", session_sql=session_sql,
-                     note_sql="SELECT GET_LOCK(:gate, :forever) {note}", note_waits=True,
-                     gate_sql="SELECT GET_LOCK(:gate, 0)", gate_release_sql="SELECT RELEASE_LOCK(:gate)",
-                     cancel_sql="KILL QUERY {session}", holder_sql=_MY_HOLDER)
-
-
-#: Keyed by :func:`dbrunbook.core.db.dialect_name`.
-LOCK_FACTS: dict[str, LockFacts] = {
-    "sqlite": LockFacts(strategy="file", label="flock"),
-    "postgresql": LockFacts(
-        strategy="server", label="pg_try_advisory_lock", key=_pg_key, acquire_sql="SELECT pg_try_advisory_lock(:key)",
-        release_sql="SELECT pg_advisory_unlock(:key)",
-        session_sql=("SET idle_session_timeout = 0", "SET idle_in_transaction_session_timeout = 0"),
-        note_sql="SELECT set_config('application_name', :app, false) {note}", holder_sql=_PG_HOLDER),
-    "mariadb": _my_facts("SET SESSION max_statement_time = 0", "SET SESSION wait_timeout = 31536000"),
-    "mysql": _my_facts("SET SESSION max_execution_time = 0", "SET SESSION wait_timeout = 31536000"),
-}
+#: Keyed by :func:`dbrunbook.core.db.dialect_name`: every registered dialect.
+LOCK_FACTS: dict[str, LockFacts] = {d.name: lock_facts(d) for d in dialects.registered()}
 
 
 def lock_file(url: str) -> Path | None:
@@ -240,7 +223,7 @@ def _server_holder(conn: sa.Connection, facts: LockFacts, key: Any) -> Holder | 
     session, db_user, client, seconds, text = row
     since = ""
     if seconds is not None:  # when the lock session's current (or last) statement began: the note's, or the lock
-        started = dt.datetime.now(dt.timezone.utc) - dt.timedelta(seconds=float(seconds))
+        started = dt.datetime.now(dt.UTC) - dt.timedelta(seconds=float(seconds))
         since = started.strftime("%Y-%m-%dT%H:%M:%SZ")
     found = _read_note(text)
     return _holder({"since": since, **found}, session=str(session), db_user=str(db_user or ""),
@@ -339,7 +322,9 @@ def _server_lock(url: str, facts: LockFacts, key: Any, left: dict[str, Any], dat
 def _waiting_note(engine: sa.Engine, conn: sa.Connection, facts: LockFacts, key: Any,
                   left: dict[str, Any]) -> Iterator[None]:
     """Keep the note statement running on ``conn`` (waiting on a gate lock held on another session) for the block."""
-    gate = f"dbrunbook-apply-gate:{left['pid']}:{time.time_ns()}"[:_MY_NAME_MAX]
+    gate = f"{_SCOPE}-gate:{left['pid']}:{time.time_ns()}"
+    limit = facts.dialect.advisory_lock_name_max if facts.dialect else None
+    gate = gate[:limit] if limit else gate
     with engine.connect() as keeper:
         keeper.execute(sa.text(facts.gate_sql), {"gate": gate})
 
@@ -363,7 +348,9 @@ def _waiting_note(engine: sa.Engine, conn: sa.Connection, facts: LockFacts, key:
         finally:
             keeper.execute(sa.text(facts.gate_release_sql), {"gate": gate})
             waiter.join(timeout=10)
-            if waiter.is_alive() and shown is not None:  # never leave the lock session busy
+            if waiter.is_alive() and shown is not None and facts.dialect is not None:  # never leave it busy
+                cancel = facts.dialect.cancel_query_sql(int(shown.session))
                 with contextlib.suppress(sa.exc.DBAPIError):
-                    keeper.exec_driver_sql(facts.cancel_sql.format(session=int(shown.session)))
+                    if cancel:
+                        keeper.exec_driver_sql(cancel)
                 waiter.join(timeout=10)

@@ -1,4 +1,4 @@
-"""Session guards, monitoring and abort of the upgrade, as facts per dialect.
+"""Session guards, monitoring and abort of the upgrade, from each dialect's facts (:mod:`dbrunbook.dialects`).
 
 While the upgrade runs, :class:`Monitor` samples on its own connection every ~100 ms: the
 elapsed time and, where the server tells, the sessions the migration blocks and the lock it
@@ -7,7 +7,6 @@ cancel; SQLite's ``interrupt()``) and raises the abort flag, which stops any fur
 """
 from __future__ import annotations
 
-import math
 import threading
 import time
 from dataclasses import dataclass
@@ -16,7 +15,9 @@ from typing import TYPE_CHECKING, Any
 import sqlalchemy as sa
 from sqlalchemy.pool import NullPool
 
+from dbrunbook import dialects
 from dbrunbook.core.db import make_engine
+from dbrunbook.dialects import Dialect
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -26,71 +27,43 @@ SAMPLE_SECONDS = 0.1
 
 @dataclass(frozen=True)
 class ApplyFacts:
-    """How one dialect bounds, watches and cancels a migration session."""
+    """What the apply reads of one :class:`~dbrunbook.dialects.Dialect` to bound, watch and cancel a migration."""
 
-    #: Session statements run before the upgrade; formatted with lock_ms, lock_s, statement_ms, statement_s.
-    session: tuple[str, ...]
+    dialect: Dialect
     #: Emitted when the migration's transaction begins (pysqlite does not BEGIN before DDL by itself).
-    begin_sql: str | None = None
+    begin_sql: str | None
     #: The migration session's id on the server (None: cancel through the driver connection).
-    backend_id_sql: str | None = None
+    backend_id_sql: str | None
     #: Sessions waiting for a lock the migration (``:pid``) holds: id, state, query.
-    blocked_sql: str | None = None
+    blocked_sql: str | None
     #: What the migration (``:pid``) is waiting for, one row per lock.
-    waiting_sql: str | None = None
-    #: Cancels the migration's running statement; ``{pid}`` is its session id.
-    cancel_sql: str | None = None
+    waiting_sql: str | None
     #: While the migration waits for a lock: the sessions in its way (id, user, application or client, state,
     #: query). PostgreSQL names them exactly; MariaDB/MySQL list the sessions with an open transaction.
-    blocker_sql: str | None = None
+    blocker_sql: str | None
     #: The database's error codes of a lock wait that timed out (SQLSTATE, MySQL error number, SQLite
     #: primary result code): the attempt did nothing and may be tried again.
-    lock_timeout_codes: tuple[str, ...] = ()
+    lock_timeout_codes: tuple[str, ...]
+
+    @classmethod
+    def of(cls, dialect: Dialect) -> ApplyFacts:
+        """The apply's facts of ``dialect``."""
+        return cls(dialect, begin_sql=dialect.begin_write_sql, backend_id_sql=dialect.session_id_sql,
+                   blocked_sql=dialect.blocked_sessions_sql, waiting_sql=dialect.lock_waits_sql,
+                   blocker_sql=dialect.blocking_sessions_sql, lock_timeout_codes=dialect.lock_timeout_errors)
+
+    def cancel_sql(self, handle: Any) -> str | None:
+        """Cancels the running statement of the migration session ``handle`` (None: interrupt the driver)."""
+        return self.dialect.cancel_query_sql(int(handle)) if self.backend_id_sql is not None else None
 
 
-_PG_BLOCKED = ("SELECT a.pid, a.wait_event_type || ':' || a.wait_event, LEFT(a.query, 120) "
-               "FROM pg_stat_activity a WHERE CAST(:pid AS integer) = ANY(pg_blocking_pids(a.pid))")
-_PG_WAITING = ("SELECT l.locktype || COALESCE(' ' || CAST(CAST(l.relation AS regclass) AS text), '') || ' ' || l.mode "
-               "FROM pg_locks l WHERE l.pid = :pid AND NOT l.granted")
-_MY_BLOCKED = ("SELECT ID, STATE, LEFT(INFO, 120) FROM information_schema.PROCESSLIST "
-               "WHERE ID <> :pid AND STATE LIKE 'Waiting for%metadata lock'")
-_MY_WAITING = "SELECT STATE FROM information_schema.PROCESSLIST WHERE ID = :pid AND STATE LIKE 'Waiting for%lock'"
-_PG_BLOCKERS = ("SELECT a.pid, a.usename, a.application_name, a.state, LEFT(a.query, 120) FROM pg_stat_activity a "
-                "WHERE a.pid = ANY(pg_blocking_pids(CAST(:pid AS integer)))")
-# MariaDB names no metadata-lock holder without a plugin: the sessions with an open transaction are the suspects.
-_MY_BLOCKERS = ("SELECT t.trx_mysql_thread_id, p.USER, p.HOST, p.COMMAND, LEFT(p.INFO, 120) "
-                "FROM information_schema.INNODB_TRX t "
-                "LEFT JOIN information_schema.PROCESSLIST p ON p.ID = t.trx_mysql_thread_id "
-                "WHERE t.trx_mysql_thread_id <> :pid")
-
-#: Keyed by :func:`dbrunbook.core.db.dialect_name`.
-APPLY_FACTS: dict[str, ApplyFacts] = {
-    # SQLITE_BUSY: the busy timeout passed while another connection held the write lock.
-    "sqlite": ApplyFacts(session=("PRAGMA busy_timeout = {lock_ms}",), begin_sql="BEGIN IMMEDIATE",
-                         lock_timeout_codes=("5",)),
-    # 55P03 lock_not_available: lock_timeout passed (a statement_timeout, 57014, is not retried).
-    "postgresql": ApplyFacts(
-        session=("SET lock_timeout = {lock_ms}", "SET statement_timeout = {statement_ms}"),
-        backend_id_sql="SELECT pg_backend_pid()", blocked_sql=_PG_BLOCKED, waiting_sql=_PG_WAITING,
-        cancel_sql="SELECT pg_cancel_backend({pid})", blocker_sql=_PG_BLOCKERS, lock_timeout_codes=("55P03",)),
-    # 1205 ER_LOCK_WAIT_TIMEOUT: lock_wait_timeout (metadata locks) or innodb_lock_wait_timeout (rows) passed.
-    "mariadb": ApplyFacts(
-        session=("SET SESSION lock_wait_timeout = {lock_s}", "SET SESSION innodb_lock_wait_timeout = {lock_s}",
-                 "SET SESSION max_statement_time = {statement_s}"),
-        backend_id_sql="SELECT CONNECTION_ID()", blocked_sql=_MY_BLOCKED, waiting_sql=_MY_WAITING,
-        cancel_sql="KILL QUERY {pid}", blocker_sql=_MY_BLOCKERS, lock_timeout_codes=("1205",)),
-    "mysql": ApplyFacts(
-        session=("SET SESSION lock_wait_timeout = {lock_s}", "SET SESSION innodb_lock_wait_timeout = {lock_s}"),
-        backend_id_sql="SELECT CONNECTION_ID()", blocked_sql=_MY_BLOCKED, waiting_sql=_MY_WAITING,
-        cancel_sql="KILL QUERY {pid}", blocker_sql=_MY_BLOCKERS, lock_timeout_codes=("1205",)),
-}
+#: Keyed by :func:`dbrunbook.core.db.dialect_name`: every registered dialect.
+APPLY_FACTS: dict[str, ApplyFacts] = {d.name: ApplyFacts.of(d) for d in dialects.registered()}
 
 
 def session_sql(facts: ApplyFacts, lock_timeout_ms: int, statement_timeout_ms: int) -> list[str]:
     """The session statements of ``facts`` with the plan's limits filled in."""
-    values = {"lock_ms": lock_timeout_ms, "lock_s": max(1, math.ceil(lock_timeout_ms / 1000)),
-              "statement_ms": statement_timeout_ms, "statement_s": round(statement_timeout_ms / 1000, 3)}
-    return [sql.format(**values) for sql in facts.session]
+    return facts.dialect.session_timeouts(lock_timeout_ms, statement_timeout_ms)
 
 
 #: The statement timeout stands one second past the abort limit: a backstop behind the monitor's cancel.
@@ -231,8 +204,8 @@ class Monitor(threading.Thread):
         # The flag first: a statement starting after it is refused, one running now is cancelled.
         self.aborted.set()
         try:
-            if self.facts.cancel_sql is not None and conn is not None:
-                conn.exec_driver_sql(self.facts.cancel_sql.format(pid=int(self.handle)))
+            if conn is not None and (cancel := self.facts.cancel_sql(self.handle)) is not None:
+                conn.exec_driver_sql(cancel)
             elif self.handle is not None:
                 self.handle.interrupt()  # sqlite3: documented as callable from another thread
         except Exception as exc:  # the abort flag still stops the next statement

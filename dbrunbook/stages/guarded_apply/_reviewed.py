@@ -3,12 +3,12 @@
 The plan run's ``03-migration/upgrade.sql`` is what was reviewed (linted, estimated, rehearsed). It was
 rendered offline by Alembic (literal values) or captured while the revisions ran on a schema-only copy
 (``sql_source`` says which); the apply runs the same scripts online, with bound parameters. So statements
-are compared by **shape**: parsed (pglast for PostgreSQL, sqlglot for the others), with literals and
-parameters alike reduced to placeholders, whitespace, comments and trailing semicolons gone. What is not the
-migration's own is left out on both sides: transaction control, Alembic's version-table statements and, when
-the reference was captured, the reads the capture left out (``SELECT``, ``PRAGMA``, ``SHOW``). Alembic renders
-one ``INSERT`` per row offline where it runs one ``executemany`` online, so repeats of one ``INSERT`` shape
-count once. A statement a parser cannot read is compared as its text.
+are compared by **shape**: parsed (by the dialect's ``sql_reader``: pglast for PostgreSQL, sqlglot for the
+others), with literals and parameters alike reduced to placeholders, whitespace, comments and trailing
+semicolons gone. What is not the migration's own is left out on both sides: transaction control, Alembic's
+version-table statements and, when the reference was captured, the reads the capture left out (``SELECT``,
+``PRAGMA``, ``SHOW``). Alembic renders one ``INSERT`` per row offline where it runs one ``executemany``
+online, so repeats of one ``INSERT`` shape count once. A statement a parser cannot read is compared as its text.
 
 :class:`Gate` checks each statement before it runs and raises :class:`NotReviewed` at the first one that is
 not the next reviewed statement: it never reaches the database.
@@ -18,11 +18,9 @@ from __future__ import annotations
 import logging
 import re
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
-import sqlalchemy as sa
-from sqlalchemy.dialects import mysql, postgresql, sqlite
-
+from dbrunbook import dialects
 from dbrunbook.alembic_ops._child import _NOT_MIGRATION
 
 logging.getLogger("sqlglot").setLevel(logging.ERROR)  # unsupported syntax falls back to text, quietly
@@ -35,26 +33,6 @@ BOOKKEEPING = re.compile(r"^\s*(PRAGMA|SHOW|DESCRIBE|BEGIN|COMMIT|ROLLBACK)\b|^\
                          r"CONNECTION_ID)\b", re.I | re.S)
 #: Alembic ends every statement it renders with this; the captured SQL is written the same way.
 _TERMINATOR = ";\n\n"
-
-
-@dataclass(frozen=True)
-class ShapeFacts:
-    """How one dialect's statements are reduced to shapes."""
-
-    #: ``pglast`` or the sqlglot dialect that reads them.
-    reader: str
-    #: A dialect that compiles a statement with bound parameters again in a style the reader parses.
-    compiler: Callable[[], sa.Dialect]
-
-
-#: Keyed by :func:`dbrunbook.core.db.dialect_name`.
-SHAPE_FACTS: dict[str, ShapeFacts] = {
-    "postgresql": ShapeFacts("pglast", lambda: postgresql.base.PGDialect(  # type: ignore[no-untyped-call]
-        paramstyle="numeric_dollar")),
-    "sqlite": ShapeFacts("sqlite", lambda: sqlite.base.SQLiteDialect(paramstyle="qmark")),
-    "mariadb": ShapeFacts("mysql", lambda: mysql.base.MySQLDialect(paramstyle="qmark")),
-    "mysql": ShapeFacts("mysql", lambda: mysql.base.MySQLDialect(paramstyle="qmark")),
-}
 
 
 @dataclass(frozen=True)
@@ -102,7 +80,8 @@ def _text(sql: str) -> str:
 
 def split(sql: str, dialect: str) -> list[str]:
     """The statements of ``sql`` (comment-only parts dropped): pglast splits PostgreSQL's, else Alembic's terminator."""
-    if SHAPE_FACTS.get(dialect, SHAPE_FACTS["sqlite"]).reader == "pglast":
+    found = dialects.get(dialect)
+    if found is not None and found.sql_reader == "pglast":
         try:
             from pglast import parser
 
@@ -116,12 +95,12 @@ def split(sql: str, dialect: str) -> list[str]:
 def shape(sql: str, dialect: str, version_table: str = VERSION_TABLE) -> Shape:
     """The shape of one statement (its text when the dialect's parser cannot read it)."""
     text = _text(sql)
-    facts = SHAPE_FACTS.get(dialect)
+    found = dialects.get(dialect)
     try:
-        if facts is not None and facts.reader == "pglast":
+        if found is not None and found.sql_reader == "pglast":
             return _pg_shape(text, version_table)
-        if facts is not None:
-            return _sqlglot_shape(text, facts.reader, version_table)
+        if found is not None:
+            return _sqlglot_shape(text, found.sqlglot, version_table)
     except Exception:  # a parse error: the statement is compared as its text
         pass
     return Shape(text, "statement", text)
@@ -186,11 +165,11 @@ def shape_source(sql: str, parameters: Any, context: Any, dialect: str) -> str:
     SQLAlchemy compiled is rendered again for a dialect whose placeholders the parser knows.
     """
     compiled = getattr(context, "compiled", None)
-    facts = SHAPE_FACTS.get(dialect)
-    if not parameters or compiled is None or facts is None or getattr(compiled, "statement", None) is None:
+    found = dialects.get(dialect)
+    if not parameters or compiled is None or found is None or getattr(compiled, "statement", None) is None:
         return sql
     try:
-        return str(compiled.statement.compile(dialect=facts.compiler()))
+        return str(compiled.statement.compile(dialect=found.statement_compiler()))
     except Exception:  # a construct only its own dialect compiles: compared as executed
         return sql
 

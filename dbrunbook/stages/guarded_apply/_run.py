@@ -12,27 +12,34 @@ checked on a rendering first, and the outcome names exactly which revisions and 
 from __future__ import annotations
 
 import shutil
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 from sqlalchemy.pool import NullPool
 
-from dbrunbook.data.clone import scratch_copy
-from dbrunbook.core.config import Target
-from dbrunbook.core.db import check_connection, dialect_name, engine_facts, make_engine
-from dbrunbook.errors import ApplyRefused, DbrunbookError, UsageError
-from dbrunbook.data.fingerprint import fingerprint
 from dbrunbook.alembic_ops.migration import ApplyResult, alembic_config, current_revision, revision_paths, run_alembic
-from dbrunbook.stages.dev_rehearsal import revision_timings
 from dbrunbook.core import contract
-from dbrunbook.core.evidence import MigrationEvidence
 from dbrunbook.core.archive import load_manifest
+from dbrunbook.core.config import RunSettings, Target, load_run_settings
+from dbrunbook.core.db import check_connection, dialect_name, engine_facts, make_engine
+from dbrunbook.core.evidence import MigrationEvidence
+from dbrunbook.core.notify import Delivery, notify
+from dbrunbook.data.clone import scratch_copy
+from dbrunbook.data.fingerprint import fingerprint
+from dbrunbook.errors import ApplyRefused, DbrunbookError, UsageError
+from dbrunbook.stages.dev_rehearsal import revision_timings
 from dbrunbook.stages.guarded_apply._guards import Guard, check_accept, guards, inside, read_plan
 from dbrunbook.stages.guarded_apply._history import History, keep_history, project_history
 from dbrunbook.stages.guarded_apply._lock import apply_lock, holder
 from dbrunbook.stages.guarded_apply._monitor import APPLY_FACTS, ApplyFacts, session_sql, statement_timeout_ms
-from dbrunbook.stages.guarded_apply._retry import DEFAULT_BACKOFF_SECONDS, DEFAULT_LOCK_RETRIES, DEFAULT_LOCK_TIMEOUT_MS, RetryPolicy
+from dbrunbook.stages.guarded_apply._retry import (
+    DEFAULT_BACKOFF_SECONDS,
+    DEFAULT_LOCK_RETRIES,
+    DEFAULT_LOCK_TIMEOUT_MS,
+    RetryPolicy,
+)
 from dbrunbook.stages.guarded_apply._reviewed import Gate, Shape, compare, reviewed, split
 from dbrunbook.stages.guarded_apply._upgrade import ApplyAborted, OnAttempt, upgrade
 
@@ -132,6 +139,8 @@ class ApplyOutcome:
     sql_mismatch: dict[str, Any] = field(default_factory=dict)
     #: The apply lock this apply held, and the note it left for another apply to read.
     lock: dict[str, Any] = field(default_factory=dict)
+    #: Each notification sent (``core.notify.Delivery.to_json``); a failed one is a warning, never a stop.
+    notifications: list[dict[str, Any]] = field(default_factory=list)
 
     def to_json(self, run_dir: Path | None = None) -> dict[str, Any]:
         """The outcome for the sidecar; paths relative to the apply run folder ``run_dir``."""
@@ -162,7 +171,8 @@ def plan_apply(plan_run: Path | str, target: Target, accept: Iterable[str] = (),
     engine = make_engine(target.db)
     try:
         check_connection(engine)
-        dialect, transactional, now = dialect_name(engine), engine_facts(engine).transactional_ddl, current_revision(engine)
+        dialect, now = dialect_name(engine), current_revision(engine)
+        transactional = engine_facts(engine).transactional_ddl
     finally:
         engine.dispose()
     facts = _facts(dialect)
@@ -237,16 +247,59 @@ def apply(plan: ApplyPlan, target: Target, stage_dir: Path, *, on_attempt: OnAtt
     SQL that is not the reviewed SQL, are not raised: they are the outcome (with ``rolled_back``
     where the dialect's DDL is transactional). ``on_attempt`` is called with each attempt's record.
     """
-    if plan.refused:
-        raise ApplyRefused(plan.refused)
     stage_dir = Path(stage_dir).resolve()
-    # The apply run's id (the stage folder's run folder) is the note another apply reads while this one holds.
-    with apply_lock(target.db, run_id=stage_dir.parent.name, plan_run=plan.plan_run_id) as held:
-        return _apply_locked(plan, target, stage_dir, held, on_attempt)
+    tell = _Notifier(load_run_settings(target.project_dir), plan, target, stage_dir.parent.name)
+    try:
+        if plan.refused:
+            raise ApplyRefused(plan.refused)
+        # The apply run's id (the stage folder's run folder) is the note another apply reads while this one holds.
+        with apply_lock(target.db, run_id=stage_dir.parent.name, plan_run=plan.plan_run_id) as held:
+            outcome = _apply_locked(plan, target, stage_dir, held, tell.attempts(on_attempt), tell)
+    except ApplyRefused as refused:
+        tell("apply-aborted", {"summary": f"refused: {refused}", "refused": [g.id for g in refused.guards]})
+        raise
+    ended = "apply-finished" if outcome.applied or not plan.revisions else "apply-aborted"
+    tell(ended, {"summary": _ended(outcome), "revision_after": outcome.revision_after,
+                 "seconds": round(outcome.seconds, 3), "error": outcome.error})
+    outcome.notifications = [d.to_json() for d in tell.deliveries]
+    return outcome
+
+
+def _ended(outcome: ApplyOutcome) -> str:
+    if outcome.applied:
+        return f"applied {outcome.revision_before or 'base'} -> {outcome.revision_after} in {outcome.seconds:.2f}s"
+    return f"not applied ({outcome.error or 'nothing to apply'}); target at {outcome.revision_after or 'no revision'}"
+
+
+class _Notifier:
+    """Sends the apply's events to the project's notification targets and keeps what became of each.
+
+    A target that is down never stops the apply: the delivery is recorded (AP023) and the apply goes on.
+    """
+
+    def __init__(self, settings: RunSettings, plan: ApplyPlan, target: Target, run_id: str) -> None:
+        self.settings = settings
+        self.deliveries: list[Delivery] = []
+        self.base = {"run": run_id, "plan_run": plan.plan_run_id, "target": target.db,
+                     "revision_from": plan.revision_now, "revision_to": plan.revision_to}
+
+    def __call__(self, event: str, payload: dict[str, Any]) -> None:
+        self.deliveries.append(notify(event, {**self.base, **payload}, self.settings))
+
+    def attempts(self, on_attempt: OnAttempt | None) -> OnAttempt:
+        """``on_attempt`` that also says when a lock wait timed out and the apply backs off to try again."""
+        def seen(record: dict[str, Any]) -> None:
+            if not record.get("ok") and record.get("backoff"):  # a lock wait timed out; another attempt follows
+                self("apply-blocked", {"summary": f"attempt {record.get('attempt')} waited on a lock: "
+                                                  f"{record.get('error', '')}"[:300],
+                                       "blockers": record.get("blockers", [])})
+            if on_attempt is not None:
+                on_attempt(record)
+        return seen
 
 
 def _apply_locked(plan: ApplyPlan, target: Target, stage_dir: Path, held: dict[str, Any],
-                  on_attempt: OnAttempt | None) -> ApplyOutcome:
+                  on_attempt: OnAttempt | None, tell: _Notifier) -> ApplyOutcome:
     engine = make_engine(target.db, poolclass=NullPool)
     try:
         check_connection(engine)
@@ -276,6 +329,8 @@ def _apply_locked(plan: ApplyPlan, target: Target, stage_dir: Path, held: dict[s
             outcome.sql_mismatch, outcome.error_type = mismatch, "NotReviewed"
             outcome.error = f"not the reviewed SQL: {mismatch['message']}; nothing ran"
             return outcome
+    tell("apply-started", {"summary": f"applying {', '.join(plan.revisions)} to {target.db}",
+                           "revisions": plan.revisions, "abort_after_seconds": plan.abort_after_seconds})
     upgrade(plan, target, scripts, outcome, gate, plan.retry_policy(), on_attempt)
     engine = make_engine(target.db, poolclass=NullPool)
     try:

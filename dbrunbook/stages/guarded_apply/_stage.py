@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from dbrunbook.core import contract
+from dbrunbook.core import codes, contract
 from dbrunbook.core.evidence import GuardedApplyEvidence
 from dbrunbook.core.results import Finding
 from dbrunbook.errors import ApplyRefused
@@ -19,10 +19,13 @@ if TYPE_CHECKING:
 
 STAGE = contract.GUARDED_APPLY.name
 #: One finding code per guard, in :data:`~dbrunbook.stages.guarded_apply._guards.GUARDS` order.
-GUARD_CODES = {"manifest-verified": "AP001", "plan-ready": "AP002", "same-target": "AP003",
-               "revision-unchanged": "AP004", "no-schema-drift": "AP005", "scripts-present": "AP006",
-               "project-history": "AP007"}
+GUARD_CODES = {"manifest-verified": "AP001", "signed": "AP021", "approved": "AP022", "plan-ready": "AP002",
+               "same-target": "AP003", "revision-unchanged": "AP004", "no-schema-drift": "AP005",
+               "scripts-present": "AP006", "project-history": "AP007"}
 _GUARD_FIX = {
+    "signed": "sign the plan run with a trusted key (dbrunbook sign RUN --key KEY, or DBRUNBOOK_SIGNING_KEY during "
+              "update), or accept on the record: --accept unsigned",
+    "approved": "reviewers run dbrunbook approve RUN --key THEIR_KEY on the plan run (their keys in trusted_keys)",
     "manifest-verified": "plan again with dbrunbook update: a plan run is evidence only while it is unchanged",
     "plan-ready": "tick the missing items (see the plan run's 10-production-plan) or waive them there with a reason",
     "same-target": "apply the plan run made for this database, or plan this database with dbrunbook update",
@@ -111,7 +114,14 @@ def outcome_findings(plan: ApplyPlan, outcome: ApplyOutcome) -> list[Finding]:
         span = sum(1 for s in outcome.monitor if s["blocked"]) * 0.1
         out.append(Finding("AP014", "warn", f"the migration blocked up to {blocked} other session(s) "
                                             f"for about {span:.1f}s", "", {"max_blocked": blocked}))
-    return out
+    return out + notification_findings(outcome.notifications)
+
+
+def notification_findings(notifications: list[dict[str, Any]]) -> list[Finding]:
+    """A warning per notification that did not reach one of its targets (the apply went on regardless)."""
+    return [codes.AP023.finding(f"{n['event']} not delivered to {t['kind']} {t['target']}: {t['detail']}",
+                                t["target"], {"event": n["event"]})
+            for n in notifications for t in n.get("targets", []) if not t.get("ok")]
 
 
 def _blocked_by(failed: list[dict[str, Any]]) -> str:

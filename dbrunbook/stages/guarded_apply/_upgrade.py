@@ -9,16 +9,17 @@ from __future__ import annotations
 
 import itertools
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 from alembic import command
 from sqlalchemy.pool import NullPool
 
+from dbrunbook.alembic_ops.migration import alembic_config
 from dbrunbook.core.config import Target
 from dbrunbook.core.db import make_engine
-from dbrunbook.alembic_ops.migration import alembic_config
 from dbrunbook.core.secrets import mask_url
 from dbrunbook.stages.guarded_apply._monitor import APPLY_FACTS, MIGRATING, ApplyFacts, Monitor, prepare_engine
 from dbrunbook.stages.guarded_apply._retry import RetryPolicy, is_lock_timeout

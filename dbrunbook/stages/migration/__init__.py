@@ -35,9 +35,10 @@ from dbrunbook.alembic_ops.migration import (
 from dbrunbook.core import contract, fence
 from dbrunbook.core.config import Target
 from dbrunbook.core.db import dialect_name, make_engine
-from dbrunbook.errors import ConfigError
 from dbrunbook.core.project import project_path
 from dbrunbook.core.results import Finding
+from dbrunbook.dialects import OPERATIONS_DIALECT
+from dbrunbook.errors import ConfigError
 
 if TYPE_CHECKING:
     from dbrunbook.core.stage import Stage
@@ -178,19 +179,24 @@ class Review:
 
 def review_migration(plan: MigrationPlan, target: Target, *, measure: bool = True) -> Review:
     """Lint the plan's upgrade SQL, estimate its locks, and check its rollback; the target is only read."""
-    from dbrunbook.lint import locks
-    from dbrunbook.lint import reversibility
-    from dbrunbook.lint import load_config, lint_migration, parse_sql
+    from dbrunbook.lint import lint_migration, load_config, locks, parse_sql, reversibility
     from dbrunbook.lint.pysilence import silence_revisions
     from dbrunbook.lint.source import known_columns
 
     if plan.empty:
         return Review([], [], [], [], None)
     engine = make_engine(target.db)
-    dialect, captured = dialect_name(engine), plan.sql_source != "offline"
-    engine.dispose()
+    try:
+        with engine.connect():  # the server's version: rules that depend on it (--pg-version in lint) read it
+            version = (engine.dialect.server_version_info or (None,))[0]
+        dialect, captured = dialect_name(engine), plan.sql_source != "offline"
+    finally:
+        engine.dispose()
     migration = parse_sql(plan.upgrade_sql, dialect, "upgrade.sql", in_transaction=captured)
     migration.known_columns = {**migration.known_columns, **known_columns(target)}
+    # Sizes before the rules run: lock findings then say how big the table is, or that it is empty.
+    sizes = locks.table_sizes(target.db)
+    migration.sizes, migration.server_version = dict(sizes), version if isinstance(version, int) else None
     raised: list[Finding] = []
     unreadable: dict[str, str] = {}
     up_sql, down_sql = reversibility.operations_sql(plan.script_dir, plan.revisions, unreadable=unreadable)
@@ -200,11 +206,11 @@ def review_migration(plan: MigrationPlan, target: Target, *, measure: bool = Tru
                                                f"database ({why}): its rollback pairing was not checked",
                               revision, fix="review its downgrade() by hand; the round trip (--rollback-plan) "
                                             "runs it on a copy"))
-    ops_up, ops_down = parse_sql(up_sql, "postgresql", "operations"), parse_sql(down_sql, "postgresql", "operations")
+    ops_up = parse_sql(up_sql, OPERATIONS_DIALECT, "operations")
+    ops_down = parse_sql(down_sql, OPERATIONS_DIALECT, "operations")
     raised += silence_revisions(plan.script_dir, plan.revisions, migration, ops_up)
     report = lint_migration(migration, load_config(target.project_dir), rollback=(ops_up, ops_down))
     report.findings[:0] = raised
-    sizes = locks.table_sizes(target.db)
     throughput = locks.measure_throughput(target.db) if measure else None
     return Review(report.findings, report.silenced, locks.analyse(migration, sizes, throughput),
                   reversibility.check(ops_up, ops_down), throughput, sizes)

@@ -45,7 +45,8 @@ SELECT a.attnum, format_type(a.atttypid, a.atttypmod) AS type, a.attnotnull AS n
        EXISTS (SELECT 1 FROM pg_constraint f WHERE f.confrelid = c.oid AND a.attnum = ANY (f.confkey)) AS referenced,
        EXISTS (SELECT 1 FROM pg_depend v WHERE v.classid = 'pg_rewrite'::regclass AND v.refobjid = c.oid
                AND v.refobjsubid = a.attnum) AS in_view,
-       ARRAY(SELECT k.attname FROM pg_index i JOIN pg_attribute k ON k.attrelid = i.indrelid AND k.attnum = ANY (i.indkey)
+       ARRAY(SELECT k.attname FROM pg_index i
+             JOIN pg_attribute k ON k.attrelid = i.indrelid AND k.attnum = ANY (i.indkey)
              WHERE i.indrelid = c.oid AND i.indisprimary ORDER BY k.attnum) AS key
 FROM pg_class c JOIN pg_attribute a ON a.attrelid = c.oid AND NOT a.attisdropped
 LEFT JOIN pg_attrdef d ON d.adrelid = c.oid AND d.adnum = a.attnum
@@ -90,11 +91,12 @@ class OldColumn:
     blockers: list[str] = field(default_factory=list)
 
 
-def parent_columns(cfg: Config, url: str, down: str | None, wanted: set[tuple[str, str]]) -> dict[tuple[str, str], OldColumn]:
+def parent_columns(cfg: Config, url: str, down: str | None,
+                   wanted: set[tuple[str, str]]) -> dict[tuple[str, str], OldColumn]:
     """The ``wanted`` (table, column) pairs as they are at revision ``down``, on a scratch database."""
+    from dbrunbook.alembic_ops.migration import apply_upgrade
     from dbrunbook.core.db import create_database, drop_database, make_engine, scratch_name, with_database
     from dbrunbook.errors import ConfigError
-    from dbrunbook.alembic_ops.migration import apply_upgrade
 
     if down is None or not wanted:
         return {}
@@ -128,7 +130,8 @@ def _read(conn: sa.Connection, table: str, column: str) -> OldColumn | None:
                "referenced": "foreign keys of other tables reference it", "in_view": "views use it"}
     old.blockers = [why for flag, why in reasons.items() if row[flag]]
     if column in old.key or len(old.key) != 1:
-        old.blockers.append("it is in the primary key" if column in old.key else "the table has no one-column primary key")
+        old.blockers.append("it is in the primary key" if column in old.key
+                            else "the table has no one-column primary key")
     old.blockers += [f"{name} is an exclusion or primary key constraint" for name, _, kind in old.dependents
                      if kind in ("p", "x")]
     return old

@@ -8,10 +8,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from dbrunbook.schema.snapshot import dialect_for
+from dbrunbook.dialects import PostgreSQL, facts
 
 #: Quotes identifiers the way PostgreSQL needs them (SQLAlchemy's rules, no driver loaded).
-_PREPARER = dialect_for("postgresql").identifier_preparer
+_PREPARER = facts(PostgreSQL.name).sqlalchemy_dialect().identifier_preparer
 #: Session settings put at the top of every rewritten revision.
 TIMEOUTS = {"lock_timeout": "5s", "statement_timeout": "15min"}
 #: Rows updated per committed batch when backfilling.

@@ -20,19 +20,20 @@ PostgreSQL), and replaces each unsafe statement by its safe sequence:
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import sqlglot
 from sqlglot import exp
 
-from typing import TYPE_CHECKING, Any
-
+from dbrunbook import dialects
 from dbrunbook.core.project import copied_scripts
-from dbrunbook.errors import ConfigError, UsageError
-from dbrunbook.sql.model import Action, Statement, parse_sql
-from dbrunbook.lint.runner import LintConfig, lint_migration
 from dbrunbook.core.results import Finding
+from dbrunbook.dialects import PostgreSQL
+from dbrunbook.errors import ConfigError, UsageError
+from dbrunbook.lint.runner import LintConfig, lint_migration
+from dbrunbook.sql.model import Action, Statement, parse_sql
 from dbrunbook.stages.migration._steps import BATCH_ROWS, TIMEOUTS, RewritePlan, Step, _not_null_steps, _q, _validate
 
 if TYPE_CHECKING:
@@ -94,7 +95,8 @@ def _safe_steps(stmt: Statement, action: Action, plan: RewritePlan) -> list[Step
         ctype = "UNIQUE" if d["type"] == "unique" else "PRIMARY KEY"
         return [Step(f"CREATE UNIQUE INDEX CONCURRENTLY IF NOT EXISTS {_q(action.name)} ON {_q(action.table)} ({cols})",
                      autocommit=True),
-                Step(f"ALTER TABLE {_q(action.table)} ADD CONSTRAINT {_q(action.name)} {ctype} USING INDEX {_q(action.name)}")]
+                Step(f"ALTER TABLE {_q(action.table)} ADD CONSTRAINT {_q(action.name)} {ctype} "
+                     f"USING INDEX {_q(action.name)}")]
     if kind == "set_not_null":
         return _not_null_steps(action.table, action.column)
     if kind == "add_column" and d.get("volatile_default") and d.get("default") is None:
@@ -128,8 +130,8 @@ def plan_rewrite(script_dir: Path, revision: str, url: str | None = None, cfg: C
     """
     from alembic.config import Config
 
-    from dbrunbook.stages.migration._rewrite_type import parent_columns
     from dbrunbook.lint.reversibility import operations_sql
+    from dbrunbook.stages.migration._rewrite_type import parent_columns
 
     script = copied_scripts(script_dir).get_revision(revision)
     if script is None:
@@ -140,7 +142,7 @@ def plan_rewrite(script_dir: Path, revision: str, url: str | None = None, cfg: C
     up_sql, down_sql = operations_sql(script_dir, [script.revision])
     plan = RewritePlan(script.revision, down)
     plan.expand = [Step(f"SET {name} = '{value}'") for name, value in TIMEOUTS.items()]
-    upgrade = parse_sql(up_sql, "postgresql")
+    upgrade = parse_sql(up_sql, PostgreSQL.name)
     retyped = {(a.table, a.column) for _, a in upgrade.actions("alter_type")}
     if url and retyped:
         if cfg is None:
@@ -160,7 +162,7 @@ def plan_rewrite(script_dir: Path, revision: str, url: str | None = None, cfg: C
             steps += safe
         plan.expand += steps
     dropped = {(a.table, a.column) for _, a in upgrade.actions("drop_column")}
-    for stmt in parse_sql(down_sql, "postgresql").statements:
+    for stmt in parse_sql(down_sql, PostgreSQL.name).statements:
         restores = any(a.kind == "add_column" and (a.table, a.column) in dropped for a in stmt.actions)
         (plan.contract_down if restores else plan.expand_down).append(stmt.text)
     return plan
@@ -219,7 +221,7 @@ def lint_plan(plan: RewritePlan, config: LintConfig | None = None) -> list[Findi
         in_tx = not step.autocommit
         sql.append(step.sql)
     text = "BEGIN;\n" + ";\n".join(sql) + ";\nCOMMIT;\n"
-    return lint_migration(parse_sql(text, "postgresql", "rewrite"), config).findings
+    return lint_migration(parse_sql(text, PostgreSQL.name, "rewrite"), config).findings
 
 
 @dataclass
@@ -232,30 +234,32 @@ class RewriteResult:
     advice: list[str]
 
 
-def rewrite_revision(target: "Target", revision: str, out_dir: Path) -> RewriteResult:
+def rewrite_revision(target: Target, revision: str, out_dir: Path) -> RewriteResult:
     """Write the safe rewrite of ``revision`` into ``out_dir`` (PostgreSQL); advice only elsewhere."""
     import tempfile
 
+    from dbrunbook.alembic_ops.migration import alembic_config
     from dbrunbook.core.db import dialect_name, make_engine
     from dbrunbook.lint.source import lint_revisions
-    from dbrunbook.alembic_ops.migration import alembic_config
 
     engine = make_engine(target.db)
     dialect = dialect_name(engine)
     engine.dispose()
-    if dialect not in REWRITES:
+    if not rewrites(dialect):
         report = lint_revisions(target, revision)
         advice = [f"{f.code} {f.object}: {f.fix}" for f in report.findings if f.severity != "info"]
         return RewriteResult(dialect, [], report.findings, advice or ["nothing unsafe found"])
     with tempfile.TemporaryDirectory(prefix="dbrunbook-rewrite-") as tmp:
         scripts = Path(tmp) / "alembic"
         cfg = alembic_config(target, scripts)  # copies the project's scripts there
-        plan = REWRITES[dialect](scripts, revision, target.db, cfg)
+        plan = plan_rewrite(scripts, revision, target.db, cfg)
     return RewriteResult(dialect, write_rewrite(plan, out_dir), lint_plan(plan), plan.advice)
 
 
-#: Dialects dbrunbook writes safe rewrites for; the others get the lint advice.
-REWRITES = {"postgresql": plan_rewrite}
+def rewrites(dialect: str) -> bool:
+    """Whether dbrunbook writes safe rewrites for ``dialect`` (PostgreSQL's); the others get the lint advice."""
+    found = dialects.get(dialect)
+    return found is not None and found.safe_rewrites
 
 
 def rewrite_planned(script_dir: Path, revisions: list[str], dialect: str, out_dir: Path,
@@ -265,14 +269,14 @@ def rewrite_planned(script_dir: Path, revisions: list[str], dialect: str, out_di
     With ``url`` (the target), type changes are rewritten too (see :func:`plan_rewrite`).
     """
     advice = [f"{f.code} {f.object}: {f.fix}" for f in findings if f.severity != "info"]
-    if dialect not in REWRITES:
+    if not rewrites(dialect):
         return RewriteResult(dialect, [], [], advice)
     files: list[Path] = []
     remaining: list[Finding] = []
     advice = []
     for revision in revisions:
         try:
-            plan = REWRITES[dialect](script_dir, revision, url)
+            plan = plan_rewrite(script_dir, revision, url)
         except Exception as exc:  # the revision's own code (e.g. it inspects the live database): no rewrite for it
             why = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
             advice.append(f"{revision}: not rewritten, its operations cannot be read without a database "

@@ -18,13 +18,14 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from dbrunbook.data.clone import MODES, scratch_copy
+from dbrunbook import dialects
+from dbrunbook.alembic_ops.migration import alembic_config, apply_upgrade
 from dbrunbook.core.config import Target, load_metadata
 from dbrunbook.core.db import check_connection, dialect_name, make_engine
-from dbrunbook.errors import UsageError
-from dbrunbook.alembic_ops.migration import alembic_config, apply_upgrade
 from dbrunbook.core.results import Finding
-from dbrunbook.stages.performance._plans import DIALECTS, FULL_SCAN, PlanFacts, analyze, measure, uses_index
+from dbrunbook.data.clone import MODES, scratch_copy
+from dbrunbook.errors import UsageError
+from dbrunbook.stages.performance._plans import FULL_SCAN, PlanFacts, analyze, measure, uses_index
 from dbrunbook.stages.performance._queries import Query, check_select, generate_queries, load_queries
 from dbrunbook.stages.performance._report import backup_findings, measure_backup, n_plus_one_findings, plot, summary
 
@@ -232,7 +233,7 @@ def compare_performance(target: Target, script_dir: Path, queries: list[Query] |
         return out
     _note_changes(out, before, after)
     models = load_metadata(target.models, target.project_dir) if target.models else after
-    if not DIALECTS[name].fk_index_automatic:
+    if not dialects.facts(name).implicit_fk_index:
         out.fk_without_index = _fk_without_index(models, out.touched)
     engine = make_engine(target.db)
     try:
@@ -250,12 +251,13 @@ def compare_performance(target: Target, script_dir: Path, queries: list[Query] |
     if plans_after is None:
         out.schema_error = error
         return out
-    out.queries = [QueryComparison(q, _named(b, q), _named(a, q)) for q, b, a in zip(work, plans_before, plans_after)]
+    out.queries = [QueryComparison(q, _named(b, q), _named(a, q))
+                   for q, b, a in zip(work, plans_before, plans_after, strict=True)]
     return out
 
 
 def _create_index(dialect: str, index: str, table: str, columns: list[str]) -> str:
-    return DIALECTS[dialect].create_index.format(name=index, table=table, columns=", ".join(columns))
+    return dialects.facts(dialect).online_index_sql.format(name=index, table=table, columns=", ".join(columns))
 
 
 def _used_by(comparison: Comparison, index: str) -> list[str]:

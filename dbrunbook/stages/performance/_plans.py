@@ -1,10 +1,10 @@
 """Query plans per dialect, summarised to comparable facts, and bounded timings.
 
-Each dialect's way of explaining a query, refreshing statistics and building an index without
-blocking writes is one row of :data:`DIALECTS`. A plan is reduced to a :class:`PlanFacts`: the
-planner's total cost where the dialect reports one, and the access path per table (``full
-scan``, ``full index scan NAME`` or ``index NAME``), so plans taken before and after a change
-can be compared.
+How a dialect explains a query and refreshes statistics are facts of the dialect (``explain_prefix``,
+``analyze_sql``); its plan rows are read by the summariser of its ``plan_format`` (:data:`SUMMARISERS`). A
+plan is reduced to a :class:`PlanFacts`: the planner's total cost where the dialect reports one, and the
+access path per table (``full scan``, ``full index scan NAME`` or ``index NAME``), so plans taken before
+and after a change can be compared.
 """
 from __future__ import annotations
 
@@ -12,16 +12,20 @@ import json
 import re
 import statistics
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterator
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.exc import DBAPIError
 
+from dbrunbook.core.db import engine_facts
+from dbrunbook.dialects import Dialect
 from dbrunbook.stages.data_checks._base import read_only
-from dbrunbook.core.db import dialect_name
 
 FULL_SCAN = "full scan"
+#: A plan read: the raw plan, the planner's total cost (None where the dialect reports none), access paths per table.
+Summary = tuple[Any, float | None, dict[str, list[str]]]
 
 
 @dataclass
@@ -73,7 +77,7 @@ def _walk(node: Any) -> Iterator[dict[str, Any]]:
             yield from _walk(value)
 
 
-def _pg_facts(rows: list[Any]) -> tuple[Any, float | None, dict[str, list[str]]]:
+def _pg_facts(rows: list[Any]) -> Summary:
     raw = rows[0][0]
     raw = json.loads(raw) if isinstance(raw, str) else raw
     access: dict[str, list[str]] = {}
@@ -98,7 +102,7 @@ def _pg_facts(rows: list[Any]) -> tuple[Any, float | None, dict[str, list[str]]]
 _MY_FULL = {"ALL": FULL_SCAN, "index": "full index scan"}
 
 
-def _my_facts(rows: list[Any]) -> tuple[Any, float | None, dict[str, list[str]]]:
+def _my_facts(rows: list[Any]) -> Summary:
     raw = json.loads(rows[0][0])
     access: dict[str, list[str]] = {}
     for node in _walk(raw):
@@ -120,7 +124,7 @@ _SQLITE_STEP = re.compile(r"^(SCAN|SEARCH) (\S+)(?: AS \S+)?(?: USING (.*?))?(?:
 _SQLITE_INDEX = re.compile(r"(?:COVERING )?INDEX (\S+)|(INTEGER PRIMARY KEY|PRIMARY KEY)")
 
 
-def _sqlite_facts(rows: list[Any]) -> tuple[Any, float | None, dict[str, list[str]]]:
+def _sqlite_facts(rows: list[Any]) -> Summary:
     raw = [{"id": r[0], "parent": r[1], "detail": r[3]} for r in rows]
     access: dict[str, list[str]] = {}
     for row in raw:
@@ -137,42 +141,26 @@ def _sqlite_facts(rows: list[Any]) -> tuple[Any, float | None, dict[str, list[st
     return raw, None, access
 
 
-@dataclass(frozen=True)
-class _Dialect:
-    """How one dialect explains a query, refreshes statistics and adds an index without blocking."""
-
-    explain: str
-    summarise: Callable[[list[Any]], tuple[Any, float | None, dict[str, list[str]]]]
-    analyze: str
-    create_index: str
-    #: The database creates an index for every foreign key itself.
-    fk_index_automatic: bool = False
-
-
-_MY = _Dialect("EXPLAIN FORMAT=JSON ", _my_facts, "ANALYZE TABLE {table}",
-               "CREATE INDEX {name} ON {table} ({columns}) ALGORITHM=INPLACE LOCK=NONE", fk_index_automatic=True)
-DIALECTS: dict[str, _Dialect] = {
-    "postgresql": _Dialect("EXPLAIN (FORMAT JSON) ", _pg_facts, "ANALYZE {table}",
-                           "CREATE INDEX CONCURRENTLY {name} ON {table} ({columns})"),
-    "mariadb": _MY,
-    "mysql": _MY,
-    "sqlite": _Dialect("EXPLAIN QUERY PLAN ", _sqlite_facts, "ANALYZE {table}",
-                       "CREATE INDEX {name} ON {table} ({columns})"),
+#: Reads a plan's rows into (the raw plan, the total cost, the access paths), by the dialect's ``plan_format``.
+SUMMARISERS: dict[str, Callable[[list[Any]], Summary]] = {
+    "postgresql-json": _pg_facts,
+    "mysql-json": _my_facts,
+    "sqlite-query-plan": _sqlite_facts,
 }
 
 
-def dialect(engine: sa.Engine) -> _Dialect:
-    """The plan facts of ``engine``'s dialect."""
-    return DIALECTS[dialect_name(engine)]
+def summarise(found: Dialect, rows: list[Any]) -> Summary:
+    """The raw plan, total cost and access paths of the plan rows ``found`` gave."""
+    return SUMMARISERS[found.plan_format](rows)
 
 
 def analyze(engine: sa.Engine, tables: list[str]) -> None:
     """Refresh the planner's statistics of ``tables`` (on a scratch copy), so both sides plan alike."""
-    row = dialect(engine)
+    found = engine_facts(engine)
     with engine.connect() as conn:
         q = conn.dialect.identifier_preparer.quote
         for table in tables:
-            result = conn.exec_driver_sql(row.analyze.format(table=q(table)))
+            result = conn.exec_driver_sql(found.analyze_sql.format(table=q(table)))
             if result.returns_rows:
                 result.fetchall()
         conn.commit()
@@ -219,13 +207,14 @@ def measure(engine: sa.Engine, queries: list[tuple[str, dict[str, Any]]], repeat
     The time is the median of ``repeats`` runs with every row fetched, after one untimed warm-up
     run; a run hitting the bound stops the repeats and marks the query timed out.
     """
-    row = dialect(engine)
+    found = engine_facts(engine)
     out = []
     with read_only(engine, int(timeout_seconds * 1000)) as (conn, reopen):
         for sql, params in queries:
             facts = PlanFacts()
             try:
-                facts.raw, facts.cost, facts.access = row.summarise(list(_run(conn, row.explain + sql, params)))
+                plan = list(_run(conn, found.explain_prefix + sql, params))
+                facts.raw, facts.cost, facts.access = summarise(found, plan)
             except DBAPIError as exc:
                 facts.ok, facts.error = False, _error(exc)
                 reopen()

@@ -8,9 +8,10 @@ parameter values are real values read from the target, one row per lookup.
 """
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import sqlalchemy as sa
 import sqlglot
@@ -18,9 +19,9 @@ from sqlglot import exp
 from sqlglot.errors import ParseError, TokenError
 from sqlglot.tokens import TokenType  # type: ignore[attr-defined]
 
-from dbrunbook.stages.data_checks._base import read_only
 from dbrunbook.errors import UsageError
 from dbrunbook.sql.model import SQLGLOT_DIALECT
+from dbrunbook.stages.data_checks._base import read_only
 
 #: Nodes that write, lock or create something: a query holding one is not a read-only SELECT.
 _WRITES = (exp.Insert, exp.Update, exp.Delete, exp.Merge, exp.Create, exp.Drop, exp.Alter, exp.Into, exp.Lock)

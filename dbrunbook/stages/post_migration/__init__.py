@@ -4,29 +4,29 @@
 models (PV001), the Alembic revision is the plan's head (PV002), the data is preserved (PV003:
 the fingerprint taken before the apply against one taken now, where the differences the schema
 changes explain are listed as info, PV004, and everything else blocks) and the database is
-healthy after its DDL (PV005-PV010, dialect probes in :data:`HEALTH`). :func:`unchanged` is for
-an apply that did not happen (a guard refused, the upgrade failed or was aborted): it proves the
-target is exactly as it was (PV011). Both only read the database.
+healthy after its DDL (PV005-PV010: the probes of :data:`HEALTH` the dialect names in its
+``health_probes``). :func:`unchanged` is for an apply that did not happen (a guard refused, the
+upgrade failed or was aborted): it proves the target is exactly as it was (PV011). Both only read
+the database.
 """
 from __future__ import annotations
 
 import copy
 import tempfile
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable, Mapping, Sequence, TypeVar
+from typing import Any, TypeVar
 
 import sqlalchemy as sa
 from alembic.script import ScriptDirectory
 from sqlalchemy.engine import Connection, Engine
 
-from dbrunbook.stages.schema_analysis import compare as schema_changes
-from dbrunbook.core.config import Target
-from dbrunbook.core.db import dialect_name
-from dbrunbook.errors import UsageError
-from dbrunbook.data.fingerprint import Fingerprint, FingerprintDiff, compare, fingerprint
+from dbrunbook import dialects
 from dbrunbook.alembic_ops.migration import alembic_config, current_revision
 from dbrunbook.core import contract
+from dbrunbook.core.config import Target
+from dbrunbook.core.db import dialect_name
 from dbrunbook.core.evidence import (
     Evidence,
     EvidenceError,
@@ -35,7 +35,10 @@ from dbrunbook.core.evidence import (
     SchemaAnalysisEvidence,
 )
 from dbrunbook.core.results import Finding, verdict_of
+from dbrunbook.data.fingerprint import Fingerprint, FingerprintDiff, compare, fingerprint
+from dbrunbook.errors import UsageError
 from dbrunbook.schema import Change, as_changes, diff, load_snapshot, snapshot
+from dbrunbook.stages.schema_analysis import compare as schema_changes
 
 E = TypeVar("E", bound=Evidence)
 #: Tables whose content is bookkeeping, not data: the revision check covers Alembic's.
@@ -289,16 +292,21 @@ def _sqlite_quick_check(conn: Connection, tables: Sequence[str]) -> list[Finding
                                                "(or sqlite3 .recover into a new file)")]
 
 
-#: The health probes of each dialect: what DDL can leave behind there.
-HEALTH: dict[str, tuple[HealthProbe, ...]] = {
-    "postgresql": (HealthProbe("PV005", "no invalid indexes", _pg_invalid_indexes),
-                   HealthProbe("PV006", "no constraints left NOT VALID", _pg_not_valid),
-                   HealthProbe("PV007", "sequences ahead of their columns", _pg_sequences)),
-    **{name: (HealthProbe("PV008", "CHECK TABLE ... QUICK on the changed tables", _check_table),)
-       for name in ("mariadb", "mysql")},
-    "sqlite": (HealthProbe("PV009", "PRAGMA foreign_key_check", _sqlite_foreign_keys),
-               HealthProbe("PV010", "PRAGMA quick_check", _sqlite_quick_check)),
+#: The health probes, by the names dialects list in ``health_probes``: what DDL can leave behind there.
+HEALTH: dict[str, HealthProbe] = {
+    "invalid-indexes": HealthProbe("PV005", "no invalid indexes", _pg_invalid_indexes),
+    "not-valid-constraints": HealthProbe("PV006", "no constraints left NOT VALID", _pg_not_valid),
+    "sequences-behind": HealthProbe("PV007", "sequences ahead of their columns", _pg_sequences),
+    "check-table": HealthProbe("PV008", "CHECK TABLE ... QUICK on the changed tables", _check_table),
+    "foreign-key-check": HealthProbe("PV009", "PRAGMA foreign_key_check", _sqlite_foreign_keys),
+    "quick-check": HealthProbe("PV010", "PRAGMA quick_check", _sqlite_quick_check),
 }
+
+
+def probes_of(dialect: str) -> list[HealthProbe]:
+    """The health probes of ``dialect``, in the order it lists them (none for a dialect dbrunbook does not know)."""
+    found = dialects.get(dialect)
+    return [HEALTH[name] for name in found.health_probes] if found else []
 
 
 def health(engine: Engine, tables: Iterable[str] | None = None) -> list[Check]:
@@ -307,7 +315,7 @@ def health(engine: Engine, tables: Iterable[str] | None = None) -> list[Check]:
     wanted = sorted(live if tables is None else live & set(tables))
     checks = []
     with engine.connect() as conn:
-        for probe in HEALTH.get(dialect_name(engine), ()):
+        for probe in probes_of(dialect_name(engine)):
             found = probe.run(conn, wanted)
             checks.append(_check(probe.code, probe.title, found, f"{len(found)} problem(s)" if found else "ok"))
         conn.rollback()

@@ -4,8 +4,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from dbrunbook.core.config import load_metadata
+from dbrunbook.core.config import load_metadata, load_run_settings
 from dbrunbook.core.evidence import CheckRow, PostMigrationEvidence
+from dbrunbook.core.notify import notify
+from dbrunbook.stages.guarded_apply import notification_findings
 from dbrunbook.stages.post_migration import ApplyRecord, Validation, check_record, head_revision, read_records
 
 if TYPE_CHECKING:
@@ -43,4 +45,9 @@ def run(stage: Stage, *, plan_run: str = "") -> PostMigrationOutcome:
                                      fingerprint_after=stage.path("fingerprint-after.json"))
     blocking = sum(f.severity == "block" for f in stage.findings)
     summary = f"{_STATE[record.applied]}: {len(result.checks)} checks, {blocking} blocking finding(s)"
+    if blocking:  # the people on call hear of it from the channel the apply told, not only from the record
+        delivery = notify("validation-failed", {"summary": summary, "run": stage.run_dir.name, "target": target.db,
+                                                "plan_run": plan_run, "revision": result.revision},
+                          load_run_settings(target.project_dir))
+        stage.extend(notification_findings([delivery.to_json()]))
     return PostMigrationOutcome(record, result, evidence, summary)

@@ -20,6 +20,7 @@ from dbrunbook.core.evidence import (
     StagingEvidence,
     TestsEvidence,
 )
+from dbrunbook.core.notify import Delivery
 from dbrunbook.core.results import Finding
 from dbrunbook.errors import UsageError
 
@@ -38,10 +39,13 @@ class ChecklistItem:
     missing: bool = False
     #: How to get the missing evidence (for the finding's fix; not part of the sidecar).
     fix: str = field(default="", compare=False)
+    #: The apply guard that checks this item instead of stage 10 (see ChecklistRecord.deferred).
+    deferred: str = ""
 
     def record(self) -> ChecklistRecord:
         """The item as stage 10's evidence records it (without the fix)."""
-        return ChecklistRecord(self.id, self.title, self.ticked, self.evidence, self.stage, self.waived, self.missing)
+        return ChecklistRecord(self.id, self.title, self.ticked, self.evidence, self.stage, self.waived, self.missing,
+                               self.deferred)
 
     def to_json(self) -> dict[str, Any]:
         return self.record().to_json()
@@ -235,14 +239,25 @@ _ITEMS: tuple[_Item, ...] = (
     _Item("backup-verified", codes.PP012, "A backup was taken and restored", contract.ROLLBACK_PLAN,
           "--rollback-plan", _backup_verified),
 )
-CHECKLIST_IDS = [item.id for item in _ITEMS]
+#: Items no earlier stage's evidence ticks: stage 10 decides them from the project's settings (and, for the
+#: approvals, leaves them to apply's ``approved`` guard). Their codes follow on from the items above.
+_SETTINGS_ITEMS: tuple[tuple[str, codes.Code, str], ...] = (
+    ("team-approval", codes.PP013, "The team approved the plan"),
+    ("monitoring-configured", codes.PP014, "Monitoring and alerting are configured"),
+)
+CHECKLIST_IDS = [item.id for item in _ITEMS] + [item_id for item_id, _, _ in _SETTINGS_ITEMS]
 #: The finding code of each checklist item: literal (codes.PP001 ...), so a new item renumbers nothing.
-CODES = {item.id: item.code.code for item in _ITEMS}
+CODES = {item.id: item.code.code for item in _ITEMS} | {item_id: code.code for item_id, code, _ in _SETTINGS_ITEMS}
 
 
-def checklist(run_dir: str | Path, *, window_seconds: float = 300.0,
-              waive: dict[str, str] | None = None) -> list[ChecklistItem]:
-    """The pre-migration checklist of the run in ``run_dir``, each item ticked only by a sidecar's evidence."""
+def checklist(run_dir: str | Path, *, window_seconds: float = 300.0, waive: dict[str, str] | None = None,
+              required_approvals: int = 0, delivery: Delivery | None = None) -> list[ChecklistItem]:
+    """The pre-migration checklist of the run in ``run_dir``, each item ticked only by a sidecar's evidence.
+
+    The last two items come from the project's settings: ``required_approvals`` (ticked when none are
+    required, else deferred to apply's ``approved`` guard) and ``delivery``, the test notification stage 10
+    sent (ticked when delivered; None when none was sent).
+    """
     if not isinstance(window_seconds, (int, float)) or window_seconds <= 0:
         raise UsageError(f"window_seconds must be a positive number of seconds, not {window_seconds!r}")
     if not isinstance(waive or {}, dict):
@@ -269,11 +284,41 @@ def checklist(run_dir: str | Path, *, window_seconds: float = 300.0,
         evidence += (f"; to tick it: {fix}" if fix and not ticked else "") + (f"; waived: {reason}" if reason else "")
         items.append(ChecklistItem(item.id, item.title, ticked, evidence,
                                    result.stage if result else item.stage.key, reason, missing, fix))
-    return items
+    return items + _settings_items(required_approvals, delivery, waive)
+
+
+def _settings_items(required: int, delivery: Delivery | None, waive: dict[str, str]) -> list[ChecklistItem]:
+    """The team-approval and monitoring-configured items, decided by stage 10 from the project's settings."""
+    stage = contract.PRODUCTION_PLAN.key
+    (approval_id, _, approval_title), (monitoring_id, _, monitoring_title) = _SETTINGS_ITEMS
+    if required <= 0:
+        approval = ChecklistItem(approval_id, approval_title, True, "no approvals required "
+                                 "(required_approvals in [tool.dbrunbook] is 0)", stage)
+    else:
+        # Approvers sign the finished plan run, so this run cannot see them: apply's guard counts them.
+        approval = ChecklistItem(approval_id, approval_title, False,
+                                 f"{required} approval(s) from distinct trusted keys required; checked by "
+                                 "dbrunbook apply (guard approved)", stage, deferred="approved",
+                                 fix="reviewers run dbrunbook approve RUN --key THEIR_KEY")
+    if delivery is not None and delivery.ok:
+        monitoring = ChecklistItem(monitoring_id, monitoring_title, True,
+                                   f"test notification delivered: {delivery.summary()}", stage)
+    else:
+        how = "set notify_command or notify_webhook in [tool.dbrunbook] (dbrunbook notify-test checks it)"
+        said = delivery.summary() if delivery is not None else "no test notification was sent"
+        reason = str(waive.get(monitoring_id, "")).strip()
+        monitoring = ChecklistItem(monitoring_id, monitoring_title, False,
+                                   f"{said}; to tick it: {how}" + (f"; waived: {reason}" if reason else ""), stage,
+                                   reason, missing=delivery is None or not delivery.configured, fix=how)
+    return [approval, monitoring]
 
 
 def findings(items: list[ChecklistItem]) -> list[Finding]:
-    """One finding per unticked item: ``block`` on evidence against it, ``warn`` when waived or not gathered."""
-    return [Finding(CODES[i.id], "warn" if i.waived or i.missing else "block", f"not ticked: {i.evidence}", i.id,
-                    {"stage": i.stage, "waived": i.waived, "missing": i.missing}, i.fix)
+    """One finding per unticked item: ``block`` on evidence against it, ``warn`` when waived or not gathered,
+    ``info`` when apply checks it instead (deferred)."""
+    def severity(item: ChecklistItem) -> str:
+        return "info" if item.deferred else "warn" if item.waived or item.missing else "block"
+
+    return [Finding(CODES[i.id], severity(i), f"{'deferred' if i.deferred else 'not ticked'}: {i.evidence}", i.id,
+                    {"stage": i.stage, "waived": i.waived, "missing": i.missing, "deferred": i.deferred}, i.fix)
             for i in items if not i.ticked]

@@ -18,13 +18,27 @@ from typing import Any
 from alembic.script import ScriptDirectory
 from sqlalchemy.engine import URL
 
-from dbrunbook.data.clone import scratch_copy
+from dbrunbook.alembic_ops.migration import (
+    ApplyResult,
+    alembic_config,
+    apply_downgrade,
+    apply_upgrade,
+    current_revision,
+    render_sql,
+)
 from dbrunbook.core.config import Target
 from dbrunbook.core.db import make_engine
-from dbrunbook.data.fingerprint import Fingerprint, FingerprintDiff, compare, compare_schema, fingerprint, schema_snapshot
-from dbrunbook.alembic_ops.migration import ApplyResult, alembic_config, apply_downgrade, apply_upgrade, current_revision, render_sql
 from dbrunbook.core.evidence import DevRehearsalEvidence
 from dbrunbook.core.results import Finding
+from dbrunbook.data.clone import scratch_copy
+from dbrunbook.data.fingerprint import (
+    Fingerprint,
+    FingerprintDiff,
+    compare,
+    compare_schema,
+    fingerprint,
+    schema_snapshot,
+)
 
 #: Alembic's own bookkeeping table: its row moves with every step, so it is not data to prove.
 _VERSION_TABLE = "alembic_version"
@@ -210,7 +224,8 @@ def decision_criteria(trip: RoundTrip | None = None, timeout_seconds: float | No
     """The signals that trigger the rollback during the production change, and what to do then."""
     # The downgrade is the answer only where it was proven to bring everything back.
     proven = trip is not None and trip.lossless and not trip.plan.restore_from_backup
-    how = "run the downgrade SQL" if proven else "restore the backup (the downgrade is not proven to bring the data back)"
+    how = ("run the downgrade SQL" if proven
+           else "restore the backup (the downgrade is not proven to bring the data back)")
     limit = f"{timeout_seconds:.0f}s" if timeout_seconds else "the rehearsed time times 3"
     return [
         {"signal": "a migration statement fails", "threshold": "any error", "action": how},

@@ -12,76 +12,34 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import os
 import shlex
 import shutil
 import sqlite3
 import subprocess
 import tempfile
 import time
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 
 from sqlalchemy.engine import URL
 
-from dbrunbook.core.db import check_connection, create_database, drop_database, engine_facts, make_engine, scratch_name, with_database
-from dbrunbook.errors import ToolMissing, UsageError
-from dbrunbook.data.fingerprint import FingerprintDiff, compare, fingerprint
+from dbrunbook.core.db import (
+    check_connection,
+    create_database,
+    drop_database,
+    engine_facts,
+    make_engine,
+    scratch_name,
+    with_database,
+)
+from dbrunbook.core.fence import sqlite_read_only_connect
 from dbrunbook.core.results import Finding
 from dbrunbook.core.secrets import resolve_url
-from dbrunbook.core.fence import sqlite_read_only_connect
-
-
-@dataclass(frozen=True)
-class _Tools:
-    """How one dialect backs up and restores: argument builders over a (password-free) URL."""
-
-    suffix: str
-    restore_tool: str
-    #: Environment variable the client tools read the password from.
-    password_env: str | None
-    dump: Callable[[URL, Path], list[str]] | None
-    restore: Callable[[URL, Path], list[str]] | None
-    #: The restore reads the backup on standard input.
-    restore_stdin: bool = False
-    #: Restore options for a database that still holds the objects (the target, not a fresh scratch one).
-    replace_existing: tuple[str, ...] = ()
-
-
-def _pg_conn(url: URL) -> list[str]:
-    return ["-h", url.host or "localhost", "-p", str(url.port or 5432), "-U", url.username or "postgres"]
-
-
-def _my_conn(url: URL) -> list[str]:
-    return ["-h", url.host or "localhost", "-P", str(url.port or 3306), "-u", url.username or "root"]
-
-
-_PG = _Tools(
-    suffix=".dump", restore_tool="pg_restore", password_env="PGPASSWORD",
-    dump=lambda u, f: ["pg_dump", *_pg_conn(u), "-Fc", "--no-owner", "--no-acl", "-f", str(f), u.database or ""],
-    restore=lambda u, f: ["pg_restore", *_pg_conn(u), "--no-owner", "--no-acl", "--exit-on-error",
-                          "-d", u.database or "", str(f)],
-    replace_existing=("--clean", "--if-exists"),
-)
-
-
-def _mysql_tools(dump_tool: str, client: str) -> _Tools:
-    return _Tools(
-        suffix=".sql", restore_tool=client, password_env="MYSQL_PWD", restore_stdin=True,
-        dump=lambda u, f: [dump_tool, *_my_conn(u), "--single-transaction", "--routines", "--triggers",
-                           "--hex-blob", f"--result-file={f}", u.database or ""],
-        restore=lambda u, f: [client, *_my_conn(u), u.database or ""],
-    )
-
-
-#: Backup and restore per dialect; SQLite needs no program (the backup API is in the driver).
-TOOLS: dict[str, _Tools] = {
-    "sqlite": _Tools(suffix=".sqlite3", restore_tool="sqlite3", password_env=None, dump=None, restore=None),
-    "postgresql": _PG,
-    "mariadb": _mysql_tools("mariadb-dump", "mariadb"),
-    "mysql": _mysql_tools("mysqldump", "mysql"),
-}
+from dbrunbook.data.fingerprint import FingerprintDiff, compare, fingerprint
+from dbrunbook.dialects import Dialect, facts
+from dbrunbook.errors import ToolMissing, UsageError
 
 
 @dataclass
@@ -130,41 +88,33 @@ class RestoreCheck:
                 "rows": self.rows, "ok": self.ok, "diffs": [d.to_json() for d in self.diffs]}
 
 
-def _dialect(url: URL) -> tuple[str, str, str]:
+def _dialect(url: URL) -> Dialect:
     engine = make_engine(url)
     try:
         check_connection(engine)
-        facts = engine_facts(engine)
+        return engine_facts(engine)
     finally:
         engine.dispose()
-    return facts.name, *facts.backup_tool
 
 
 def plan_backup(url: str | URL, out_dir: str | Path) -> BackupPlan:
     """The backup of ``url`` into ``out_dir``: command, file and restore command; runs nothing."""
     real = resolve_url(url)
-    dialect, tool, package = _dialect(real)
-    tools = TOOLS[dialect]
+    dialect = _dialect(real)
+    tool, package = dialect.backup_tool
     name = Path(real.database or "db").stem  # a SQLite path or a server's database name
     stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
-    path = Path(out_dir).resolve() / f"{name}-{stamp}{tools.suffix}"
-    if tools.dump is None or tools.restore is None:
+    path = Path(out_dir).resolve() / f"{name}-{stamp}{dialect.backup_suffix}"
+    dump, args = dialect.dump_command(real, str(path)), dialect.restore_command(real, str(path))
+    if dump is None or args is None:  # a file: copied with the sqlite3 module's backup API, no program needed
         command = f"sqlite3 backup API: {real.database} -> {path}"
-        restore = shlex.join(["sqlite3", real.database or "", f".restore {path}"])
+        restore = shlex.join([dialect.restore_tool, real.database or "", f".restore {path}"])
     else:
-        command = shlex.join(tools.dump(real, path))
-        args = tools.restore(real, path)
-        args[1:1] = tools.replace_existing
-        restore = shlex.join(args) + (f" < {shlex.quote(str(path))}" if tools.restore_stdin else "")
-    return BackupPlan(dialect=dialect, path=path, command=command, restore_command=restore, tool=tool,
+        command = shlex.join(dump)
+        args[1:1] = dialect.restore_replace_options
+        restore = shlex.join(args) + (f" < {shlex.quote(str(path))}" if dialect.restore_reads_stdin else "")
+    return BackupPlan(dialect=dialect.name, path=path, command=command, restore_command=restore, tool=tool,
                       package=package)
-
-
-def _environment(url: URL, tools: _Tools) -> dict[str, str]:
-    env = dict(os.environ)
-    if url.password and tools.password_env:
-        env[tools.password_env] = str(url.password)
-    return env
 
 
 def _require(tool: str, package: str) -> None:
@@ -202,16 +152,17 @@ def take_backup(url: str | URL, out_dir: str | Path) -> Backup:
     """Back up ``url`` into ``out_dir`` with the dialect's own tool; the database is only read."""
     real = resolve_url(url)
     plan = plan_backup(real, out_dir)
-    tools = TOOLS[plan.dialect]
+    dialect = facts(plan.dialect)
+    dump = dialect.dump_command(real, str(plan.path))
     plan.path.parent.mkdir(parents=True, exist_ok=True)
-    if tools.dump is not None:
+    if dump is not None:
         _require(plan.tool, plan.package)
     started = time.perf_counter()
     try:
-        if tools.dump is None:
+        if dump is None:
             _sqlite_copy(real.database or "", str(plan.path))
         else:
-            _run(tools.dump(real, plan.path), _environment(real, tools))
+            _run(dump, dialect.client_env(real))
     except BaseException:
         plan.path.unlink(missing_ok=True)  # a partial backup must not pass for one
         raise
@@ -223,20 +174,20 @@ def take_backup(url: str | URL, out_dir: str | Path) -> Backup:
 def restored(backup: Backup, url: str | URL) -> Iterator[URL]:
     """Restore ``backup`` into a fresh scratch database beside ``url``; yield its URL, then drop it."""
     real = resolve_url(url)
-    tools = TOOLS[backup.plan.dialect]
+    dialect = facts(backup.plan.dialect)
     if _sha256(backup.plan.path) != backup.sha256:
         raise UsageError(f"{backup.plan.path} does not match its recorded sha256")
-    workdir = tempfile.mkdtemp(prefix="dbrunbook-") if tools.restore is None else None
+    workdir = tempfile.mkdtemp(prefix="dbrunbook-") if dialect.file_based else None
     scratch = real.set(database=str(Path(workdir) / f"{scratch_name()}.db")) if workdir else \
         with_database(real, scratch_name())
     try:
-        if tools.restore is None:
+        restore = dialect.restore_command(scratch, str(backup.plan.path))
+        if restore is None:
             _sqlite_copy(str(backup.plan.path), scratch.database or "")
         else:
-            _require(tools.restore_tool, backup.plan.package)
+            _require(dialect.restore_tool, backup.plan.package)
             create_database(scratch)
-            _run(tools.restore(scratch, backup.plan.path), _environment(real, tools),
-                 stdin=backup.plan.path if tools.restore_stdin else None)
+            _run(restore, dialect.client_env(real), stdin=backup.plan.path if dialect.restore_reads_stdin else None)
         yield scratch
     finally:
         drop_database(scratch)

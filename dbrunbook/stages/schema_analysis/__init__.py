@@ -8,14 +8,25 @@ affected tables and their foreign keys.
 """
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Mapping
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 
 from dbrunbook.core.evidence import SchemaAnalysisEvidence
 from dbrunbook.core.results import Finding
-from dbrunbook.schema import KINDS, Change, RenameHint, SchemaDiff, as_changes, assess, diff, snapshot, snapshot_metadata
+from dbrunbook.schema import (
+    KINDS,
+    Change,
+    RenameHint,
+    SchemaDiff,
+    as_changes,
+    assess,
+    diff,
+    snapshot,
+    snapshot_metadata,
+)
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -52,7 +63,7 @@ def compare(engine: sa.Engine, metadata: sa.MetaData, renames: Mapping[str, str]
     return analyse(engine, metadata, renames).changes
 
 
-def run_changes(stage: "Stage", metadata: sa.MetaData | None) -> tuple[list[Change], str]:
+def run_changes(stage: Stage, metadata: sa.MetaData | None) -> tuple[list[Change], str]:
     """The schema changes of ``stage``'s run, and where they came from.
 
     Stage 01's recorded changes when it ran (so later stages judge the same changes), else computed

@@ -22,22 +22,24 @@ from __future__ import annotations
 
 import re
 import time
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Sequence
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import URL
 from sqlalchemy.exc import DBAPIError
 
-from dbrunbook.stages.staging._plan import _SKIP, MAX_ROUNDS, Growth, TableGrowth, growth_plan, insert_statement, reason
-from dbrunbook.stages.staging._values import NEAR_UNIQUE, NEAR_UNIQUE_MIN_ROWS, ColumnRule
-from dbrunbook.data.clone import disable_fk_checks, scratch_copy, sync_key_generators
+from dbrunbook import dialects
+from dbrunbook.alembic_ops.migration import alembic_config, apply_upgrade
 from dbrunbook.core.config import Target
 from dbrunbook.core.db import dialect_name, make_engine
-from dbrunbook.errors import UsageError
-from dbrunbook.alembic_ops.migration import alembic_config, apply_upgrade
 from dbrunbook.core.results import Finding
+from dbrunbook.data.clone import disable_fk_checks, scratch_copy, sync_key_generators
+from dbrunbook.errors import UsageError
+from dbrunbook.stages.staging._plan import _SKIP, MAX_ROUNDS, Growth, TableGrowth, growth_plan, insert_statement, reason
+from dbrunbook.stages.staging._values import NEAR_UNIQUE, NEAR_UNIQUE_MIN_ROWS, ColumnRule
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -45,15 +47,6 @@ if TYPE_CHECKING:
 __all__ = ["NEAR_UNIQUE", "NEAR_UNIQUE_MIN_ROWS", "ColumnRule", "Growth", "Scale", "StagingOutcome", "TableGrowth",
            "TimingCurve", "TimingPoint", "findings", "fit", "grow", "grow_report", "growth_plan", "growth_sql",
            "insert_statement", "plot", "row_counts", "run", "time_at", "timed", "timing_curve"]
-
-#: Statement run on each grown table afterwards, so the copy looks like a settled production
-#: database (statistics gathered, PostgreSQL's visibility hints set) rather than a fresh bulk load.
-_SETTLE = {
-    "postgresql": "VACUUM ANALYZE {table}",
-    "mysql": "ANALYZE TABLE {table}",
-    "mariadb": "ANALYZE TABLE {table}",
-    "sqlite": "ANALYZE {table}",
-}
 
 
 @dataclass(frozen=True)
@@ -64,7 +57,7 @@ class Scale:
     rows: tuple[tuple[str, int], ...] = ()
 
     @classmethod
-    def parse(cls, text: str | float | int) -> "Scale":
+    def parse(cls, text: str | float | int) -> Scale:
         """``"10x"``, ``"2.5"`` or ``"users=200000,orders=400000"``."""
         raw = str(text).strip().lower()
         if "=" in raw:
@@ -139,9 +132,14 @@ def grow_report(url: URL | str, scale: Scale) -> Growth:
 
 
 def _settle(engine: sa.Engine, tables: list[str]) -> None:
-    statement = _SETTLE.get(dialect_name(engine))
-    if not statement:
+    """Run the dialect's ``settle_sql`` on each grown table: the copy looks like a settled production database.
+
+    Statistics gathered and PostgreSQL's visibility hints set, rather than those of a fresh bulk load.
+    """
+    found = dialects.get(dialect_name(engine))
+    if found is None:
         return
+    statement = found.settle_sql
     # VACUUM refuses to run inside a transaction.
     with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
         quote = conn.dialect.identifier_preparer.quote
@@ -230,7 +228,7 @@ def timing_curve(target: Target, script_dir: Path, scales: Sequence[float] = (1,
     """
     runs: list[list[TimingPoint]] = [[] for _ in scales]
     for _ in range(max(repeats, 1)):
-        for timings, factor in zip(runs, scales):
+        for timings, factor in zip(runs, scales, strict=True):
             timings.append(time_at(target, script_dir, Scale(factor=float(factor)), mode, rows))
     points = [_fastest(timings) for timings in runs]
     curve = TimingCurve(points)
@@ -262,7 +260,8 @@ def plot(curve: TimingCurve) -> Figure:
     xs = [0, top]
     ax.plot(xs, [curve.predict(x) for x in xs], "-", color="grey", label="fitted line")
     if curve.predicted_seconds is not None:
-        ax.plot([curve.production_rows], [curve.predicted_seconds], "*", markersize=12, label="predicted at production size")
+        ax.plot([curve.production_rows], [curve.predicted_seconds], "*", markersize=12,
+                label="predicted at production size")
     ax.set_ylim(bottom=0)
     ax.xaxis.set_major_formatter(lambda x, _: f"{x:,.0f}")
     ax.set_xlabel("rows in the database")
@@ -291,8 +290,9 @@ def findings(curve: TimingCurve, max_seconds: float = 60.0) -> list[Finding]:
     out.append(Finding("VL001", "info", f"predicted upgrade time {what} at {curve.production_rows:,} rows: "
                                         f"{predicted:.2f}s".replace("  ", " "), "", evidence))
     if predicted > max_seconds and not failed:
-        out.append(Finding("VL003", "warn", f"the upgrade is predicted to take {predicted:.0f}s, over {max_seconds:.0f}s",
-                           "", evidence, "split the migration, build indexes concurrently, or backfill in batches"))
+        out.append(Finding("VL003", "warn",
+                           f"the upgrade is predicted to take {predicted:.0f}s, over {max_seconds:.0f}s", "",
+                           evidence, "split the migration, build indexes concurrently, or backfill in batches"))
     return out
 
 

@@ -15,9 +15,9 @@ from typing import TYPE_CHECKING, Any
 import sqlalchemy as sa
 from sqlalchemy.exc import SQLAlchemyError
 
-from dbrunbook.stages.staging._values import FRESH, ColumnRule, choose_rules, fresh_value, profile_query, unique_sets
 from dbrunbook.core.db import dialect_name
 from dbrunbook.errors import UsageError
+from dbrunbook.stages.staging._values import FRESH, ColumnRule, choose_rules, fresh_value, profile_query, unique_sets
 
 if TYPE_CHECKING:
     from dbrunbook.stages.staging import Scale
@@ -53,7 +53,10 @@ class TableGrowth:
 
 @dataclass
 class Growth:
-    """What :func:`dbrunbook.stages.staging.grow_report` did: rows per table after, and the tables left as they were, with why."""
+    """What :func:`dbrunbook.stages.staging.grow_report` did: rows per table after, and the tables left as they were.
+
+    ``skipped`` says why each was left.
+    """
 
     rows: dict[str, int]
     skipped: dict[str, str] = field(default_factory=dict)
@@ -93,14 +96,15 @@ def _plan_table(conn: sa.Connection, table: sa.Table, scale: Scale, plans: dict[
             plan.problem = (f"grown to {rows * (MAX_ROUNDS + 1)} rows, not {plan.target}: more than {MAX_ROUNDS} "
                             f"replays of its {rows} rows")
         plan.threshold = _threshold(conn, table, plan.partial_rows)
-    following = {col.name for fk in table.foreign_key_constraints for col, element in zip(fk.columns, fk.elements)
+    following = {col.name for fk in table.foreign_key_constraints
+                 for col, element in zip(fk.columns, fk.elements, strict=True)
                  if _varies(plans, fk.referred_table.name, element.column.name, plan.rounds)}
     plan.columns, problem = choose_rules(table, profile, dialect, unique_sets(table), following)
     if problem and plan.rounds:
         plan.stop(problem)
     for fk in table.foreign_key_constraints:
         parent = plans.get(fk.referred_table.name)
-        for col, element in zip(fk.columns, fk.elements):
+        for col, element in zip(fk.columns, fk.elements, strict=True):
             if parent and element.column.name in parent.columns:
                 plan.columns[col.name] = ColumnRule("parent", parent=(parent.table, element.column.name))
     return plan

@@ -10,12 +10,13 @@ into findings: a test in which one SELECT shape ran ``threshold`` times or more 
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import Any
 
-from dbrunbook.errors import UsageError
 from dbrunbook.core.results import Finding
+from dbrunbook.errors import UsageError
 from dbrunbook.stages.dev_rehearsal._querylog import LOG_ENV, PLUGIN, PLUGIN_DIR, parse_log, plugin_environment
 
 #: Repeats of one SELECT shape in one test from which it is reported as an N+1 suspect.

@@ -19,7 +19,8 @@ import json
 import os
 import re
 from collections import Counter
-from typing import Any, Generator
+from collections.abc import Generator
+from typing import Any
 
 import pytest
 
