@@ -18,7 +18,6 @@ import subprocess
 import sys
 import tempfile
 import uuid
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +31,7 @@ from sqlalchemy.engine import URL
 from dbrunbook.alembic_ops._shapes import mark, name_unnamed
 from dbrunbook.core.config import Target, load_metadata, read_pyproject
 from dbrunbook.core.db import engine_facts, make_engine
+from dbrunbook.core.evidence import AlembicRun
 from dbrunbook.core.fence import sandbox_environment
 from dbrunbook.core.project import alembic_config as alembic_config
 from dbrunbook.core.project import copied_scripts
@@ -43,20 +43,8 @@ from dbrunbook.errors import ConfigError
 _TEMPLATES = Path(__file__).resolve().parents[1] / "_templates"
 
 
-@dataclass
-class ApplyResult:
-    """The outcome of running migrations on a database."""
-
-    ok: bool
-    seconds: float
-    statements: list[dict[str, Any]] = field(default_factory=list)
-    error: str = ""
-    error_type: str = ""
-    failed_statement: str = ""
-    #: SQL rendered offline (``--sql``).
-    output: str = ""
-    #: Set when env.py reached for a database other than the one it was given (``target``, ``where``).
-    fenced: dict[str, str] = field(default_factory=dict)
+#: The outcome of running migrations on a database: the record stages keep of it, as they keep it.
+ApplyResult = AlembicRun
 
 
 def revision_paths(script_dir: Path, revisions: list[str]) -> list[Path]:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +20,7 @@ from sqlalchemy.engine import URL
 
 from dbrunbook import dialects
 from dbrunbook.core.db import create_database, drop_database, make_engine, scratch_name, with_database
+from dbrunbook.core.evidence import LockEstimate
 from dbrunbook.core.secrets import parse_url
 from dbrunbook.lint.runner import DEFAULT_PG_VERSION
 from dbrunbook.sql.model import Action, Migration
@@ -142,25 +143,8 @@ _MODELS: dict[str, Callable[[Action, Migration], LockInfo]] = {
     "lock-modes": _pg, "online-ddl": _mysql, "database-lock": _sqlite}
 
 
-@dataclass
-class LockRow:
-    """One statement's lock and its estimated write-blocking time."""
-
-    statement: int
-    sql: str
-    table: str
-    action: str
-    lock: str
-    blocks: str
-    algorithm: str
-    rewrite: bool
-    scan: bool
-    rows: int | None
-    bytes: int | None
-    blocked_seconds: float
-
-    def to_json(self) -> dict[str, Any]:
-        return asdict(self)
+#: One statement's lock and its estimated write-blocking time: the record stage 03 keeps of it.
+LockRow = LockEstimate
 
 
 def _sized_table(action: Action) -> str:

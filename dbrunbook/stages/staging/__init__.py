@@ -23,7 +23,7 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -35,6 +35,7 @@ from dbrunbook import dialects
 from dbrunbook.alembic_ops.migration import alembic_config, apply_upgrade
 from dbrunbook.core.config import Target
 from dbrunbook.core.db import dialect_name, make_engine
+from dbrunbook.core.evidence import TimingPointRecord
 from dbrunbook.core.results import Finding
 from dbrunbook.data.clone import disable_fk_checks, scratch_copy, sync_key_generators
 from dbrunbook.errors import UsageError
@@ -156,18 +157,8 @@ def row_counts(engine: sa.Engine) -> dict[str, int]:
                 for t in meta.sorted_tables if t.name not in _SKIP}
 
 
-@dataclass
-class TimingPoint:
-    """The upgrade timed on a copy grown by ``scale``."""
-
-    scale: float
-    rows: int
-    seconds: float
-    ok: bool
-    error: str = ""
-    grow_seconds: float = 0.0
-    #: Tables the copy could not grow (left as they were, or grown less), with why.
-    skipped: dict[str, str] = field(default_factory=dict)
+#: The upgrade timed on a copy grown by ``scale``: the record stage 09 keeps of it.
+TimingPoint = TimingPointRecord
 
 
 @dataclass
