@@ -345,7 +345,7 @@ def test_json_documents_of_update_show_runs_and_verify(project, tmp_path):
     verified = CliRunner().invoke(main, ["verify", run_id, "--runs-dir", str(runs), "--format", "json"])
     assert verified.exit_code == 0
     assert json.loads(verified.stdout) == {"schema": "dbrunbook.verify/1", "path": document["path"], "run_id": run_id,
-                                           "ok": True, "files": 4, "problems": []}
+                                           "ok": True, "files": 4, "problems": [], "signatures": []}
     (Path(document["path"]) / "extra.txt").write_text("x")
     tampered = CliRunner().invoke(main, ["verify", run_id, "--runs-dir", str(runs), "--format", "json"])
     assert tampered.exit_code == EXIT_VERIFY and tampered.stderr.startswith("error: ")

@@ -295,7 +295,7 @@ def verify(run: str, runs_dir: Path | None, project: Path, fmt: str) -> None:
             click.echo(_dumps(verify_json(path, None, exc.problems)))
         raise
     if fmt == "json":
-        click.echo(_dumps({**verify_json(path, manifest, []), "signatures": [s.to_json() for s in signatures]}))
+        click.echo(_dumps(verify_json(path, manifest, [], [s.to_json() for s in signatures])))
     else:
         signed = "; ".join(s.detail for s in signatures) or "not signed"
         click.echo(f"OK: {len(manifest['files'])} files of {path.name} match the manifest; {signed}")

@@ -114,10 +114,12 @@ def runs_json(manifests: list[dict[str, Any]]) -> dict[str, Any]:
          "last_stage": _last_stage(m) if m.get("stages") else None} for m in manifests]}
 
 
-def verify_json(run_dir: Path, manifest: dict[str, Any] | None, problems: list[str]) -> dict[str, Any]:
+def verify_json(run_dir: Path, manifest: dict[str, Any] | None, problems: list[str],
+                signatures: list[dict[str, Any]] | None = None) -> dict[str, Any]:
     """A verification's outcome as a ``dbrunbook.verify/1`` document (``manifest`` None when it failed)."""
     return {"schema": VERIFY_SCHEMA, "path": str(run_dir), "run_id": run_dir.name, "ok": not problems,
-            "files": len(manifest["files"]) if manifest else None, "problems": list(problems)}
+            "files": len(manifest["files"]) if manifest else None, "problems": list(problems),
+            "signatures": list(signatures or [])}
 
 
 def render_runs(manifests: list[dict[str, Any]]) -> str:
