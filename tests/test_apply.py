@@ -576,7 +576,8 @@ def test_update_names_the_apply_command_only_when_apply_would_accept(planned, ge
     recorded["data"]["checklist"][-1]["waived"] = ""
     sidecar.write_text(json.dumps(recorded))
     last = render_run(copy).splitlines()[-1]
-    assert last.startswith(f"not ready for dbrunbook apply: plan-ready: 1 of {len(CHECKLIST)} checklist items not ticked")
+    open_items = f"plan-ready: 1 of {len(CHECKLIST)} checklist items not ticked"
+    assert last.startswith(f"not ready for dbrunbook apply: {open_items}")
     other = generated.project / "migrations" / "versions" / "0002_other.py"
     _revision(generated.project / "migrations", "0002_other",
               'revision = "0002"\ndown_revision = "0001"\ndef upgrade():\n    pass\ndef downgrade():\n    pass\n')
