@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -26,26 +26,15 @@ from dbrunbook.errors import UsageError
 
 
 @dataclass
-class ChecklistItem:
-    """One pre-migration check: ticked only by evidence found in a stage's sidecar."""
+class ChecklistItem(ChecklistRecord):
+    """One pre-migration check as stage 10 decides it: the record its evidence keeps, and how to get what is missing."""
 
-    id: str
-    title: str
-    ticked: bool
-    evidence: str
-    stage: str
-    waived: str = ""
-    #: True when the evidence was not gathered (as opposed to evidence against the item).
-    missing: bool = False
     #: How to get the missing evidence (for the finding's fix; not part of the sidecar).
     fix: str = field(default="", compare=False)
-    #: The apply guard that checks this item instead of stage 10 (see ChecklistRecord.deferred).
-    deferred: str = ""
 
     def record(self) -> ChecklistRecord:
         """The item as stage 10's evidence records it (without the fix)."""
-        return ChecklistRecord(self.id, self.title, self.ticked, self.evidence, self.stage, self.waived, self.missing,
-                               self.deferred)
+        return ChecklistRecord(**{f.name: getattr(self, f.name) for f in fields(ChecklistRecord)})
 
     def to_json(self) -> dict[str, Any]:
         return self.record().to_json()
@@ -283,7 +272,7 @@ def checklist(run_dir: str | Path, *, window_seconds: float = 300.0, waive: dict
         missing = not ticked and fix.startswith(_GATHER)
         evidence += (f"; to tick it: {fix}" if fix and not ticked else "") + (f"; waived: {reason}" if reason else "")
         items.append(ChecklistItem(item.id, item.title, ticked, evidence,
-                                   result.stage if result else item.stage.key, reason, missing, fix))
+                                   result.stage if result else item.stage.key, reason, missing, fix=fix))
     return items + _settings_items(required_approvals, delivery, waive)
 
 
