@@ -1,22 +1,18 @@
 """dbrunbook: safe database schema changes as a runbook of parameterised notebooks.
 
-The public API is listed in ``__all__``. The core (errors, results, stages, engines) is
-imported eagerly; the stage modules are imported on first use, so that ``import dbrunbook``
-stays quick in every stage kernel.
+The public API is listed in ``__all__``. Only the exception tree is imported eagerly; every other
+public name is imported on first use (PEP 562 ``__getattr__``), so that ``import dbrunbook`` costs
+next to nothing: ``dbrunbook --help`` and ``lint`` start fast, and each stage kernel pays only for
+what its notebook uses.
 """
 from __future__ import annotations
 
 __version__ = "0.1.0"
 
 import importlib
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from dbrunbook import _compat
-from dbrunbook.core.config import Target, load_metadata, load_target
-from dbrunbook.core.db import check_connection, make_engine
-from dbrunbook.core.results import Finding, StageResult, load_result, record
-from dbrunbook.core.secrets import mask_url
-from dbrunbook.core.stage import Stage, open_stage
 from dbrunbook.errors import (
     ApplyRefused,
     ConfigError,
@@ -31,10 +27,22 @@ from dbrunbook.errors import (
     VerificationFailed,
 )
 
+if TYPE_CHECKING:  # the names type checkers see; at run time __getattr__ imports them when first used
+    from dbrunbook.core.config import Target, load_metadata, load_target
+    from dbrunbook.core.db import check_connection, make_engine
+    from dbrunbook.core.results import Finding, StageResult, load_result, record
+    from dbrunbook.core.secrets import mask_url
+    from dbrunbook.core.stage import Stage, open_stage
+
 _compat.install()
 
 #: Public names imported on first use: name -> "module" or "module:attribute".
 _LAZY = {
+    # the core: targets, connections, results, stages
+    "Target": "core.config", "load_metadata": "core.config", "load_target": "core.config",
+    "check_connection": "core.db", "make_engine": "core.db", "mask_url": "core.secrets",
+    "Finding": "core.results", "StageResult": "core.results", "load_result": "core.results", "record": "core.results",
+    "Stage": "core.stage", "open_stage": "core.stage",
     # stages 1-2: schema snapshot, diff, impact, design rules
     "Snapshot": "schema", "SchemaDiff": "schema", "RenameHint": "schema", "load_snapshot": "schema",
     "snapshot_metadata": "schema", "diff_specs": "schema", "snapshot_schema": "schema:snapshot",
