@@ -7,7 +7,6 @@ import click
 
 from dbrunbook.core.secrets import mask_url
 from dbrunbook.errors import EXIT_BLOCKED
-from dbrunbook.stages.rollback_plan.backup import findings, take_backup, verify_backup
 
 
 @click.command("backup")
@@ -17,6 +16,9 @@ from dbrunbook.stages.rollback_plan.backup import findings, take_backup, verify_
 @click.option("--verify", is_flag=True, help="Restore into a scratch database and compare fingerprints.")
 def command(db: str, out: Path, verify: bool) -> None:
     """Back up a database with pg_dump, mariadb-dump or the SQLite backup API."""
+    # imported here, not above: `dbrunbook --help` loads every command module for its one-line help
+    from dbrunbook.stages.rollback_plan.backup import findings, take_backup, verify_backup
+
     backup = take_backup(db, out)
     click.echo(f"backed up {mask_url(db)} to {backup.plan.path} "
                f"({backup.size} bytes, {backup.seconds:.2f}s, sha256 {backup.sha256})")

@@ -9,13 +9,15 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
-from dbrunbook.core.config import load_renames
 from dbrunbook.dialects import supported
 from dbrunbook.errors import UsageError
-from dbrunbook.schema import SchemaDiff, diff_specs
+
+if TYPE_CHECKING:
+    from dbrunbook.schema import SchemaDiff
 
 
 def render_text(result: SchemaDiff) -> str:
@@ -46,6 +48,10 @@ def render_text(result: SchemaDiff) -> str:
 def command(source: str, target: str, fmt: str, dialect: str | None, renames: tuple[str, ...], project: Path,
             exit_code: bool) -> None:
     """Show the schema changes from SOURCE to TARGET (each a URL, module:attr or snapshot file)."""
+    # imported here, not above: `dbrunbook --help` loads every command module for its one-line help
+    from dbrunbook.core.config import load_renames
+    from dbrunbook.schema import diff_specs
+
     confirmed = load_renames(project)
     for item in renames:
         old, sep, new = item.partition("=")
