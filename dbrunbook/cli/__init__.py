@@ -66,6 +66,7 @@ _LAZY_COMMANDS = {
     "sign": "dbrunbook.cli.commands.sign",
     "approve": "dbrunbook.cli.commands.approve",
     "notify-test": "dbrunbook.cli.commands.notify_test",
+    "explore": "dbrunbook.cli.commands.explore",
 }
 
 
