@@ -60,6 +60,7 @@ SLOW_TESTS = (
     "test_journal.py::test_an_interrupted_run_is_on_the_record",
     "test_migration_shapes.py::test_lint_renders_both_branches_pending_on_each_dialect",
     "test_migration_shapes.py::test_update_dry_run_reviews_an_unnamed_unique_constraint_and_rehearses_it",
+    "test_models_vs_migrations.py::test_mlflow_revisions_differ_from_mlflow_models_only_where_alembic_says_so",
     "test_performance.py::test_stage_on_the_demo_compares_plans_on_a_schema_copy_when_the_data_stops_the_upgrade",
     "test_production.py::test_demo_ticks_only_what_its_sidecars_prove",
     "test_production.py::test_healthy_project_ticks_the_data_items",

@@ -83,6 +83,16 @@ SA004 = _declare("SA004", "breaks-dependents", "block",
 SA005 = _declare("SA005", "rename-hint", "warn",
                  "A drop and an add that look like a rename; as drop + add the values are lost.",
                  "if it is a rename, declare it under renames in [tool.dbrunbook]")
+SA006 = _declare("SA006", "migrations-do-not-make-the-models", "block",
+                 "The pending revisions, applied to a schema-only copy, do not produce the schema the models "
+                 "describe (what `alembic check` would report after the upgrade); each difference is listed.",
+                 "apply would leave the database not matching the models the code runs with: add the missing "
+                 "operations with `alembic revision --autogenerate` (review it), or edit the revision or the models "
+                 "until they agree")
+SA007 = _declare("SA007", "migrations-not-compared", "warn",
+                 "The pending revisions could not be applied to a schema-only copy, so whether they produce the "
+                 "models is unknown.",
+                 "run the upgrade on an empty copy to see the error (stage 03 shows it too) and fix the revision")
 
 # -- 03 migration (dbrunbook.stages.migration, dbrunbook.alembic_ops._shapes) ------------------------------------------
 MG000 = _declare("MG000", "nothing-to-migrate", "info",
@@ -172,6 +182,23 @@ DC102 = _declare("DC102", "profiled-in-part", "warn", "A column could not be pro
                  "read the reason; the data checks do not depend on the profile")
 DC103 = _declare("DC103", "backfill-not-planned", "warn", "The backfill of a column could not be planned, with "
                  "the reason.", "pass the fill expression (backfills={'table.column': <SQL>}) or backfill by hand")
+# The data statements of the pending revisions (dbrunbook.stages.data_checks.statements)
+DC110 = _declare("DC110", "data-statement", "info",
+                 "An UPDATE or INSERT ... SELECT of the pending revisions, counted on the target by its own "
+                 "predicate: how many rows it writes, with a sample (key and the columns involved).",
+                 "check that the count and the sampled rows are the ones the revision means to change")
+DC111 = _declare("DC111", "rows-deleted", "block",
+                 "A DELETE of the pending revisions removes rows of the target: the data is lost, as with a drop.",
+                 "narrow the WHERE to the rows meant, or keep a copy first in the migration "
+                 "(CREATE TABLE <table>_deleted AS SELECT ... with the same WHERE)")
+DC112 = _declare("DC112", "statement-without-where", "warn",
+                 "An UPDATE or DELETE of the pending revisions has no WHERE on a non-empty table: it writes or "
+                 "removes every row in one transaction.",
+                 "add a WHERE naming the rows meant (WHERE <column> IS NULL for a backfill), or batch it (DC100)")
+DC113 = _declare("DC113", "statement-not-analysed", "warn",
+                 "A data statement of the pending revisions could not be analysed (bound parameters, a join, "
+                 "syntax the parser does not read, a query that fails): named, with the reason.",
+                 "review the statement by hand: count the rows it touches with its own WHERE")
 
 # -- 08 performance (dbrunbook.stages.performance) ---------------------------------------------------------------------
 PF000 = _declare("PF000", "plans-kept", "info", "No query plan lost an index and no query got slower.")
@@ -358,6 +385,18 @@ PV010 = _declare("PV010", "quick-check", "block", "PRAGMA quick_check reports da
 PV011 = _declare("PV011", "target-unchanged", "block", "After an apply that did not happen: the target changed "
                  "(block), or is proven unchanged (info; warn without a fingerprint).",
                  "compare with the backup and restore, or finish the change by hand")
+PV012 = _declare("PV012", "apply-stopped-partway", "block", "The apply failed after statements committed (DDL "
+                 "without transactions): the revision the target is at, which pending revisions were applied, "
+                 "which failed and which did not run.", "remove what the failed revision left (PV014) so the target "
+                 "is exactly at its revision, fix the cause and apply a new plan; or finish the failed revision by "
+                 "hand and stamp it")
+PV013 = _declare("PV013", "failed-revision-statements", "info", "The statements of the failed revision that ran "
+                 "and committed, the one that failed, and those that did not run (from stage 11's record).")
+PV014 = _declare("PV014", "left-behind", "block", "A schema object the failed revision left behind (the schema now "
+                 "against the snapshot before the apply, less what the applied revisions made), with the SQL "
+                 "that removes it.", "run the SQL given (in the order listed), then validate again")
+PV015 = _declare("PV015", "revision-row-mismatch", "block", "The alembic_version row does not name the last "
+                 "revision stage 11 recorded as applied.", "alembic stamp that revision (the command given)")
 
 #: Families in the order of the stages that report them: title, and where the codes are documented at length.
 FAMILIES: dict[str, tuple[str, str]] = {

@@ -4,7 +4,8 @@
 the same model, diffs the two (:mod:`dbrunbook.schema`), classifies each change and names what
 depends on it. Drops are measured: a dropped column or table says how many values it holds.
 :func:`findings` turns the result into coded findings; :func:`relations_figure` draws the
-affected tables and their foreign keys.
+affected tables and their foreign keys. With models and pending revisions both given,
+:func:`compare_revisions` checks that the revisions produce the models (:mod:`._agreement`).
 """
 from __future__ import annotations
 
@@ -33,8 +34,8 @@ if TYPE_CHECKING:
 
     from dbrunbook.core.stage import Stage
 
-__all__ = ["KINDS", "Change", "SchemaAnalysisOutcome", "analyse", "compare", "findings", "relations_figure", "run",
-           "run_changes", "summary", "table"]
+__all__ = ["KINDS", "Agreement", "Change", "SchemaAnalysisOutcome", "analyse", "compare", "compare_revisions",
+           "disagreements", "findings", "relations_figure", "run", "run_changes", "summary", "table"]
 
 
 def analyse(engine: sa.Engine, metadata: sa.MetaData, renames: Mapping[str, str] | None = None,
@@ -180,4 +181,5 @@ def relations_figure(result: SchemaDiff) -> Figure:
 
 
 # The stage's step builds on the functions above, so it is imported last.
+from dbrunbook.stages.schema_analysis._agreement import Agreement, compare_revisions, disagreements  # noqa: E402
 from dbrunbook.stages.schema_analysis._stage import SchemaAnalysisOutcome, run  # noqa: E402
