@@ -123,7 +123,10 @@ def test_every_check_kind_finds_the_bad_rows_and_none_in_the_look_alike(change, 
         assert good.get(key) == 0, (key, good)
     overflow = [r for r in report.results if r.table == NAMES["bad"] and r.problem == "overflow"]
     assert sorted((r.columns[0], r.count) for r in overflow) == [("amount", 1), ("big", 1)]
-    assert all(r.count == 0 for r in report.results if r.table == NAMES["good"])
+    # PostgreSQL has no automatic cast from VARCHAR to INTEGER: without USING, every row of both tables blocks.
+    no_cast = 3 if dialect == "postgresql" else None
+    assert (bad.get(("DC005", "no_cast")), good.get(("DC005", "no_cast"))) == (no_cast, no_cast)
+    assert all(r.count == 0 for r in report.results if r.table == NAMES["good"] and r.problem != "no_cast")
     assert not any(r.effect == "unknown" for r in report.results)
     assert _snapshot(engine) == before
 
@@ -148,12 +151,27 @@ def test_remedies_are_sql_that_the_database_accepts(change, dialect):
     engine, target = change
     report = run_checks(engine, target)
     dup = next(r for r in report.results if r.table == NAMES["bad"] and r.problem == "duplicate")
-    sql = dup.remedies["move all but the first row of each group to a quarantine table"]
-    with engine.begin() as conn:
-        for statement in sql.split(";\n"):
-            conn.exec_driver_sql(statement.rstrip(";").replace("%", "%%"))
+    _run(engine, dup.remedies["move all but the first row (lowest key) of each group to a quarantine table"])
     again = run_checks(engine, target)
     assert next(r for r in again.results if r.table == NAMES["bad"] and r.problem == "duplicate").count == 0
+
+
+def test_every_remedy_runs_on_hostile_names_and_leaves_only_what_no_row_can_fix(change, dialect):
+    """The fixes, then the quarantines, run as written on the hostile names; the look-alike table is untouched."""
+    engine, target = change
+    good = _rows(engine, NAMES["good"], "id", "select")
+    bad = [r for r in run_checks(engine, target).results if r.table == NAMES["bad"] and r.count > 0]
+    for kind in ("fix", "move"):
+        for result in bad:
+            for name, sql in result.remedies.items():
+                if name.startswith(kind) and result.language(name) == "sql":
+                    _run(engine, sql, "'new'")
+    again = {(r.code, r.problem): r.count for r in run_checks(engine, target).results if r.table == NAMES["bad"]}
+    # Row 2 (an orphan, a duplicate, out of range ...) is moved; rows 1 and 3 are fixed in place.
+    assert _rows(engine, NAMES["bad"], "id") == [(1,), (3,)] and _rows(engine, NAMES["good"], "id", "select") == good
+    expected = {("DC006", "dropped"): 1} | ({("DC005", "no_cast"): 2} if dialect == "postgresql" else {})
+    assert {k: n for k, n in again.items() if n} == expected
+    engine.dispose()
 
 
 def test_required_column_needs_a_value_for_existing_rows(db_url, dialect):
@@ -359,3 +377,342 @@ def test_the_check_session_refuses_writes(db_url, dialect):
     with engine.connect() as conn:
         assert conn.execute(sa.select(sa.func.count()).select_from(t)).scalar_one() == 1
     engine.dispose()
+
+
+# -- remedies: run on the throwaway database, they touch only the offending rows, then the migration's DDL runs ------
+
+def _run(engine, sql, value="'x'"):
+    """Run remedy SQL (statements ending in ';' at a line end) with its placeholder filled in."""
+    with engine.begin() as conn:
+        for statement in sql.replace("'<value>'", value).split(";\n"):
+            text = statement.strip().removesuffix(";")
+            if text:
+                conn.exec_driver_sql(text.replace("%", "%%") if conn.dialect.paramstyle in ("format", "pyformat")
+                                     else text)
+
+
+def _migrate(engine, build):
+    """Run Alembic operations as a migration does: ``build(op, batch)``, batch where the dialect needs it."""
+    from alembic.migration import MigrationContext
+    from alembic.operations import Operations
+
+    with engine.begin() as conn:
+        build(Operations(MigrationContext.configure(conn)), engine.dialect.name == "sqlite")
+
+
+def _alter(engine, table, column, **kw):
+    def build(op, batch):
+        if batch:
+            with op.batch_alter_table(table) as b:
+                b.alter_column(column, **kw)
+        else:
+            op.alter_column(table, column, **kw)
+    _migrate(engine, build)
+
+
+def _python(engine, code, value="'x'"):
+    """Run a Python remedy (Alembic operations) as the migration would."""
+    _migrate(engine, lambda op, _batch: exec(code.replace("'<value>'", value), {"op": op, "sa": sa}))
+
+
+def _rows(engine, table, *columns):
+    with engine.connect() as conn:
+        query = sa.select(*(sa.column(c) for c in columns)).select_from(sa.table(table)).order_by(*columns)
+        return [tuple(r) for r in conn.execute(query)]
+
+
+def _by(report, problem):
+    return {r.table: r for r in report.results if r.problem == problem}
+
+
+FILL, MOVE = "fix the values of these rows (edit the expression first)", "move these rows to a quarantine table"
+ADD_DEFAULT = "add it with a server default (edit the value first)"
+ADD_BACKFILL = "add it nullable, backfill by an expression (edit it first), then set NOT NULL"
+ADD_NULLABLE = "add it nullable, if NULL is a meaningful value for the existing rows"
+MIGRATION = "change the migration"
+
+
+def test_a_new_required_column_gets_a_value_and_no_row_is_touched(db_url, dialect):
+    """For ADD COLUMN ... NOT NULL: a default, a backfill before NOT NULL, or nullable; no quarantine, no DELETE."""
+    engine = make_engine(db_url)
+    names = ("by default", "backfilled", "nullable", "by python")
+    live, target = sa.MetaData(), sa.MetaData()
+    for name in names:
+        sa.Table(name, live, sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),
+                 sa.Column("title", sa.String(20)))
+        sa.Table(name, target, sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),
+                 sa.Column("title", sa.String(20)), sa.Column("isbn", sa.String(13), nullable=False))
+    live.create_all(engine)
+    with engine.begin() as conn:
+        for table in live.tables.values():
+            conn.execute(table.insert(), [{"id": i, "title": f"t{i}"} for i in (1, 2, 3)])
+    found = _by(run_checks(engine, target), "required")
+    assert {t: r.count for t, r in found.items()} == dict.fromkeys(names, 3)
+    result = found["backfilled"]
+    assert list(result.remedies) == [ADD_DEFAULT, ADD_BACKFILL, ADD_NULLABLE, MIGRATION]
+    assert [result.language(n) for n in result.remedies] == ["sql", "sql", "sql", "python"]
+    assert result.to_json()["remedy_languages"][MIGRATION] == "python"
+    finding = result.finding()
+    assert [r["language"] for r in finding.evidence["remedies"]] == ["sql", "sql", "sql", "python"]
+    assert f"# {MIGRATION}\nop.add_column(" in finding.fix and f"-- {ADD_DEFAULT}\nALTER TABLE" in finding.fix
+    sql = "\n".join(result.remedies[n] for n in (ADD_DEFAULT, ADD_BACKFILL, ADD_NULLABLE))
+    assert "DELETE" not in sql and "quarantine" not in sql and "WHERE true" not in sql and "WHERE 1" not in sql
+    steps = result.remedies[ADD_BACKFILL]
+    add, fill = steps.index("ADD COLUMN"), steps.index("UPDATE")
+    assert add < fill < steps.index("NOT NULL", fill) and "IS NULL" in steps[fill:]
+
+    _run(engine, found["by default"].remedies[ADD_DEFAULT], "'978'")
+    _run(engine, steps, "'978'")
+    _run(engine, found["nullable"].remedies[ADD_NULLABLE])
+    _python(engine, found["by python"].remedies[MIGRATION], "'978'")
+    for name in names:
+        isbn = None if name == "nullable" else "978"
+        assert _rows(engine, name, "id", "title", "isbn") == [(i, f"t{i}", isbn) for i in (1, 2, 3)], name
+    columns = {t: {c["name"]: c for c in sa.inspect(engine).get_columns(t)} for t in names}
+    assert [columns[t]["isbn"]["nullable"] for t in names] == [False, False, True, False]
+    again = run_checks(engine, target)
+    engine.dispose()
+    assert not any(r.count for r in again.results if r.table != "nullable")
+
+
+def _set_not_null(engine, table):
+    _alter(engine, table, "nick", existing_type=sa.String(20), nullable=False)
+
+
+def test_not_null_remedies_touch_only_the_null_rows_then_the_migration_runs(db_url, dialect):
+    engine = make_engine(db_url)
+    names = ("filled", "moved", "by python", "as is")
+    live, target = sa.MetaData(), sa.MetaData()
+    for name in names:
+        sa.Table(name, live, sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),
+                 sa.Column("nick", sa.String(20)))
+        sa.Table(name, target, sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),
+                 sa.Column("nick", sa.String(20), nullable=False))
+    live.create_all(engine)
+    rows = [{"id": i, "nick": None if i in (2, 4) else f"n{i}"} for i in range(1, 6)]
+    with engine.begin() as conn:
+        for table in live.tables.values():
+            conn.execute(table.insert(), rows)
+    found = _by(run_checks(engine, target), "null")
+    assert {t: r.count for t, r in found.items()} == dict.fromkeys(names, 2)
+    fill, move = found["filled"].remedies[FILL], found["moved"].remedies[MOVE]
+    assert fill.count(";") == 1 and fill.startswith("UPDATE") and fill.rstrip(";").endswith("IS NULL")
+    assert "WHERE true" not in move and move.count("DELETE") == 1 and "moved_nick_null_quarantine" in move
+    assert found["moved"].language(MIGRATION) == "python"
+    if found["as is"].effect == "fails":  # the migration as it is fails on these rows
+        with pytest.raises(sa.exc.DBAPIError):
+            _set_not_null(engine, "as is")
+
+    _run(engine, fill, "'anon'")
+    _run(engine, move)
+    _python(engine, found["by python"].remedies[MIGRATION], "'anon'")
+    assert _rows(engine, "filled", "id", "nick") == [(1, "n1"), (2, "anon"), (3, "n3"), (4, "anon"), (5, "n5")]
+    assert _rows(engine, "moved", "id", "nick") == [(1, "n1"), (3, "n3"), (5, "n5")]
+    assert _rows(engine, "moved_nick_null_quarantine", "id", "nick") == [(2, None), (4, None)]
+    assert _rows(engine, "by python", "id", "nick") == _rows(engine, "filled", "id", "nick")
+    for name in ("filled", "moved"):
+        _set_not_null(engine, name)
+    columns = {t: {c["name"]: c for c in sa.inspect(engine).get_columns(t)} for t in names}
+    engine.dispose()
+    assert not any(columns[t]["nick"]["nullable"] for t in names[:3])
+
+
+def test_unique_quarantine_moves_all_but_the_lowest_key_of_each_group(db_url, dialect):
+    engine = make_engine(db_url)
+    live, target = sa.MetaData(), sa.MetaData()
+    for meta in (live, target):
+        sa.Table("mails", meta, sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),
+                 sa.Column("email", sa.String(20)),
+                 *([sa.UniqueConstraint("email", name="uq_mails")] if meta is target else []))
+        sa.Table("pairs", meta, sa.Column("a", sa.Integer, primary_key=True, autoincrement=False),
+                 sa.Column("b", sa.Integer, primary_key=True, autoincrement=False), sa.Column("email", sa.String(20)),
+                 *([sa.UniqueConstraint("email", name="uq_pairs")] if meta is target else []))
+    live.create_all(engine)
+    emails = {1: "a", 2: "b", 3: "a", 4: "a", 5: "b", 6: "c", 7: None, 8: None}
+    with engine.begin() as conn:
+        conn.execute(live.tables["mails"].insert(), [{"id": i, "email": e} for i, e in emails.items()])
+        conn.execute(live.tables["pairs"].insert(), [{"a": a, "b": b, "email": e} for a, b, e in
+                                                     [(1, 1, "x"), (1, 2, "x"), (0, 5, "x"), (2, 1, "y")]])
+    found = _by(run_checks(engine, target), "duplicate")
+    assert (found["mails"].count, found["pairs"].count) == (3, 2)
+    for table in ("mails", "pairs"):
+        _run(engine, found[table].remedies[
+            "move all but the first row (lowest key) of each group to a quarantine table"])
+    assert _rows(engine, "mails", "id") == [(1,), (2,), (6,), (7,), (8,)]
+    assert _rows(engine, "mails_email_duplicate_quarantine", "id", "email") == [(3, "a"), (4, "a"), (5, "b")]
+    assert _rows(engine, "pairs", "a", "b") == [(0, 5), (2, 1)]
+    assert _rows(engine, "pairs_email_duplicate_quarantine", "a", "b") == [(1, 1), (1, 2)]
+
+    def add_unique(op, batch):
+        for table in ("mails", "pairs"):
+            if batch:
+                with op.batch_alter_table(table) as b:
+                    b.create_unique_constraint(f"uq_{table}", ["email"])
+            else:
+                op.create_unique_constraint(f"uq_{table}", table, ["email"])
+    _migrate(engine, add_unique)
+    engine.dispose()
+
+
+
+def test_orphan_and_check_remedies_touch_only_the_offending_rows_then_the_constraints_add(db_url, dialect):
+    engine = make_engine(db_url)
+    live, target = sa.MetaData(), sa.MetaData()
+    for meta in (live, target):
+        sa.Table("parent", meta, sa.Column("id", sa.Integer, primary_key=True, autoincrement=False))
+        for name in ("child", "nulled"):
+            extra = [sa.ForeignKeyConstraint(["parent id"], ["parent.id"], name=f"fk_{name}"),
+                     sa.CheckConstraint(sa.column("qty") >= 0, name=f"ck_{name}")] if meta is target else []
+            sa.Table(name, meta, sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),
+                     sa.Column("parent id", sa.Integer), sa.Column("qty", sa.Integer), *extra)
+    live.create_all(engine)
+    rows = [(1, 1, 5), (2, 99, 1), (3, None, -1), (4, 2, -2), (5, 98, 3), (6, None, None)]
+    with engine.begin() as conn:
+        conn.execute(live.tables["parent"].insert(), [{"id": 1}, {"id": 2}])
+        for name in ("child", "nulled"):
+            conn.execute(live.tables[name].insert(), [{"id": i, "parent id": p, "qty": q} for i, p, q in rows])
+    report = run_checks(engine, target)
+    orphans, checks = _by(report, "orphan"), _by(report, "check")
+    assert (orphans["child"].count, checks["child"].count) == (2, 2)
+    assert (MIGRATION in orphans["child"].remedies) == (dialect == "postgresql")
+    _run(engine, orphans["child"].remedies[MOVE])
+    _run(engine, checks["child"].remedies[MOVE])
+    _run(engine, orphans["nulled"].remedies[FILL])
+    assert _rows(engine, "child", "id") == [(1,), (6,)]
+    assert _rows(engine, "child_parent id_orphan_quarantine", "id", "parent id") == [(2, 99), (5, 98)]
+    assert _rows(engine, "child_qty_check_quarantine", "id", "qty") == [(3, -1), (4, -2)]
+    assert _rows(engine, "nulled", "id", "parent id", "qty") == [(i, None if p in (98, 99) else p, q)
+                                                                 for i, p, q in rows]
+
+    def constrain(op, batch):
+        if batch:
+            with op.batch_alter_table("child") as b:
+                b.create_foreign_key("fk_child", "parent", ["parent id"], ["id"])
+                b.create_check_constraint("ck_child", "qty >= 0")
+        else:
+            op.create_foreign_key("fk_child", "child", "parent", ["parent id"], ["id"])
+            op.create_check_constraint("ck_child", "child", "qty >= 0")
+    _migrate(engine, constrain)
+    assert not any(r.count for r in run_checks(engine, target).results if r.table == "child")
+    engine.dispose()
+
+
+def test_a_type_change_without_an_automatic_cast_fails_on_every_row_until_it_says_using(db_url, dialect):
+    """PostgreSQL refuses VARCHAR to NUMERIC without USING whatever the rows hold; the others convert each value."""
+    engine = make_engine(db_url)
+    live, target = sa.MetaData(), sa.MetaData()
+    sa.Table("books", live, sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),
+             sa.Column("price", sa.String(20)))
+    sa.Table("books", target, sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),
+             sa.Column("price", sa.Numeric(10, 2)))
+    live.create_all(engine)
+    with engine.begin() as conn:
+        conn.execute(live.tables["books"].insert(), [{"id": i, "price": p} for i, p in
+                                                     [(1, "12.5"), (2, "x"), (3, "7"), (4, None), (5, "1e")]])
+    found = {r.problem: r for r in run_checks(engine, target).results if r.table == "books"}
+    bad = found["bad_cast"]
+    assert bad.count == 2 and bad.sample["id"].tolist() == [2, 5]
+    plain = dict(type_=sa.Numeric(10, 2), existing_type=sa.String(20))
+    if dialect == "postgresql":
+        no_cast = found["no_cast"]
+        assert (no_cast.count, no_cast.effect, no_cast.severity) == (5, "fails", "block")
+        assert "USING CAST(price AS NUMERIC(10, 2))" in no_cast.message and "under USING" in bad.message
+        using = no_cast.remedies["convert with USING (the values that do not cast still fail: see the other DC005 "
+                                 "results)"]
+        assert using == "ALTER TABLE books ALTER COLUMN price TYPE NUMERIC(10, 2) USING CAST(price AS NUMERIC(10, 2));"
+        assert no_cast.language(MIGRATION) == "python" and "postgresql_using=" in no_cast.remedies[MIGRATION]
+        with pytest.raises(sa.exc.DBAPIError, match="cannot be cast automatically"):
+            _alter(engine, "books", "price", **plain)
+        with pytest.raises(sa.exc.DBAPIError, match="invalid input syntax"):
+            _run(engine, using)  # the values that do not cast still fail under USING
+    else:
+        assert "no_cast" not in found
+    _run(engine, bad.remedies[MOVE])
+    assert _rows(engine, "books_price_bad_cast_quarantine", "id", "price") == [(2, "x"), (5, "1e")]
+    if dialect == "postgresql":
+        _run(engine, using)
+    else:
+        _alter(engine, "books", "price", **plain)
+    assert _rows(engine, "books", "id", "price") == [(1, Decimal("12.5")), (3, 7), (4, None)]
+    engine.dispose()
+
+
+@pytest.mark.parametrize("dialect", ["postgresql"], indirect=True)
+def test_text_to_uuid_and_boolean_counts_the_values_that_fail_under_using(db_url, dialect):
+    engine = make_engine(db_url)
+    live, target = sa.MetaData(), sa.MetaData()
+    sa.Table("things", live, sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),
+             sa.Column("u", sa.String(40)), sa.Column("f", sa.String(10)))
+    sa.Table("things", target, sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),
+             sa.Column("u", sa.Uuid), sa.Column("f", sa.Boolean))
+    live.create_all(engine)
+    rows = [(1, "a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11", "yes"), (2, "nope", "maybe"),
+            (3, "{A0EEBC999C0B4EF8BB6D6BB9BD380A12}", " F "), (4, None, None), (5, "a0eebc99-9c0b", "on")]
+    with engine.begin() as conn:
+        conn.execute(live.tables["things"].insert(), [{"id": i, "u": u, "f": f} for i, u, f in rows])
+    found = {(r.columns[0], r.problem): r for r in run_checks(engine, target).results if r.table == "things"}
+    assert found[("u", "no_cast")].count == found[("f", "no_cast")].count == 5
+    assert found[("u", "bad_cast")].sample["id"].tolist() == [2, 5]
+    assert found[("f", "bad_cast")].sample["id"].tolist() == [2]
+    _run(engine, found[("u", "bad_cast")].remedies[MOVE])
+    for column in ("u", "f"):
+        _run(engine, found[(column, "no_cast")].remedies[
+            "convert with USING (the values that do not cast still fail: see the other DC005 results)"])
+    with engine.connect() as conn:
+        assert conn.execute(sa.text("SELECT id, f FROM things ORDER BY id")).all() == [(1, True), (3, False), (4, None)]
+    engine.dispose()
+
+
+def test_widening_type_changes_give_no_finding_and_no_warning(db_url, dialect):
+    """integer to bigint, smallint to integer, a longer VARCHAR, more NUMERIC digits: nothing to count, nothing errs."""
+    engine = make_engine(db_url)
+    live, target = sa.MetaData(), sa.MetaData()
+    sa.Table("wide", live, sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),
+             sa.Column("n", sa.Integer), sa.Column("s", sa.SmallInteger), sa.Column("v", sa.String(10)),
+             sa.Column("d", sa.Numeric(6, 2)))
+    sa.Table("wide", target, sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),
+             sa.Column("n", sa.BigInteger), sa.Column("s", sa.Integer), sa.Column("v", sa.String(20)),
+             sa.Column("d", sa.Numeric(10, 4)))
+    live.create_all(engine)
+    values = [(1, 2**31 - 1, 2**15 - 1, "abcdefghij", Decimal("9999.99")),
+              (2, -(2**31), -(2**15), "", Decimal("-9999.99")), (3, None, None, None, None)]
+    with engine.begin() as conn:
+        conn.execute(live.tables["wide"].insert(),
+                     [dict(zip(("id", "n", "s", "v", "d"), v, strict=True)) for v in values])
+    report = run_checks(engine, target)
+    assert {"modify_type wide.n", "modify_type wide.v", "modify_type wide.d"} <= set(report.diffs)
+    dc005 = [r for r in report.results if r.code == "DC005"]
+    assert not any(r.count for r in dc005) and not any(r.effect == "unknown" for r in report.results), dc005
+    for column in ("n", "s", "v", "d"):  # and the ALTERs really keep every value
+        _alter(engine, "wide", column, type_=target.tables["wide"].c[column].type,
+               existing_type=live.tables["wide"].c[column].type)
+    with engine.connect() as conn:  # read as the new types
+        assert [tuple(r) for r in conn.execute(sa.select(target.tables["wide"]).order_by("id"))] == values
+    engine.dispose()
+
+
+@pytest.mark.parametrize("dialect", ["postgresql"], indirect=True)
+def test_postgresql_says_from_its_catalog_which_type_changes_need_using(db_url, dialect):
+    """pg_cast's implicit and assignment casts (and I/O conversion into text) need no USING; the rest fail."""
+    from dbrunbook import dialects
+
+    engine = make_engine(db_url)
+    cases = {"big BIGINT": ("INTEGER", True), "num NUMERIC(8, 2)": ("INTEGER", True), "i INTEGER": ("BOOLEAN", False),
+             "t TEXT": ("VARCHAR(5)", True), "ts TIMESTAMP": ("DATE", True), "n INTEGER": ("TEXT", True),
+             "v VARCHAR(9)": ("DATE", False), "d DATE": ("INTEGER", False), "a INTEGER[]": ("BIGINT[]", None)}
+    with engine.begin() as conn:
+        conn.exec_driver_sql(f"CREATE TABLE \"odd \"\"t\"\"\" ({', '.join(cases)})")
+    facts = dialects.facts("postgresql")
+    with engine.connect() as conn:
+        said = {c: facts.casts_automatically(conn, '"odd ""t"""', c.split()[0], new) for c, (new, _) in cases.items()}
+        for column, (new, _) in cases.items():  # and the server agrees: the ALTER without USING passes or fails
+            try:
+                with conn.begin_nested():
+                    conn.exec_driver_sql(f"ALTER TABLE \"odd \"\"t\"\"\" ALTER COLUMN {column.split()[0]} TYPE {new}")
+                cases[column] = (new, cases[column][1], True)
+            except sa.exc.DBAPIError as exc:
+                assert "cannot be cast automatically" in str(exc)
+                cases[column] = (new, cases[column][1], False)
+    engine.dispose()
+    assert said == {c: expected for c, (_, expected, *_) in cases.items()}
+    assert all(server == expected for _, expected, server in cases.values() if expected is not None)

@@ -360,6 +360,19 @@ class Dialect(Expressions):
     def sync_key_generators(self, conn: sa.Connection, tables: list[sa.Table]) -> None:
         """Move key generators (sequences) past rows inserted with explicit keys."""
 
+    def casts_automatically(self, conn: sa.Connection, table: str, column: str, type_sql: str) -> bool | None:
+        """Whether ALTER ... TYPE ``type_sql`` converts ``table.column`` with no USING clause (None: cannot tell).
+        By default it does (MariaDB's MODIFY, SQLite's batch copy): each value converts, fails, or is cut alone."""
+        return True
+
+    def using_option(self) -> str | None:
+        """Alembic's ``alter_column`` option for the conversion expression of ALTER ... TYPE (None: it takes none)."""
+        return None
+
+    def not_valid_option(self) -> str | None:
+        """Alembic's option that adds a foreign key or CHECK without checking existing rows (None: no such thing)."""
+        return None
+
     def outcome(self, problem: str, strict: bool = False) -> Outcome:
         """What a migration does to rows with ``problem`` (under a strict SQL mode if ``strict``)."""
         return (self.strict_outcomes if strict else {}).get(problem) or self.outcomes[problem]

@@ -14,6 +14,22 @@ if TYPE_CHECKING:
     from sqlalchemy.engine import URL
 
 
+#: Whether the column ``:column`` of ``:table`` converts to the type ``:type`` by an implicit or assignment cast.
+_AUTOMATIC_CAST = """
+    SELECT CASE
+             WHEN s.oid IS NULL OR t.oid IS NULL OR 'A' IN (s.typcategory, t.typcategory)
+                  OR 'd' IN (s.typtype, t.typtype) THEN NULL
+             WHEN s.oid = t.oid OR t.typcategory = 'S' THEN true
+             ELSE EXISTS (SELECT 1 FROM pg_cast c WHERE c.castsource = s.oid AND c.casttarget = t.oid
+                          AND c.castcontext IN ('i', 'a'))
+           END
+    FROM (SELECT 1) AS one
+    LEFT JOIN pg_type s ON s.oid = (SELECT a.atttypid FROM pg_attribute a
+                                    WHERE a.attrelid = to_regclass(:table) AND a.attname = :column
+                                      AND NOT a.attisdropped)
+    LEFT JOIN pg_type t ON t.oid = to_regtype(:type)"""
+
+
 class PostgreSQL(Dialect):
     """PostgreSQL 12 and later."""
 
@@ -205,6 +221,21 @@ class PostgreSQL(Dialect):
                 if seq:
                     top = sa.select(sa.func.max(column)).scalar_subquery()
                     conn.execute(sa.select(sa.func.setval(seq, sa.func.coalesce(top, 1), top.is_not(None))))
+
+    def casts_automatically(self, conn: sa.Connection, table: str, column: str, type_sql: str) -> bool | None:
+        # ALTER ... TYPE without USING converts through an implicit or assignment cast only (pg_cast castcontext
+        # 'i' or 'a', or the I/O conversion into a string type, which counts as an assignment cast); otherwise it
+        # refuses the whole ALTER, "column cannot be cast automatically", whatever the rows hold. A change of
+        # length or precision within one type is a length coercion. Arrays and domains convert through their
+        # elements and base types, which pg_cast does not list: not judged here.
+        found = conn.execute(sa.text(_AUTOMATIC_CAST), {"table": table, "column": column, "type": type_sql}).scalar()
+        return None if found is None else bool(found)
+
+    def using_option(self) -> str | None:
+        return "postgresql_using"
+
+    def not_valid_option(self) -> str | None:
+        return "postgresql_not_valid"
 
     def octets(self, column: Expr) -> Expr:
         return sa.func.octet_length(sa.cast(column, sa.Text))

@@ -9,18 +9,21 @@ away afterwards so no session setting leaks into the pool.
 from __future__ import annotations
 
 import contextlib
+import io
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, cast
 
 import pandas as pd
 import sqlalchemy as sa
+from alembic.operations import Operations
+from alembic.runtime.migration import MigrationContext
 from sqlalchemy.engine import Connection, Engine
 
 from dbrunbook.core.db import engine_facts
 from dbrunbook.core.results import Finding
 from dbrunbook.core.rules import Registry, Rule
-from dbrunbook.stages.data_checks._dialect import BLOCKING, KEEPS, Dialect
+from dbrunbook.stages.data_checks._dialect import BLOCKING, KEEPS, Dialect, Outcome
 from dbrunbook.stages.data_checks._diff import Diff
 
 registry = Registry("checks", "dbrunbook.stages.data_checks")
@@ -30,6 +33,11 @@ Where = sa.ColumnElement[bool] | sa.TextClause
 
 #: Effect of a check that could not run (timeout, error): reported, never silently passed.
 UNKNOWN = "unknown"
+
+#: Languages a remedy is written in: SQL to run by hand, or Python (Alembic operations) for the migration.
+SQL, PYTHON = "sql", "python"
+#: A value to edit before the remedy runs; it is not valid SQL for most types, so an unedited remedy fails.
+PLACEHOLDER: sa.ColumnElement[Any] = sa.literal_column("'<value>'")
 
 
 @dataclass
@@ -48,6 +56,18 @@ class CheckResult:
     evidence: dict[str, Any] = field(default_factory=dict)
     remedies: dict[str, str] = field(default_factory=dict)
     query: str = ""
+    #: The language of each remedy that is not SQL (:data:`PYTHON`: Alembic operations for the migration).
+    languages: dict[str, str] = field(default_factory=dict)
+
+    def remedy(self, name: str, text: str, language: str = SQL) -> None:
+        """Offer ``text`` as the remedy ``name``, written in ``language``."""
+        self.remedies[name] = text
+        if language != SQL:
+            self.languages[name] = language
+
+    def language(self, name: str) -> str:
+        """The language of the remedy ``name``, to highlight it."""
+        return self.languages.get(name, SQL)
 
     @property
     def severity(self) -> str:
@@ -64,15 +84,20 @@ class CheckResult:
     def finding(self) -> Finding:
         """This result as a stage finding, with the sample and the remedies as evidence and fix."""
         evidence = {"count": self.count, "problem": self.problem, "effect": self.effect, **self.evidence,
-                    "sample": _records(self.sample), "query": self.query}
-        fix = "\n\n".join(f"-- {name}\n{sql}" for name, sql in self.remedies.items())
+                    "sample": _records(self.sample), "query": self.query,
+                    "remedies": [{"name": name, "language": self.language(name), "code": code}
+                                 for name, code in self.remedies.items()]}
+        # Each remedy headed by a comment of its own language, so the text reads right in either.
+        fix = "\n\n".join(f"{'#' if self.language(name) == PYTHON else '--'} {name}\n{code}"
+                           for name, code in self.remedies.items())
         return Finding(self.code, self.severity, self.message, self.object, evidence, fix)
 
     def to_json(self) -> dict[str, Any]:
         return {"code": self.code, "name": self.name, "table": self.table, "columns": self.columns,
                 "problem": self.problem, "count": self.count, "effect": self.effect,
                 "severity": self.severity, "message": self.message, "evidence": self.evidence,
-                "sample": _records(self.sample), "remedies": self.remedies, "query": self.query}
+                "sample": _records(self.sample), "remedies": self.remedies,
+                "remedy_languages": {name: self.language(name) for name in self.remedies}, "query": self.query}
 
 
 def _records(frame: pd.DataFrame) -> list[dict[str, Any]]:
@@ -107,7 +132,8 @@ class CheckContext:
 
     def sql(self, statement: sa.ClauseElement) -> str:
         """``statement`` as this dialect's SQL with values inlined, for people to read."""
-        return str(statement.compile(dialect=self.conn.dialect, compile_kwargs={"literal_binds": True}))
+        text = str(statement.compile(dialect=self.conn.dialect, compile_kwargs={"literal_binds": True}))
+        return "\n".join(line.rstrip() for line in text.splitlines())
 
     def quote(self, name: str) -> str:
         return self.conn.dialect.identifier_preparer.quote(name)
@@ -119,16 +145,40 @@ class CheckContext:
     def scalar(self, statement: sa.Select[Any]) -> Any:
         return self.conn.execute(statement).scalar()
 
-    def quarantine(self, table: sa.Table, where: Where) -> str:
-        """SQL moving the matching rows of ``table`` to ``<table>_quarantine``."""
-        copy = sa.CreateTableAs(sa.select(table).where(where), f"{table.name}_quarantine")
-        return f"{self.sql(copy)};\n{self.sql(sa.delete(table).where(where))};"
+    def quarantine(self, table: sa.Table, where: Where, what: str) -> str | None:
+        """SQL copying the rows of ``table`` matching ``where`` to a quarantine table, then deleting exactly those.
+
+        The DELETE goes by the primary key of the copied rows (a row changed in between is not deleted uncopied),
+        else by the same predicate. None when ``where`` matches every row: that is no quarantine.
+        """
+        if isinstance(where, sa.sql.elements.True_):
+            return None
+        name = self.quarantine_table(table, what)
+        copy = sa.CreateTableAs(sa.select(table).where(where), name)
+        key = self.key(table)
+        kept = sa.table(name, *(sa.column(c.name) for c in key))
+        gone = sa.exists().where(*(kept.c[c.name] == c for c in key)) if key else where
+        return f"{self.sql(copy)};\n{self.sql(sa.delete(table).where(gone))};"
+
+    def quarantine_table(self, table: sa.Table, what: str) -> str:
+        """``<table>_<what>_quarantine`` (``what``: the column and the problem, so that two remedies on one table
+        do not clash), cut to the dialect's longest identifier."""
+        suffix = f"_{what}_quarantine"
+        return table.name[:self.dialect.facts.max_identifier_length - len(suffix)] + suffix
+
+    def ddl(self, build: Callable[[Operations], None]) -> str:
+        """The SQL of the Alembic operations ``build`` makes, rendered offline for this dialect (nothing runs)."""
+        out = io.StringIO()
+        context = MigrationContext.configure(dialect=self.conn.dialect,
+                                             opts={"as_sql": True, "output_buffer": out, "literal_binds": True})
+        build(Operations(context))
+        return "\n".join(line.rstrip() for line in out.getvalue().splitlines() if line.strip())
 
     def result(self, table: str, columns: Sequence[str], problem: str, count: int, message: str,
-               **kwargs: Any) -> CheckResult:
-        """A result of the current rule, with the dialect's outcome for ``problem``."""
+               outcome: Outcome | None = None, **kwargs: Any) -> CheckResult:
+        """A result of the current rule, with the dialect's outcome for ``problem`` (unless ``outcome`` is given)."""
         assert self.rule is not None
-        outcome = self.dialect.outcome(problem)
+        outcome = outcome or self.dialect.outcome(problem)
         text = f"{message}; {outcome.words}" if count else message
         return CheckResult(self.rule.code, self.rule.name, table, list(columns), problem, count,
                            outcome.effect, text, **kwargs)
@@ -142,17 +192,34 @@ class CheckContext:
         sample_query = sa.select(*shown).where(where).order_by(*(self.key(table) or shown)).limit(self.sample)
         count = int(self.scalar(count_query) or 0)
         sample = self.frame(sample_query) if count else pd.DataFrame(columns=[c.name for c in shown])
-        remedies: dict[str, str] = {}
-        if count and fix is not None:
-            remedies["fix values by an expression (edit it first)"] = \
-                self.sql(sa.update(table).where(where).values({columns[0].name: fix})) + ";"
-        if count:
-            remedies["move the rows to a quarantine table"] = self.quarantine(table, where)
-        if count and migration:
-            remedies["change the migration"] = migration
         names = [c.name for c in columns]
-        return self.result(table.name, names, problem, count, f"{count} rows of {table.name} {what}",
-                           sample=sample, remedies=remedies, query=self.sql(count_query))
+        result = self.result(table.name, names, problem, count, f"{count} rows of {table.name} {what}",
+                             sample=sample, query=self.sql(count_query))
+        if count:
+            self.remedies(result, table, columns, problem, where, fix, migration)
+        return result
+
+    def remedies(self, result: CheckResult, table: sa.Table, columns: Sequence[sa.Column[Any]], problem: str,
+                 where: Where, fix: sa.ColumnElement[Any] | None = None, migration: str = "") -> None:
+        """Offer the remedies that touch only the offending rows (``where``): fix their values (of the first of
+        ``columns``), or quarantine them; and ``migration``, Alembic operations (Python) for the migration."""
+        if fix is not None and columns:
+            result.remedy("fix the values of these rows (edit the expression first)",
+                          self.sql(sa.update(table).where(where).values({columns[0].name: fix})) + ";")
+        moved = self.quarantine(table, where, "_".join([*[c.name for c in columns[:1]], problem]))
+        if moved:
+            result.remedy("move these rows to a quarantine table", moved)
+        if migration:
+            result.remedy("change the migration", migration, PYTHON)
+
+
+def type_code(type_: Any) -> str:
+    """A SQLAlchemy type as a migration writes it (``sa.String(length=13)``), for the Python remedies."""
+    try:
+        generic = type_.as_generic()
+    except NotImplementedError:  # a type of one dialect only: shown as it is
+        generic = type_
+    return f"sa.{generic!r}"
 
 
 def unused_alias(table: sa.Table, *outer: sa.Table) -> sa.FromClause:

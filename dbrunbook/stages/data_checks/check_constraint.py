@@ -26,8 +26,9 @@ def check(ctx: CheckContext) -> Iterator[CheckResult]:
         sql = ctx.sql(constraint.sqltext)
         columns = [table.c[n] for n in _columns(sql, ctx.dialect.facts.sqlglot) if n in table.c]
         violates = sa.text(f"NOT ({sql})")
+        option = ctx.dialect.facts.not_valid_option()
         migration = (f"op.create_check_constraint({constraint.name!r}, {table.name!r}, {sql!r}, "
-                     f"postgresql_not_valid=True)  # then VALIDATE CONSTRAINT once the rows are fixed")
+                     f"{option}=True)  # then VALIDATE CONSTRAINT once the rows are fixed") if option else ""
         yield ctx.rows(table, columns, "check", violates, f"violate CHECK ({sql})", migration=migration)
     for diff in ctx.of("modify_enum"):
         _, _, table_name, column_name, before, values = diff
@@ -41,7 +42,7 @@ def check(ctx: CheckContext) -> Iterator[CheckResult]:
         if removed:
             what += f", the removed {', '.join(removed)} among them"
         yield ctx.rows(table, [column], "enum", where, what, fix=sa.literal(values[0]),
-                       migration="keep the removed values in the enum until no row uses them")
+                       migration="# keep the removed values in the enum until no row uses them")
 
 
 def _columns(sql: str, read: str) -> list[str]:

@@ -42,5 +42,5 @@ def _lost(ctx: CheckContext, table: sa.Table, columns: list[sa.Column[Any]], whe
     if count:
         keep = sa.select(*key, *[c for c in columns if c not in key]).where(where)
         archive = f"{table.name}_{names[0]}_archive" if names else f"{table.name}_archive"
-        result.remedies["keep a copy before the drop"] = ctx.sql(sa.CreateTableAs(keep, archive)) + ";"
+        result.remedy("keep a copy before the drop", ctx.sql(sa.CreateTableAs(keep, archive)) + ";")
     return result

@@ -32,8 +32,9 @@ def check(ctx: CheckContext) -> Iterator[CheckResult]:
         has_parent = sa.exists().where(*(other.c[r] == c for r, c in zip(refs, columns, strict=True)))
         where = sa.and_(*(c.is_not(None) for c in columns), ~has_parent)
         fix = sa.null() if all(c.nullable for c in columns) else None
+        option = ctx.dialect.facts.not_valid_option()
         migration = (f"op.create_foreign_key({fk.name!r}, {child.name!r}, {parent.name!r}, {names!r}, {refs!r}, "
-                     f"postgresql_not_valid=True)  # then VALIDATE CONSTRAINT once the orphans are gone")
+                     f"{option}=True)  # then VALIDATE CONSTRAINT once the orphans are gone") if option else ""
         yield ctx.rows(child, columns, "orphan", where,
                        f"have no matching row in {parent.name} ({', '.join(refs)})", fix=fix, migration=migration)
 

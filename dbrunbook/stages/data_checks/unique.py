@@ -60,15 +60,16 @@ def _duplicates(ctx: CheckContext, table: sa.Table, columns: list[sa.Column[Any]
                         f"({in_groups} rows) share ({', '.join(names)})",
                         sample=sample, query=ctx.sql(first),
                         evidence={"groups": n_groups, "rows_in_groups": in_groups, "constraint": name})
-    if surplus and len(key) == 1:
-        result.remedies["move all but the first row of each group to a quarantine table"] = \
-            ctx.quarantine(table, _later_duplicates(table, columns, key[0]))
+    if surplus and key:
+        moved = ctx.quarantine(table, _later_duplicates(table, columns, key), f"{names[0]}_duplicate")
+        if moved:
+            result.remedy("move all but the first row (lowest key) of each group to a quarantine table", moved)
     return result
 
 
-def _later_duplicates(table: sa.Table, columns: list[sa.Column[Any]], key: sa.Column[Any]) -> Any:
-    # Wrapped in a derived table: MariaDB refuses a DELETE whose subquery reads the same table.
+def _later_duplicates(table: sa.Table, columns: list[sa.Column[Any]], key: list[sa.Column[Any]]) -> Any:
+    """The rows of a duplicate group that have an earlier row (a lower primary key) in it: all but the first."""
     earlier = unused_alias(table, table)
-    has_earlier = sa.exists().where(*(earlier.c[c.name] == c for c in columns), earlier.c[key.name] < key)
-    later = sa.select(key.label("k")).where(has_earlier).subquery("later")
-    return key.in_(sa.select(later.c.k))
+    before = sa.tuple_(*(earlier.c[k.name] for k in key)) < sa.tuple_(*key) if len(key) > 1 \
+        else earlier.c[key[0].name] < key[0]
+    return sa.exists().where(*(earlier.c[c.name] == c for c in columns), before)
