@@ -6,27 +6,27 @@ the fingerprint taken before the apply against one taken now, where the differen
 changes explain are listed as info, PV004, and everything else blocks) and the database is
 healthy after its DDL (PV005-PV010: the probes of :data:`HEALTH` the dialect names in its
 ``health_probes``). :func:`unchanged` is for an apply that did not happen (a guard refused, the
-upgrade failed or was aborted): it proves the target is exactly as it was (PV011). Both only read
+upgrade failed or was aborted): it proves the target is exactly as it was (PV011). :func:`partial` is
+for an apply that stopped partway where DDL commits at once: which revisions applied, which failed,
+which of its statements ran, and what it left behind (PV012-PV015, :mod:`._partial`). All only read
 the database.
 """
 from __future__ import annotations
 
 import copy
 import tempfile
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
 import sqlalchemy as sa
 from alembic.script import ScriptDirectory
-from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.engine import Engine
 
-from dbrunbook import dialects
 from dbrunbook.alembic_ops.migration import alembic_config, current_revision
 from dbrunbook.core import contract
 from dbrunbook.core.config import Target
-from dbrunbook.core.db import dialect_name
 from dbrunbook.core.evidence import (
     Evidence,
     EvidenceError,
@@ -34,10 +34,18 @@ from dbrunbook.core.evidence import (
     ProductionPlanEvidence,
     SchemaAnalysisEvidence,
 )
-from dbrunbook.core.results import Finding, verdict_of
+from dbrunbook.core.results import Finding
 from dbrunbook.data.fingerprint import Fingerprint, FingerprintDiff, compare, fingerprint
 from dbrunbook.errors import UsageError
 from dbrunbook.schema import Change, as_changes, diff, load_snapshot, snapshot
+from dbrunbook.stages.post_migration._checks import Check as Check
+from dbrunbook.stages.post_migration._checks import Validation as Validation
+from dbrunbook.stages.post_migration._checks import check as _check
+from dbrunbook.stages.post_migration._health import HEALTH as HEALTH
+from dbrunbook.stages.post_migration._health import HealthProbe as HealthProbe
+from dbrunbook.stages.post_migration._health import health as health
+from dbrunbook.stages.post_migration._health import probes_of as probes_of
+from dbrunbook.stages.post_migration._partial import Stopped, left_behind, relabel, stopped_partway, where_it_stopped
 from dbrunbook.stages.schema_analysis import compare as schema_changes
 
 E = TypeVar("E", bound=Evidence)
@@ -45,46 +53,6 @@ E = TypeVar("E", bound=Evidence)
 _BOOKKEEPING = ("alembic_version",)
 #: Column changes that rewrite a column's stored values on purpose (their checksum may change).
 _REWRITING_OPS = ("modify_type", "add_enum_value", "remove_enum_value")
-
-
-@dataclass
-class Check:
-    """One post-migration check: its code, what it proves, how it went, and its findings."""
-
-    code: str
-    title: str
-    status: str  # pass | warn | block | skipped
-    detail: str
-    findings: list[Finding] = field(default_factory=list)
-
-    def to_json(self) -> dict[str, Any]:
-        return {"code": self.code, "title": self.title, "status": self.status, "detail": self.detail,
-                "findings": len(self.findings)}
-
-
-@dataclass
-class Validation:
-    """Every check of one validation, and the fingerprint of the data as it is now."""
-
-    checks: list[Check]
-    fingerprint_after: Fingerprint | None = None
-    revision: str | None = None
-
-    @property
-    def findings(self) -> list[Finding]:
-        return [f for c in self.checks for f in c.findings]
-
-    @property
-    def verdict(self) -> str:
-        return verdict_of(self.findings)
-
-    def table(self) -> list[dict[str, Any]]:  # one row per check, for display and for the sidecar
-        return [c.to_json() for c in self.checks]
-
-
-def _check(code: str, title: str, findings: list[Finding] | None, detail: str) -> Check:
-    """A check whose status follows its findings; ``None`` findings: it could not run (skipped)."""
-    return Check(code, title, "skipped" if findings is None else verdict_of(findings), detail, findings or [])
 
 
 def check_schema(engine: Engine, metadata: sa.MetaData | None) -> Check:
@@ -199,129 +167,6 @@ def check_data(before: Fingerprint | None, after: Fingerprint, changes: list[Cha
                   f"unexplained and {len(diffs) - len(unexplained)} expected difference(s)")
 
 
-# -- health: dialect probes ----------------------------------------------------------------------
-
-@dataclass(frozen=True)
-class HealthProbe:
-    """One health check the DDL may have left failing, as a dialect fact."""
-
-    code: str
-    title: str
-    run: Callable[[Connection, Sequence[str]], list[Finding]]
-
-
-_PG_SCHEMA = "n.nspname = ANY(current_schemas(false))"
-
-
-def _pg_invalid_indexes(conn: Connection, tables: Sequence[str]) -> list[Finding]:
-    rows = conn.execute(sa.text(
-        "SELECT c.relname, t.relname, pg_get_indexdef(c.oid) FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid "
-        "JOIN pg_class t ON t.oid = i.indrelid JOIN pg_namespace n ON n.oid = c.relnamespace "
-        f"WHERE NOT i.indisvalid AND {_PG_SCHEMA} ORDER BY 1")).all()
-    return [Finding("PV005", "block", f"index {ix} on {table} is INVALID (a failed CREATE INDEX CONCURRENTLY): "
-                    "it is maintained on every write but never used, and a unique one is not enforced",
-                    ix, {"table": table, "definition": ddl},
-                    f'DROP INDEX CONCURRENTLY "{ix}"; fix the data that made it fail, then '
-                    f'{ddl.replace(" INDEX ", " INDEX CONCURRENTLY ", 1)} (or REINDEX INDEX CONCURRENTLY "{ix}")')
-            for ix, table, ddl in rows]
-
-
-def _pg_not_valid(conn: Connection, tables: Sequence[str]) -> list[Finding]:
-    rows = conn.execute(sa.text(
-        "SELECT c.conname, c.conrelid::regclass::text, c.contype FROM pg_constraint c "
-        f"JOIN pg_namespace n ON n.oid = c.connamespace WHERE NOT c.convalidated AND {_PG_SCHEMA} ORDER BY 1")).all()
-    return [Finding("PV006", "warn", f"constraint {name} on {table} is still NOT VALID: existing rows are unchecked",
-                    name, {"table": table, "type": kind},
-                    f'ALTER TABLE {table} VALIDATE CONSTRAINT "{name}" (takes only a SHARE UPDATE EXCLUSIVE lock)')
-            for name, table, kind in rows]
-
-
-def _pg_sequences(conn: Connection, tables: Sequence[str]) -> list[Finding]:
-    owned = conn.execute(sa.text(
-        "SELECT s.oid::regclass::text, t.oid::regclass::text, a.attname, ps.increment_by FROM pg_class s "
-        "JOIN pg_depend d ON d.objid = s.oid AND d.classid = 'pg_class'::regclass "
-        "AND d.refclassid = 'pg_class'::regclass AND d.deptype IN ('a', 'i') "
-        "JOIN pg_class t ON t.oid = d.refobjid JOIN pg_attribute a ON a.attrelid = t.oid AND a.attnum = d.refobjsubid "
-        "JOIN pg_namespace n ON n.oid = s.relnamespace "
-        "JOIN pg_sequences ps ON ps.schemaname = n.nspname AND ps.sequencename = s.relname "
-        f"WHERE s.relkind = 'S' AND {_PG_SCHEMA} ORDER BY 1")).all()
-    out, quote = [], conn.dialect.identifier_preparer.quote
-    for seq, table, column, step in owned:
-        # Names come from the catalog (regclass text is already quoted); nothing user-given is spliced.
-        last, called = conn.execute(sa.text(f"SELECT last_value, is_called FROM {seq}")).one()
-        top = conn.execute(sa.text(f"SELECT MAX({quote(column)}) FROM {table}")).scalar()
-        following = last + step if called else last
-        if top is not None and step > 0 and following <= top:
-            literal = seq.replace("'", "''")
-            out.append(Finding("PV007", "block", f"sequence {seq} would hand out {following}, but {table}.{column} "
-                               f"already holds {top}: the next insert fails with a duplicate key", seq,
-                               {"table": table, "column": column, "next": following, "max": top},
-                               f"SELECT setval('{literal}', (SELECT MAX({quote(column)}) FROM {table}))"))
-    return out
-
-
-def _check_table(conn: Connection, tables: Sequence[str]) -> list[Finding]:
-    out, quote = [], conn.dialect.identifier_preparer.quote
-    for table in tables:
-        rows = conn.execute(sa.text(f"CHECK TABLE {quote(table)} QUICK")).all()
-        bad = [f"{kind}: {text}" for _, _, kind, text in rows
-               if str(kind).lower() in ("error", "warning")
-               or (str(kind).lower() == "status" and str(text) not in ("OK", "Table is already up to date"))]
-        if bad:
-            out.append(Finding("PV008", "block", f"CHECK TABLE {table} reports problems: {'; '.join(bad)}", table,
-                               {"messages": bad}, f"rebuild it (ALTER TABLE {quote(table)} FORCE) or restore "
-                               "the table from the backup"))
-    return out
-
-
-def _sqlite_foreign_keys(conn: Connection, tables: Sequence[str]) -> list[Finding]:
-    orphans: dict[tuple[str, str], list[int]] = {}
-    for table, rowid, parent, _ in conn.exec_driver_sql("PRAGMA foreign_key_check").all():
-        orphans.setdefault((table, parent), []).append(rowid)
-    return [Finding("PV009", "block", f"{len(ids)} row(s) of {table} reference missing rows of {parent}",
-                    table, {"parent": parent, "count": len(ids), "rowids": ids[:10]},
-                    f"SELECT * FROM {table} WHERE rowid IN ({', '.join(map(str, ids[:10]))}); then delete the "
-                    f"orphans or restore their {parent} rows")
-            for (table, parent), ids in sorted(orphans.items())]
-
-
-def _sqlite_quick_check(conn: Connection, tables: Sequence[str]) -> list[Finding]:
-    lines = [str(r[0]) for r in conn.exec_driver_sql("PRAGMA quick_check").all()]
-    return [] if lines == ["ok"] else [Finding("PV010", "block", f"PRAGMA quick_check reports damage: {lines[0]}", "",
-                                               {"messages": lines[:20]}, "stop writes and restore from the backup "
-                                               "(or sqlite3 .recover into a new file)")]
-
-
-#: The health probes, by the names dialects list in ``health_probes``: what DDL can leave behind there.
-HEALTH: dict[str, HealthProbe] = {
-    "invalid-indexes": HealthProbe("PV005", "no invalid indexes", _pg_invalid_indexes),
-    "not-valid-constraints": HealthProbe("PV006", "no constraints left NOT VALID", _pg_not_valid),
-    "sequences-behind": HealthProbe("PV007", "sequences ahead of their columns", _pg_sequences),
-    "check-table": HealthProbe("PV008", "CHECK TABLE ... QUICK on the changed tables", _check_table),
-    "foreign-key-check": HealthProbe("PV009", "PRAGMA foreign_key_check", _sqlite_foreign_keys),
-    "quick-check": HealthProbe("PV010", "PRAGMA quick_check", _sqlite_quick_check),
-}
-
-
-def probes_of(dialect: str) -> list[HealthProbe]:
-    """The health probes of ``dialect``, in the order it lists them (none for a dialect dbrunbook does not know)."""
-    found = dialects.get(dialect)
-    return [HEALTH[name] for name in found.health_probes] if found else []
-
-
-def health(engine: Engine, tables: Iterable[str] | None = None) -> list[Check]:
-    """The dialect's health probes; ``tables`` limits per-table probes (default: every table)."""
-    live = set(sa.inspect(engine).get_table_names())
-    wanted = sorted(live if tables is None else live & set(tables))
-    checks = []
-    with engine.connect() as conn:
-        for probe in probes_of(dialect_name(engine)):
-            found = probe.run(conn, wanted)
-            checks.append(_check(probe.code, probe.title, found, f"{len(found)} problem(s)" if found else "ok"))
-        conn.rollback()
-    return checks
-
-
 def validate(engine: Engine, target_metadata: sa.MetaData | None, before: Fingerprint | None,
              changes: Iterable[Change | Mapping[str, Any]] | None, expected_revision: str | None) -> Validation:
     """Check the upgraded database: schema, revision, data against ``before``, and health."""
@@ -358,6 +203,17 @@ def unchanged(engine: Engine, before: Fingerprint | None, revision_before: str |
     return Validation(checks, after, revision)
 
 
+def partial(engine: Engine, record: ApplyRecord, stopped: Stopped) -> Validation:
+    """Say where an apply that stopped partway left the target (PV012-PV015), its data and its health."""
+    after = fingerprint(engine)
+    left, changes = left_behind(engine, record.schema_before, stopped)
+    data = check_data(record.before, after, changes)  # the changes found explain their own data differences
+    relabel(data.findings, left, stopped.failed)
+    tables = {c.table for c in changes if c.table}
+    checks = [*where_it_stopped(engine, stopped), left, data, *health(engine, tables or None)]
+    return Validation(checks, after, current_revision(engine))
+
+
 # -- what stage 12 reads from the records --------------------------------------------------------
 
 @dataclass
@@ -371,6 +227,8 @@ class ApplyRecord:
     changes: list[Change] = field(default_factory=list)
     schema_before: Path | None = None
     notes: list[str] = field(default_factory=list)
+    #: Set when the apply failed after statements committed (DDL without transactions): where it stopped.
+    stopped: Stopped | None = None
 
 
 def _load(folder: Path, kind: type[E], broken: list[str]) -> E | None:
@@ -405,6 +263,8 @@ def read_records(apply_dir: str | Path, plan_run: str | Path) -> ApplyRecord:
     # An accepted drift guard means the plan's snapshot is not the state the apply started from.
     drifted = any(g.id == "no-schema-drift" and not g.ok for g in apply.guards)
     record.schema_before = plan_dir / snap if snap and not drifted else None
+    reviewed = plan_dir / plan.upgrade_sql if plan and plan.upgrade_sql else None
+    record.stopped = stopped_partway(apply, reviewed.read_text() if reviewed and reviewed.is_file() else "")
     record.notes = broken + [note for note, absent in (
         ("stage 11 saved no fingerprint before the apply: the data cannot be compared", not saved),
         ("the schema had drifted from the plan's snapshot (accepted at apply time): it is not compared", drifted),
@@ -416,7 +276,10 @@ def read_records(apply_dir: str | Path, plan_run: str | Path) -> ApplyRecord:
 
 
 def check_record(engine: Engine, metadata: sa.MetaData | None, record: ApplyRecord, head: str | None) -> Validation:
-    """Validate as the record calls for: after an apply, after a refused one, or the target as it is."""
+    """Validate as the record calls for: after an apply, after one that stopped partway, after a refused one, or
+    the target as it is."""
+    if record.stopped is not None:
+        return partial(engine, record, record.stopped)
     if record.applied is False:
         return unchanged(engine, record.before, record.revision_before, record.schema_before)
     return validate(engine, metadata, record.before, record.changes, record.expected_revision or head)

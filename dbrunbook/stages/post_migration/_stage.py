@@ -9,12 +9,19 @@ from dbrunbook.core.evidence import CheckRow, PostMigrationEvidence
 from dbrunbook.core.notify import notify
 from dbrunbook.stages.guarded_apply import notification_findings
 from dbrunbook.stages.post_migration import ApplyRecord, Validation, check_record, head_revision, read_records
+from dbrunbook.stages.post_migration._partial import Stopped
 
 if TYPE_CHECKING:
     from dbrunbook.core.stage import Stage
 
 _STATE = {None: "no apply record, target validated as it is", True: "applied migration validated",
           False: "migration not applied, target checked for changes"}
+
+
+def _stopped(stopped: Stopped) -> str:
+    applied = ", ".join(stopped.applied) or "none"
+    return (f"apply stopped partway (applied: {applied}; failed: {stopped.failed})" if stopped.failed
+            else f"apply failed after applying {applied}")
 
 
 @dataclass
@@ -44,7 +51,8 @@ def run(stage: Stage, *, plan_run: str = "") -> PostMigrationOutcome:
                                      checks=[CheckRow.from_json(row, stage=stage.name) for row in result.table()],
                                      fingerprint_after=stage.path("fingerprint-after.json"))
     blocking = sum(f.severity == "block" for f in stage.findings)
-    summary = f"{_STATE[record.applied]}: {len(result.checks)} checks, {blocking} blocking finding(s)"
+    state = _STATE[record.applied] if record.stopped is None else _stopped(record.stopped)
+    summary = f"{state}: {len(result.checks)} checks, {blocking} blocking finding(s)"
     if blocking:  # the people on call hear of it from the channel the apply told, not only from the record
         delivery = notify("validation-failed", {"summary": summary, "run": stage.run_dir.name, "target": target.db,
                                                 "plan_run": plan_run, "revision": result.revision},
