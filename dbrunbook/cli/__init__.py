@@ -11,16 +11,38 @@ import importlib
 import importlib.util
 import json
 import os
+import signal
 import sys
+import threading
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import click
 
-from dbrunbook import __version__
-from dbrunbook.errors import (
+def exit_interrupted(signum: int, frame: object) -> None:
+    """SIGINT while the command starts (its imports, its options): one line and exit 130, never a traceback."""
+    os.write(2, b"interrupted\n")
+    os._exit(130)
+
+
+exit_interrupted.dbrunbook_early = True  # type: ignore[attr-defined]  # how invoke knows the handler is ours
+
+
+def _starting_as_program() -> None:
+    """The ``dbrunbook`` script (``python -m dbrunbook`` installs this handler itself): Ctrl-C exits in one line
+    until the command runs. Not when imported by another program (tests, a notebook): its SIGINT is its own."""
+    if (Path(sys.argv[0]).name == "dbrunbook" and threading.current_thread() is threading.main_thread()
+            and signal.getsignal(signal.SIGINT) is signal.default_int_handler):
+        signal.signal(signal.SIGINT, exit_interrupted)
+
+
+_starting_as_program()
+
+import click  # noqa: E402 - after the handler: importing takes a second, and Ctrl-C may come meanwhile
+
+from dbrunbook import __version__  # noqa: E402
+from dbrunbook.errors import (  # noqa: E402
     EXIT_INTERNAL,
     EXIT_STAGE_ERROR,
     DatabaseUnreachable,
@@ -28,8 +50,8 @@ from dbrunbook.errors import (
     DbrunbookNote,
     UsageError,
 )
-from dbrunbook.runbook.progress import StageObserver, StageReporter, observing
-from dbrunbook.runbook.report import render_run, render_runs, run_exit_code, run_json, runs_json, verify_json
+from dbrunbook.runbook.progress import StageObserver, StageReporter, observing  # noqa: E402
+from dbrunbook.runbook.report import render_run, render_runs, run_exit_code, run_json, runs_json, verify_json  # noqa: E402
 
 RUNS_DIR = click.option("--runs-dir", type=click.Path(path_type=Path),
                         help="Folder holding archived runs [default: runs_dir of [tool.dbrunbook] in --project, "
@@ -84,6 +106,11 @@ class _Group(click.Group):
         return super().get_command(ctx, name)
 
     def invoke(self, ctx: click.Context) -> Any:
+        # Run as the program, Ctrl-C exited at once until now; from here it is a KeyboardInterrupt that the
+        # command's own cleanup sees (kernels, scratch copies, the run's record), reported below in one line.
+        program = getattr(signal.getsignal(signal.SIGINT), "dbrunbook_early", False)
+        if program:
+            signal.signal(signal.SIGINT, signal.default_int_handler)
         try:
             with warnings.catch_warnings():
                 warnings.showwarning = _show_note
@@ -91,8 +118,10 @@ class _Group(click.Group):
         except DbrunbookError as exc:
             click.echo(f"error: {exc}", err=True)
             sys.exit(exc.exit_code)
-        except KeyboardInterrupt:
-            click.echo("interrupted; scratch copies were dropped", err=True)
+        except KeyboardInterrupt as exc:
+            if program:  # a second Ctrl-C must not cut the one line short with a traceback
+                signal.signal(signal.SIGINT, signal.SIG_IGN)
+            click.echo(_interrupted(exc), err=True)
             sys.exit(130)
         except BrokenPipeError:  # the reader went away (`| head`): not a bug; exit as a shell's SIGPIPE does
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit's flush
@@ -111,6 +140,23 @@ class _Group(click.Group):
             click.echo(f"error: unexpected {type(exc).__name__}: {first} "
                        "(a bug in dbrunbook; set DBRUNBOOK_DEBUG=1 to see the traceback)", err=True)
             sys.exit(EXIT_INTERNAL)
+        finally:
+            if program:  # the command is done: a Ctrl-C while the interpreter exits prints nothing
+                signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def _interrupted(exc: KeyboardInterrupt) -> str:
+    """The one line of a Ctrl-C: the run's record when a run was interrupted, and what was under way."""
+    run_dir = getattr(exc, "run_dir", None)
+    if run_dir is None:
+        return "interrupted; scratch copies were dropped"
+    from dbrunbook.core.archive import describe_under_way, load_manifest
+
+    try:
+        where = describe_under_way(load_manifest(run_dir).get("under_way"))
+    except DbrunbookError:
+        where = ""
+    return f"interrupted; the run is recorded as interrupted: {run_dir}" + (f"; {where}" if where else "")
 
 
 def _unreachable(exc: Exception) -> DatabaseUnreachable | None:
@@ -269,7 +315,26 @@ def show(run: str, runs_dir: Path | None, project: Path, fmt: str) -> None:
     from dbrunbook.runbook import find_run
 
     path = find_run(run, _runs_dir(runs_dir, project))
-    click.echo(_dumps(run_json(path)) if fmt == "json" else render_run(path))
+    document, text = (run_json(path), None) if fmt == "json" else (None, render_run(path))
+    status, where = _interrupted_run(path)
+    if document is not None:
+        document.update({"under_way": where} if status != "complete" else {})
+        click.echo(_dumps(document))
+    else:
+        click.echo(text)
+        if status != "complete":  # the stages above are what the run completed; this is where it stopped
+            from dbrunbook.core.archive import describe_under_way
+
+            click.echo(f"status: {status.upper()}" + (f"; {describe_under_way(where)}" if where else ""))
+
+
+def _interrupted_run(path: Path) -> tuple[str, dict[str, Any] | None]:
+    """The run's status, and for a run that did not complete, the stage it stopped in (:func:`under_way`)."""
+    from dbrunbook.core.archive import load_manifest, run_status, under_way
+
+    manifest = load_manifest(path)
+    status = run_status(manifest)
+    return status, (under_way(path, manifest) if status != "complete" else None)
 
 
 @main.command()

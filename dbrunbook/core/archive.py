@@ -55,8 +55,63 @@ SIGNATURES = "signatures"
 
 def _files(run_dir: Path) -> dict[str, str]:
     return {str(p.relative_to(run_dir)): sha256(p) for p in sorted(run_dir.rglob("*"))
-            if p.is_file() and p.name not in (MANIFEST, MANIFEST + ".partial")
+            if p.is_file() and p.name not in (MANIFEST, MANIFEST + ".partial", STEP + ".partial")
             and p.relative_to(run_dir).parts[0] != SIGNATURES}
+
+
+#: What a stage that changes a target (stage 11's apply) set out to do and what came of it, in its stage folder:
+#: ``intent`` is written before the target is touched, ``outcome`` after, each on disk before the stage goes on,
+#: so a run that dies on the way still says what it was doing and how far it got.
+STEP = "journal.json"
+
+
+def record_step(stage_dir: Path, what: str, facts: dict[str, Any]) -> Path:
+    """Record ``what`` (``intent`` or ``outcome``; ``facts`` hold a one-line ``summary``) in ``stage_dir``."""
+    path = stage_dir / STEP
+    steps = read_step(stage_dir) or {}
+    steps[what] = {**facts, "recorded": datetime.now(UTC).isoformat(timespec="seconds")}
+    stage_dir.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(STEP + ".partial")
+    with partial.open("w") as out:
+        out.write(json.dumps(steps, indent=2, default=str) + "\n")
+        out.flush()
+        os.fsync(out.fileno())  # on disk before the target is touched: a lost machine keeps it too
+    partial.replace(path)
+    return path
+
+
+def read_step(stage_dir: Path) -> dict[str, Any] | None:
+    """The intent and outcome a stage recorded in ``stage_dir``, if any."""
+    try:
+        return dict(json.loads((stage_dir / STEP).read_text()))
+    except (OSError, ValueError):
+        return None
+
+
+def under_way(run_dir: Path, manifest: dict[str, Any]) -> dict[str, Any] | None:
+    """For a run that did not complete: the stage it was in when it stopped (``stage``, ``started``: its
+    notebook was written), with the ``intent`` and ``outcome`` that stage recorded; None when no stage was left."""
+    done = {s.get("name") for s in manifest.get("stages", [])}
+    left = [Path(name).stem for name in manifest.get("templates", {}) if Path(name).stem not in done]
+    if not left:
+        return None
+    stage = left[0]
+    steps = read_step(run_dir / stage) or {}
+    return {"stage": stage, "started": (run_dir / f"{stage}.ipynb").exists(),
+            "intent": steps.get("intent"), "outcome": steps.get("outcome")}
+
+
+def describe_under_way(found: dict[str, Any] | None) -> str:
+    """One phrase for :func:`under_way`'s answer ("" for None)."""
+    if not found:
+        return ""
+    text = f"{found['stage']} was under way" if found.get("started") else f"{found['stage']} had not started"
+    intent, outcome = found.get("intent"), found.get("outcome")
+    if intent:
+        text += f"; it intended to {intent.get('summary', '?')}"
+        text += (f"; outcome: {outcome.get('summary', '?')}" if outcome
+                 else "; it recorded no outcome: check the target before anything else")
+    return text
 
 
 def _mask(params: dict[str, Any]) -> dict[str, Any]:
@@ -105,6 +160,8 @@ def write_manifest(run: Run, target: Target, options: RunOptions, templates: lis
         "secret_scan": {"clean": not leaks, "files": leaks},
         "files": _files(run.path),
     }
+    if status == "interrupted":
+        manifest["under_way"] = under_way(run.path, manifest)
     path = run.path / MANIFEST
     partial = path.with_name(MANIFEST + ".partial")  # never a half-written manifest, even if killed mid-write
     partial.write_text(json.dumps(manifest, indent=2) + "\n")
@@ -148,8 +205,9 @@ def verify_run(run_dir: Path) -> dict[str, Any]:
     status = run_status(manifest)
     if status != "complete":
         done = [s["name"] for s in manifest.get("stages", []) if s.get("status") not in ("skipped",)]
+        where = describe_under_way(under_way(run_dir, manifest))
         raise VerificationFailed(run_dir, [f"the run is {status}: its record ends after "
-                                           f"{done[-1] if done else 'no stage'}"])
+                                           f"{done[-1] if done else 'no stage'}" + (f"; {where}" if where else "")])
     recorded: dict[str, str] = manifest.get("files", {})
     actual = _files(run_dir)
     problems = [f"{name} was changed" for name in recorded if name in actual and actual[name] != recorded[name]]
@@ -169,7 +227,9 @@ def list_runs(runs_dir: Path) -> list[dict[str, Any]]:
         if (path / MANIFEST).is_file():
             try:
                 manifest = load_manifest(path)
-                found.append({**manifest, "status": run_status(manifest), "path": str(path)})
+                status = run_status(manifest)
+                extra = {"under_way": under_way(path, manifest)} if status != "complete" else {}
+                found.append({**manifest, "status": status, "path": str(path), **extra})
             except VerificationFailed:
                 continue
     return found

@@ -7,12 +7,16 @@ the ``run_dir`` parameter; no value is pasted from one notebook into another.
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import re
+import signal
 import sys
 import tempfile
+import threading
 import time
 import uuid
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -20,7 +24,7 @@ from typing import Any
 
 from dbrunbook.alembic_ops.migration import alembic_config
 from dbrunbook.core import contract, fence
-from dbrunbook.core.archive import write_manifest
+from dbrunbook.core.archive import MANIFEST, write_manifest
 from dbrunbook.core.config import Target, load_metadata
 from dbrunbook.core.db import check_connection, make_engine
 from dbrunbook.core.results import VERDICTS, load_result
@@ -52,6 +56,9 @@ class RunOptions:
     #: Called as each stage starts and finishes (see :mod:`dbrunbook.runbook.progress`); by default the observer
     #: set with ``progress.observing`` where the options are made, if any.
     on_stage: StageObserver | None = field(default_factory=current_observer)
+    #: Called with the run when it is interrupted (Ctrl-C), after its kernels were killed and before its record
+    #: is closed as ``interrupted``: a stage that changes a target records here where the target was left.
+    on_interrupt: Callable[[Run], None] | None = None
 
     def notify(self, event: StageEvent) -> None:
         """Tell the ``on_stage`` observer, if there is one, that a stage started or finished."""
@@ -69,6 +76,14 @@ class StageRecord:
     seconds: float = 0.0
     summary: str = ""
     error: dict[str, Any] = field(default_factory=dict)
+
+
+class RunInterrupted(KeyboardInterrupt):
+    """A run was interrupted (Ctrl-C); ``run_dir`` holds its record, closed as ``interrupted`` (None: no folder yet)."""
+
+    def __init__(self, run_dir: Path | None) -> None:
+        super().__init__(str(run_dir or ""))
+        self.run_dir = run_dir
 
 
 @dataclass
@@ -241,9 +256,7 @@ def _run(target: Target, options: RunOptions) -> Run:
     chosen = _select(templates(options.runbooks, options), options.stages)
     preflight(target)
     run_id, run_dir = new_run_dir(options.out, target)
-    options.notify(StageEvent("open", run_id, run_dir, 0, len(chosen), ""))
     params = stage_parameters(chosen, target, run_dir, options)
-    run_dir.mkdir(parents=True, exist_ok=False)
     started = datetime.now(UTC)
     records: list[StageRecord] = []
     run = Run(run_id=run_id, path=run_dir, stages=records)
@@ -257,24 +270,78 @@ def _run(target: Target, options: RunOptions) -> Run:
         if leaks:
             raise SecretLeak(run_dir, leaks)
 
-    journal("running")
     try:
-        for index, template in enumerate(chosen, 1):
-            event = StageEvent("start", run_id, run_dir, index, len(chosen), template.stem)
-            if any(r.status == "error" for r in records) and not options.keep_going:
-                records.append(StageRecord(name=template.stem, status="skipped"))
-                options.notify(event.finished(records[-1]))
-                continue
-            options.notify(event)
-            records.append(_execute(template, run_dir / template.name, params[template.stem],
-                                    target.project_dir, options.progress))
+        with _interruptible():
+            # The folder is announced only once it is on the record: what the user was shown is listed by `runs`.
+            run_dir.mkdir(parents=True, exist_ok=False)
             journal("running")
-            options.notify(event.finished(records[-1]))
+            options.notify(StageEvent("open", run_id, run_dir, 0, len(chosen), ""))
+            for index, template in enumerate(chosen, 1):
+                event = StageEvent("start", run_id, run_dir, index, len(chosen), template.stem)
+                if any(r.status == "error" for r in records) and not options.keep_going:
+                    records.append(StageRecord(name=template.stem, status="skipped"))
+                    options.notify(event.finished(records[-1]))
+                    continue
+                options.notify(event)
+                records.append(_execute(template, run_dir / template.name, params[template.stem],
+                                        target.project_dir, options.progress))
+                journal("running")
+                options.notify(event.finished(records[-1]))
+            journal("complete")
     except KeyboardInterrupt:
-        journal("interrupted")
-        raise
-    journal("complete")
+        _close_interrupted(run, options, journal)
+        raise RunInterrupted(run_dir if (run_dir / MANIFEST).exists() else None) from None
     key = os.environ.get(KEY_ENV)
     if key:  # the author's signature over the finished record (docs/signing.md)
         sign_manifest(run_dir, key, role="author")
     return run
+
+
+def _close_interrupted(run: Run, options: RunOptions, journal: Callable[[str], None]) -> None:
+    """After a Ctrl-C: no kernel left running or on disk, the stage told, the record closed as interrupted.
+
+    A second Ctrl-C meanwhile is ignored: it would leave the record half closed.
+    """
+    from dbrunbook.runbook import _kernel
+
+    with _sigint_ignored():
+        _kernel.kill_all()
+        if not run.path.is_dir():
+            return
+        if options.on_interrupt is not None:
+            with contextlib.suppress(Exception):  # the record is closed whatever the stage's hook met
+                options.on_interrupt(run)
+        journal("interrupted")
+
+
+@contextlib.contextmanager
+def _interruptible() -> Iterator[None]:
+    """Ctrl-C raises KeyboardInterrupt as usual, and first marks kernels to be killed at once, not asked to stop."""
+    if threading.current_thread() is not threading.main_thread() \
+            or signal.getsignal(signal.SIGINT) is not signal.default_int_handler:
+        yield  # not ours to change (a thread, or a host with its own handler)
+        return
+    from dbrunbook.runbook import _kernel
+
+    def interrupted(signum: int, frame: object) -> None:
+        _kernel.interrupted()
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGINT, interrupted)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        _kernel.interrupted(False)
+
+
+@contextlib.contextmanager
+def _sigint_ignored() -> Iterator[None]:
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)

@@ -11,6 +11,7 @@ checked on a rendering first, and the outcome names exactly which revisions and 
 """
 from __future__ import annotations
 
+import os
 import shutil
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
@@ -21,11 +22,12 @@ from sqlalchemy.pool import NullPool
 
 from dbrunbook.alembic_ops.migration import ApplyResult, alembic_config, current_revision, revision_paths, run_alembic
 from dbrunbook.core import contract
-from dbrunbook.core.archive import load_manifest
+from dbrunbook.core.archive import load_manifest, record_step
 from dbrunbook.core.config import RunSettings, Target, load_run_settings
 from dbrunbook.core.db import check_connection, dialect_name, engine_facts, make_engine
 from dbrunbook.core.evidence import MigrationEvidence
 from dbrunbook.core.notify import Delivery, notify
+from dbrunbook.core.secrets import mask_url
 from dbrunbook.data.clone import scratch_copy
 from dbrunbook.data.fingerprint import fingerprint
 from dbrunbook.errors import ApplyRefused, DbrunbookError, UsageError
@@ -329,6 +331,14 @@ def _apply_locked(plan: ApplyPlan, target: Target, stage_dir: Path, held: dict[s
             outcome.sql_mismatch, outcome.error_type = mismatch, "NotReviewed"
             outcome.error = f"not the reviewed SQL: {mismatch['message']}; nothing ran"
             return outcome
+    # The intent is on disk before the target is touched, the outcome once it is known: a run killed in between
+    # still says what it set out to do (`dbrunbook runs`, `show` and `verify` read it).
+    record_step(stage_dir, "intent", {
+        "summary": f"apply {', '.join(plan.revisions)} ({before or 'base'} -> {plan.revision_to}) to "
+                   f"{mask_url(target.db)}" + ("" if plan.transactional else ", revision by revision"),
+        "plan_run": plan.plan_run_id, "target": mask_url(target.db), "revision_from": before,
+        "revision_to": plan.revision_to, "revisions": plan.revisions, "transactional": plan.transactional,
+        "pid": os.getpid()})
     tell("apply-started", {"summary": f"applying {', '.join(plan.revisions)} to {target.db}",
                            "revisions": plan.revisions, "abort_after_seconds": plan.abort_after_seconds})
     upgrade(plan, target, scripts, outcome, gate, plan.retry_policy(), on_attempt)
@@ -342,6 +352,9 @@ def _apply_locked(plan: ApplyPlan, target: Target, stage_dir: Path, held: dict[s
         ApplyResult(ok=not outcome.error, seconds=outcome.seconds, statements=outcome.statements), plan.revisions)
     if outcome.error and not outcome.rolled_back:
         outcome.restore_command = plan.restore_command
+    record_step(stage_dir, "outcome", {"summary": _ended(outcome), "applied": outcome.applied,
+                                       "revision_after": outcome.revision_after, "rolled_back": outcome.rolled_back,
+                                       "aborted": outcome.aborted, "error": outcome.error[:300]})
     return outcome
 
 
