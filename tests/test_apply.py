@@ -140,6 +140,20 @@ def _drift(url: str) -> None:
 
 
 @pytest.mark.parametrize("planned", ["sqlite"], indirect=True)
+def test_a_clean_dry_run_apply_passes_and_prints_the_sql_it_would_run(planned):
+    planned.reset()
+    before = planned.state()
+    dry = dbrunbook("apply", str(planned.plan_run), "--project", str(planned.project), "--dry-run")
+    assert dry.returncode == 0, dry.stdout + dry.stderr
+    assert "ADD COLUMN phone" in dry.stdout  # the SQL that would run, on the terminal
+    folder = _folder(dry.stdout)
+    # nothing started, so stage 12 needs no fingerprint: no PV000 warning degrades the verdict
+    validated = load_result(folder, "12-post-migration")
+    assert validated.verdict == "pass" and "PV000" not in {f.code for f in validated.findings}, validated.findings
+    assert planned.state() == before
+
+
+@pytest.mark.parametrize("planned", ["sqlite"], indirect=True)
 def test_cli_refuses_a_drifted_target_and_records_why(planned):
     planned.reset()
     _drift(planned.url)

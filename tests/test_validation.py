@@ -345,7 +345,7 @@ def test_records_follow_stage_11_when_the_plan_run_is_incomplete(tmp_path):
     apply_dir.mkdir()
     _record(apply_dir, "11-guarded-apply", GuardedApplyEvidence(
         plan_run=str(plan_dir), plan_run_id="plan", applied=False, aborted=False, revision_before="0001",
-        revision_to="0002", guards=[GuardRecord("no-schema-drift", False, "drifted", accepted=True)]))
+        revision_to="0002", guards=[GuardRecord("no-schema-drift", False, "drifted", accepted=True)], seconds=0.5))
     _record(plan_dir, "10-production-plan", ProductionPlanEvidence(checklist=[], plan=_plan(
         schema_before="01-schema-analysis/schema-before.json")))
     record = read_records(apply_dir, plan_dir)
@@ -353,3 +353,8 @@ def test_records_follow_stage_11_when_the_plan_run_is_incomplete(tmp_path):
     assert record.before is None and record.schema_before is None  # drift accepted: the snapshot is not the reference
     notes = " | ".join(record.notes)
     assert "no fingerprint" in notes and "drifted" in notes and "01-schema-analysis" in notes
+    # an upgrade that never started (no outcome: a dry run, a refusal) needs no fingerprint
+    _record(apply_dir, "11-guarded-apply", GuardedApplyEvidence(
+        plan_run=str(plan_dir), plan_run_id="plan", applied=False, aborted=False, revision_before="0001"))
+    record = read_records(apply_dir, plan_dir)
+    assert not record.started and "no fingerprint" not in " | ".join(record.notes)

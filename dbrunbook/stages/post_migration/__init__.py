@@ -179,8 +179,11 @@ def validate(engine: Engine, target_metadata: sa.MetaData | None, before: Finger
 
 
 def unchanged(engine: Engine, before: Fingerprint | None, revision_before: str | None,
-              schema_before: str | Path | None = None) -> Validation:
-    """Prove a target the migration did not apply to is exactly as it was (data, revision, schema)."""
+              schema_before: str | Path | None = None, *, started: bool = True) -> Validation:
+    """Prove a target the migration did not apply to is exactly as it was (data, revision, schema).
+
+    Without a fingerprint from before, unchanged data is only vouched for when the upgrade never ``started`` (a
+    dry run, a refusal): then an unchanged schema and revision is all there is to prove, and it is info."""
     after, revision = fingerprint(engine), current_revision(engine)
     problems = [d.message for d in compare(before, after)] if before is not None else []
     if revision != revision_before:
@@ -196,7 +199,8 @@ def unchanged(engine: Engine, before: Fingerprint | None, revision_before: str |
                         "a statement ran before the failure and was not rolled back (DDL without transactions "
                         "commits at once): compare with the backup and restore, or finish the change by hand")
     else:
-        found = Finding("PV011", "info" if before is not None else "warn", f"target unchanged ({compared} compared): "
+        vouched = before is not None or not started
+        found = Finding("PV011", "info" if vouched else "warn", f"target unchanged ({compared} compared): "
                         f"{len(after.tables)} tables, {after.rows:,} rows, revision {revision or 'none'}", "",
                         {"rows": after.rows, "revision": revision})
     checks = [_check("PV011", "target unchanged", [found], f"{len(problems)} difference(s)"), *health(engine)]
@@ -229,6 +233,8 @@ class ApplyRecord:
     notes: list[str] = field(default_factory=list)
     #: Set when the apply failed after statements committed (DDL without transactions): where it stopped.
     stopped: Stopped | None = None
+    #: False when the upgrade never started (a dry run, or guards refused): nothing of ours touched the data.
+    started: bool = True
 
 
 def _load(folder: Path, kind: type[E], broken: list[str]) -> E | None:
@@ -257,7 +263,8 @@ def read_records(apply_dir: str | Path, plan_run: str | Path) -> ApplyRecord:
     plan = production.plan if production is not None else None
     record = ApplyRecord(applied=apply.applied, revision_before=apply.revision_before,
                          expected_revision=(plan.revision_to if plan else None) or apply.revision_to,
-                         changes=as_changes(analysed.changes if analysed else []))
+                         changes=as_changes(analysed.changes if analysed else []),
+                         started=apply.seconds is not None)
     saved, snap = apply.fingerprint_before, plan.schema_before if plan else None
     record.before = Fingerprint.load(Path(apply_dir) / saved) if saved else None
     # An accepted drift guard means the plan's snapshot is not the state the apply started from.
@@ -266,7 +273,10 @@ def read_records(apply_dir: str | Path, plan_run: str | Path) -> ApplyRecord:
     reviewed = plan_dir / plan.upgrade_sql if plan and plan.upgrade_sql else None
     record.stopped = stopped_partway(apply, reviewed.read_text() if reviewed and reviewed.is_file() else "")
     record.notes = broken + [note for note, absent in (
-        ("stage 11 saved no fingerprint before the apply: the data cannot be compared", not saved),
+        # Only an upgrade that started needs the fingerprint: a dry run or a refused apply touched nothing, and
+        # the schema and revision checks (PV011) prove that without it.
+        ("stage 11 saved no fingerprint before the apply: the data cannot be compared",
+         not saved and record.started),
         ("the schema had drifted from the plan's snapshot (accepted at apply time): it is not compared", drifted),
         (f"no production plan ({contract.PRODUCTION_PLAN.name}) in {plan_dir}", production is None),
         (f"no schema analysis ({contract.SCHEMA_ANALYSIS.name}) in {plan_dir}: no data change is explained",
@@ -281,7 +291,8 @@ def check_record(engine: Engine, metadata: sa.MetaData | None, record: ApplyReco
     if record.stopped is not None:
         return partial(engine, record, record.stopped)
     if record.applied is False:
-        return unchanged(engine, record.before, record.revision_before, record.schema_before)
+        return unchanged(engine, record.before, record.revision_before, record.schema_before,
+                         started=record.started)
     return validate(engine, metadata, record.before, record.changes, record.expected_revision or head)
 
 
