@@ -254,37 +254,3 @@ def find_run(run: str, runs_dir: Path, holding: str = "") -> Path:
     return hits[0].resolve()
 
 
-def export_run(run_dir: Path, out: Path | None = None) -> Path:
-    """Write each executed stage as HTML (inputs hidden) plus an index page; returns the index."""
-    import nbformat
-    from nbconvert import HTMLExporter
-
-    manifest = load_manifest(run_dir)
-    out = out or run_dir.parent / f"{run_dir.name}-html"
-    out.mkdir(parents=True, exist_ok=True)
-    exporter = HTMLExporter(  # type: ignore[no-untyped-call]
-        exclude_input=True, exclude_input_prompt=True, exclude_output_prompt=True)
-    rows = []
-    for stage in manifest["stages"]:
-        notebook = run_dir / stage.get("notebook", "")
-        link = stage["name"]
-        if stage.get("notebook") and notebook.exists():
-            executed = nbformat.read(notebook, as_version=4)  # type: ignore[no-untyped-call]
-            body, _ = exporter.from_notebook_node(executed)
-            (out / f"{stage['name']}.html").write_text(body)
-            link = f'<a href="{stage["name"]}.html">{stage["name"]}</a>'
-        rows.append(f"<tr><td>{link}</td><td>{stage['status']}</td><td>{stage.get('seconds', 0)}</td>"
-                    f"<td>{_html(stage.get('summary', ''))}</td></tr>")
-    index = out / "index.html"
-    index.write_text(
-        "<!doctype html><meta charset=utf-8><title>dbrunbook run {id}</title>"
-        "<h1>Run {id}</h1><p>Target: <code>{target}</code> &middot; verdict: <b>{verdict}</b> &middot; "
-        "started {started}</p><table border=1 cellpadding=4><tr><th>stage</th><th>status</th>"
-        "<th>seconds</th><th>summary</th></tr>{rows}</table>".format(
-            id=_html(manifest["run_id"]), target=_html(manifest["target"]), verdict=manifest["verdict"],
-            started=manifest["started"], rows="".join(rows)))
-    return index
-
-
-def _html(text: str) -> str:
-    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")

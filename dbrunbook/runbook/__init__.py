@@ -9,11 +9,12 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from dbrunbook.core.archive import export_run, find_run, list_runs, load_manifest, verify_run
+    from dbrunbook.core.archive import find_run, list_runs, load_manifest, verify_run
     from dbrunbook.runbook.engine import Run, RunOptions, StageRecord, run_runbook, stage_parameters, templates
+    from dbrunbook.runbook.report import export_run
 
-_LAZY = {**dict.fromkeys(("export_run", "find_run", "list_runs", "load_manifest", "verify_run"),
-                         "dbrunbook.core.archive"),
+_LAZY = {**dict.fromkeys(("find_run", "list_runs", "load_manifest", "verify_run"), "dbrunbook.core.archive"),
+         "export_run": "dbrunbook.runbook.report",
          **dict.fromkeys(("Run", "RunOptions", "StageRecord", "run_runbook", "stage_parameters", "templates"),
                          "dbrunbook.runbook.engine")}
 

@@ -1,4 +1,4 @@
-"""Renderings of runs for the CLI: plain text for people, versioned JSON documents for tools.
+"""Renderings of runs: plain text for people, versioned JSON documents for tools, and an HTML export.
 
 Every JSON document names its ``schema`` (``dbrunbook.run/1`` ...); docs/json.md describes each. Within
 a version, fields are only ever added; a field removed or changed in meaning is a new version.
@@ -12,8 +12,9 @@ from typing import Any
 from dbrunbook.core import contract
 from dbrunbook.core.archive import load_manifest, run_status
 from dbrunbook.core.evidence import EvidenceError, ProductionPlanEvidence
-from dbrunbook.core.results import load_result, sidecar_path
+from dbrunbook.core.results import MIMETYPE, StageResult, load_result, sidecar_path
 from dbrunbook.errors import EXIT_BLOCKED, EXIT_PASS, EXIT_STAGE_ERROR
+from dbrunbook.runbook._html import index_page, stage_banner
 
 #: The stage whose plan ``dbrunbook apply`` follows.
 _PLAN_STAGE = contract.PRODUCTION_PLAN.name
@@ -137,3 +138,68 @@ def render_runs(manifests: list[dict[str, Any]]) -> str:
 def _last_stage(manifest: dict[str, Any]) -> str:
     done = [s["name"] for s in manifest.get("stages", []) if s.get("status") != "skipped"]
     return done[-1] if done else "no stage"
+
+
+def export_run(run_dir: Path, out: Path | None = None) -> Path:
+    """Write the run as HTML: an index page (verdicts, findings, metadata) and one page per executed stage.
+
+    Each stage page is its executed notebook (inputs hidden) under a banner with the stage's verdict; the
+    archive itself is only read. Nothing is fetched from the network when a page is opened. Returns the index.
+    """
+    import nbformat
+
+    manifest = load_manifest(run_dir)
+    out = out or run_dir.parent / f"{run_dir.name}-html"
+    out.mkdir(parents=True, exist_ok=True)
+    stages = []
+    for stage in manifest["stages"]:
+        result, page = load_result(run_dir, stage["name"]), None
+        notebook = run_dir / stage["notebook"] if stage.get("notebook") else None
+        if notebook is not None and notebook.is_file():
+            page = f"{stage['name']}.html"
+            executed = nbformat.read(notebook, as_version=4)  # type: ignore[no-untyped-call]
+            (out / page).write_text(_stage_page(executed, stage, result))
+        stages.append((stage, result, page))
+    index = out / "index.html"
+    index.write_text(index_page(manifest, run_status(manifest), stages, _next_step(run_dir, manifest)))
+    return index
+
+
+#: The lab template without its scripts from a CDN (require.js, MathJax, mermaid), and with the stage's banner
+#: (``resources["dbrunbook_banner"]``) first in the body.
+_TEMPLATE = """{%- extends 'lab/index.html.j2' -%}
+{%- block html_head_js_requirejs -%}{%- endblock html_head_js_requirejs -%}
+{%- block html_head_js_mathjax -%}{%- endblock html_head_js_mathjax -%}
+{%- block html_head_js_mermaidjs -%}{%- endblock html_head_js_mermaidjs -%}
+{%- block body_header -%}{{ super() }}{{ resources.dbrunbook_banner }}{%- endblock body_header -%}
+"""
+
+
+def _stage_page(executed: Any, stage: dict[str, Any], result: StageResult | None) -> str:
+    """One executed notebook as HTML (inputs hidden), offline, with the stage's summary banner on top."""
+    import jinja2
+    from nbconvert import HTMLExporter
+
+    _readable_outputs(executed)
+    exporter = HTMLExporter(  # type: ignore[no-untyped-call]
+        extra_loaders=[jinja2.DictLoader({"dbrunbook-stage.html.j2": _TEMPLATE})],
+        template_file="dbrunbook-stage.html.j2",
+        exclude_input=True, exclude_input_prompt=True, exclude_output_prompt=True)
+    body, _ = exporter.from_notebook_node(executed, resources={"dbrunbook_banner": stage_banner(stage, result)})
+    return str(body)
+
+
+def _readable_outputs(executed: Any) -> None:
+    """Outputs of runs recorded before results rendered as HTML: the result shown as HTML, no bare repr."""
+    for cell in executed.cells:
+        kept = []
+        for output in cell.get("outputs", []):
+            data = output.get("data", {})
+            if output.get("output_type") == "execute_result" and set(data) == {"text/plain"} \
+                    and str(data["text/plain"]).startswith("StageResult("):
+                continue  # the echo of finish(): the display just before holds the same result
+            if MIMETYPE in data and "text/html" not in data:
+                data["text/html"] = StageResult.from_json(dict(data[MIMETYPE])).html()
+            kept.append(output)
+        if "outputs" in cell:
+            cell["outputs"] = kept

@@ -262,20 +262,54 @@ def findings(profiles: Sequence[TableProfile]) -> list[Finding]:
     return out
 
 
+#: A column whose distinct values reach this share of its non-null rows identifies rows: its top values are noise.
+NEAR_UNIQUE_SHARE = 0.9
+
+
+def charted(profile: TableProfile) -> list[ColumnProfile]:
+    """The columns whose distribution a chart shows something of.
+
+    Left out: timestamps and dates, keys and references (``id``, ``*_id``, near-unique integers: a flat
+    histogram), near-unique text (top values seen once each) and columns whose top values each occur once.
+    A near-unique measure (an amount, a price) keeps its histogram: its spread is what it shows.
+    """
+    def says_something(c: ColumnProfile) -> bool:
+        filled = profile.rows - c.nulls
+        if c.kind == _TEMPORAL or filled <= 0 or not (c.histogram or c.top):
+            return False
+        if c.name.lower() == "id" or c.name.lower().endswith("_id"):
+            return False
+        unique = c.distinct is not None and c.distinct >= NEAR_UNIQUE_SHARE * filled
+        if c.histogram:
+            return not (unique and "INT" in c.type.upper())
+        return not unique and any(n > 1 for _, n in c.top)
+
+    return [c for c in profile.columns if says_something(c)]
+
+
 def chart(profile: TableProfile, max_columns: int = 6) -> Figure:
-    """Histograms of the numeric columns and top values of the others, one panel each."""
+    """Histograms of the numeric columns and top values of the others, one panel each, for :func:`charted` columns.
+
+    With no such column the figure only says so; a notebook shows the chart when :func:`charted` is not empty.
+    """
     from matplotlib.figure import Figure
 
-    shown = [c for c in profile.columns if c.histogram or c.top][:max_columns]
-    fig = Figure(figsize=(4 * max(1, min(3, len(shown))), 3 * max(1, math.ceil(len(shown) / 3))))
+    shown = charted(profile)[:max_columns]
+    across, down = min(3, max(1, len(shown))), max(1, math.ceil(len(shown) / 3))
+    fig = Figure(figsize=(4 * across, 3 * down))
     for k, col in enumerate(shown):
-        ax = fig.add_subplot(max(1, math.ceil(len(shown) / 3)), min(3, len(shown)), k + 1)
+        ax = fig.add_subplot(down, across, k + 1)
         if col.histogram:
             ax.bar([lo for lo, _, _ in col.histogram], [c for _, _, c in col.histogram],
                    width=[hi - lo for lo, hi, _ in col.histogram], align="edge")
+            ax.set_ylabel("rows", fontsize=8)
         else:
             ax.barh([str(v)[:20] for v, _ in col.top][::-1], [c for _, c in col.top][::-1])
+            ax.set_xlabel("rows", fontsize=8)
         ax.set_title(col.name + (" (sample)" if profile.sampled else ""), fontsize=9)
-    fig.suptitle(f"{profile.table}: {profile.rows} rows")
+    if not shown:
+        fig.text(0.5, 0.5, "no column worth charting (keys, timestamps and unique values left out)",
+                 ha="center", va="center", fontsize=9)
+    fig.suptitle(f"{profile.table}: {profile.rows:,} rows")
     fig.tight_layout()
     return fig

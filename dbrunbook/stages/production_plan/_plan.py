@@ -158,8 +158,11 @@ def checklist_table(items: list[ChecklistItem]) -> list[dict[str, str]]:
              "evidence": i.evidence} for i in items]
 
 
-def render_plan(plan: ProductionPlan, items: list[ChecklistItem]) -> str:
-    """The production plan and its checklist as Markdown (``10-production-plan/plan.md``)."""
+def render_plan(plan: ProductionPlan, items: list[ChecklistItem], with_checklist: bool = True) -> str:
+    """The production plan and its checklist as Markdown (``10-production-plan/plan.md``).
+
+    ``with_checklist=False``: the plan alone, for a notebook that shows the checklist as its own table.
+    """
     def _cell(text: Any) -> str:
         return str(text).replace("|", "\\|").replace("\n", " ")
 
@@ -184,8 +187,9 @@ def render_plan(plan: ProductionPlan, items: list[ChecklistItem]) -> str:
             f"Target: `{plan.target or 'unknown'}`\n\n{change}\n\n"
             f"Expected duration: {expected}; window {plan.window_seconds:g}s; "
             f"abort after {plan.abort_after_seconds:g}s; lock timeout {plan.lock_timeout_ms} ms.\n\n"
-            f"## Pre-migration checklist\n\n|  | item | stage | evidence |\n|---|---|---|---|\n{rows}\n\n"
-            f"## Steps\n\n{steps}\n\n"
+            + (f"## Pre-migration checklist\n\n|  | item | stage | evidence |\n|---|---|---|---|\n{rows}\n\n"
+               if with_checklist else "")
+            + f"## Steps\n\n{steps}\n\n"
             f"## Lock impact (stage 03)\n\n| table | lock | blocks | statements | blocked seconds |\n"
             f"|---|---|---|---|---|\n{locks}\n\n"
             f"## Abort criteria\n\n| signal | threshold | action |\n|---|---|---|\n{criteria}\n\n"

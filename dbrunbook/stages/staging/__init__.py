@@ -15,8 +15,9 @@ A table that cannot be grown (a unique key of booleans, an INSERT the database r
 as it is, with the reason in :attr:`Growth.skipped`, and the other tables still grow; stage 9
 reports it as VL004. :func:`growth_sql` is the twin of :func:`grow` that returns the statements
 without running them. :func:`timing_curve` grows fresh copies to two or three sizes, times the
-upgrade on each, fits time against rows (least squares, numpy) and predicts the time at the
-production size.
+upgrade on each, fits time against rows (least squares, numpy) through the sizes where the upgrade
+succeeded and predicts the time at the production size; with fewer than two such sizes it predicts nothing
+and says so (a failed upgrade's time is the time until it failed, not a duration to plan for).
 """
 from __future__ import annotations
 
@@ -175,6 +176,19 @@ class TimingCurve:
         """Seconds the fitted line gives for ``rows`` rows."""
         return max(self.intercept + self.slope * rows, 0.0)
 
+    @property
+    def fitted(self) -> bool:
+        """Whether a line was fitted: two sizes or more where the upgrade succeeded."""
+        return self.predicted_seconds is not None
+
+    def headline(self) -> str:
+        """The prediction in words, or why there is none."""
+        if self.fitted:
+            return f"upgrade predicted at {self.predicted_seconds:.2f}s for {self.production_rows:,} rows"
+        ok = sum(p.ok for p in self.points)
+        return (f"no prediction: the upgrade succeeded at {ok} of {len(self.points)} sizes and a line needs two "
+                f"(the time of a failed upgrade is only the time until it failed)")
+
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
 
@@ -223,7 +237,10 @@ def timing_curve(target: Target, script_dir: Path, scales: Sequence[float] = (1,
             timings.append(time_at(target, script_dir, Scale(factor=float(factor)), mode, rows))
     points = [_fastest(timings) for timings in runs]
     curve = TimingCurve(points)
-    curve.intercept, curve.slope = fit(points)
+    succeeded = [p for p in points if p.ok]
+    if len({p.rows for p in succeeded}) < 2:  # nothing to fit: no line, no prediction
+        return curve
+    curve.intercept, curve.slope = fit(succeeded)
     if production_rows is None:
         engine = make_engine(target.db)
         try:
@@ -236,7 +253,7 @@ def timing_curve(target: Target, script_dir: Path, scales: Sequence[float] = (1,
 
 
 def plot(curve: TimingCurve) -> Figure:
-    """Measured times, the fitted line, and the prediction at the production size."""
+    """Measured times, the fitted line and the prediction at the production size (or why there is none)."""
     from matplotlib.figure import Figure
 
     figure = Figure(figsize=(7, 4))
@@ -247,12 +264,14 @@ def plot(curve: TimingCurve) -> Figure:
         ax.plot([p.rows for p in good], [p.seconds for p in good], "o", label="measured")
     if bad:
         ax.plot([p.rows for p in bad], [p.seconds for p in bad], "x", color="red", label="measured (upgrade failed)")
-    top = max([curve.production_rows, *(p.rows for p in curve.points)])
-    xs = [0, top]
-    ax.plot(xs, [curve.predict(x) for x in xs], "-", color="grey", label="fitted line")
-    if curve.predicted_seconds is not None:
-        ax.plot([curve.production_rows], [curve.predicted_seconds], "*", markersize=12,
+    if curve.fitted:
+        xs = [0, max([curve.production_rows, *(p.rows for p in curve.points)])]
+        ax.plot(xs, [curve.predict(x) for x in xs], "-", color="grey", label="fitted line (successful runs)")
+        ax.plot([curve.production_rows], [curve.predicted_seconds or 0.0], "*", markersize=12,
                 label="predicted at production size")
+    else:
+        ax.text(0.5, 0.5, "no prediction: fewer than two sizes where the upgrade succeeded",
+                transform=ax.transAxes, ha="center", va="center", fontsize=9, color="#444")
     ax.set_ylim(bottom=0)
     ax.xaxis.set_major_formatter(lambda x, _: f"{x:,.0f}")
     ax.set_xlabel("rows in the database")
@@ -277,9 +296,11 @@ def findings(curve: TimingCurve, max_seconds: float = 60.0) -> list[Finding]:
         out.append(Finding("VL002", "block", f"the upgrade fails on grown copies: {failed[0].error}",
                            "", evidence, "see stage 04 for the failing statement; times are until the failure"))
     predicted = curve.predicted_seconds or 0.0
-    what = "until it fails" if failed else ""
-    out.append(Finding("VL001", "info", f"predicted upgrade time {what} at {curve.production_rows:,} rows: "
-                                        f"{predicted:.2f}s".replace("  ", " "), "", evidence))
+    if curve.fitted:
+        out.append(Finding("VL001", "info", f"predicted upgrade time at {curve.production_rows:,} rows: "
+                                            f"{predicted:.2f}s", "", evidence))
+    else:
+        out.append(Finding("VL001", "info", curve.headline(), "", evidence))
     if predicted > max_seconds and not failed:
         out.append(Finding("VL003", "warn",
                            f"the upgrade is predicted to take {predicted:.0f}s, over {max_seconds:.0f}s", "",

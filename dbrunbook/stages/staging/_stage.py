@@ -43,6 +43,11 @@ def run(stage: Stage, *, migration_dir: str = "", scales: Sequence[float] = (1, 
     stage.extend(findings(curve, max_seconds=max_seconds))
     chart = stage.dir / "timing.png"
     plot(curve).savefig(chart, dpi=100)
-    summary = (f"upgrade predicted at {curve.predicted_seconds or 0:.2f}s for {curve.production_rows:,} rows"
-               + ("" if all(p.ok for p in curve.points) else " (until it fails)"))
+    failed, sizes = sum(not p.ok for p in curve.points), len(curve.points)
+    if not failed:
+        summary = curve.headline()
+    elif curve.fitted:
+        summary = f"the upgrade fails at {failed} of {sizes} sizes; {curve.headline()} from the others"
+    else:
+        summary = f"the upgrade fails at {failed} of {sizes} sizes: no prediction"
     return StagingOutcome(curve, chart, timed(curve), summary)
