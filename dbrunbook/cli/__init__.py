@@ -51,7 +51,9 @@ from dbrunbook.errors import (  # noqa: E402
     UsageError,
 )
 from dbrunbook.runbook.progress import StageObserver, StageReporter, observing  # noqa: E402
-from dbrunbook.runbook.report import render_run, render_runs, run_exit_code, run_json, runs_json, verify_json  # noqa: E402
+
+# dbrunbook.runbook.report (results, the archive, SQLAlchemy) is imported by the commands that print runs, not
+# here: `dbrunbook --help` and `lint` must not pay for it.
 
 RUNS_DIR = click.option("--runs-dir", type=click.Path(path_type=Path),
                         help="Folder holding archived runs [default: runs_dir of [tool.dbrunbook] in --project, "
@@ -268,6 +270,8 @@ def update(db: str | None, models: str | None, alembic_config: str | None, proje
 
 def finish_run(run: Any, fmt: str = "text") -> None:
     """Print a finished run and exit with its documented code (shared by the commands that run stages)."""
+    from dbrunbook.runbook.report import render_run, run_exit_code, run_json
+
     click.echo(_dumps(run_json(run.path)) if fmt == "json" else render_run(run.path))
     code = run_exit_code(run)
     if code == EXIT_STAGE_ERROR and run.failed:
@@ -300,6 +304,7 @@ def demo(out: Path, db: str | None, users: int, quiet: bool) -> None:
 def runs_(runs_dir: Path | None, project: Path, fmt: str) -> None:
     """List archived runs."""
     from dbrunbook.runbook import list_runs
+    from dbrunbook.runbook.report import render_runs, runs_json
 
     found = list_runs(_runs_dir(runs_dir, project))
     click.echo(_dumps(runs_json(found)) if fmt == "json" else render_runs(found))
@@ -313,6 +318,7 @@ def runs_(runs_dir: Path | None, project: Path, fmt: str) -> None:
 def show(run: str, runs_dir: Path | None, project: Path, fmt: str) -> None:
     """Show a run's stages, verdicts and findings (RUN: id, unique part of one, path, or latest)."""
     from dbrunbook.runbook import find_run
+    from dbrunbook.runbook.report import render_run, run_json
 
     path = find_run(run, _runs_dir(runs_dir, project))
     document, text = (run_json(path), None) if fmt == "json" else (None, render_run(path))
@@ -352,6 +358,7 @@ def verify(run: str, runs_dir: Path | None, project: Path, fmt: str) -> None:
     from dbrunbook.core.signing import trusted_keys, verify_signed_run
     from dbrunbook.errors import VerificationFailed
     from dbrunbook.runbook import find_run
+    from dbrunbook.runbook.report import verify_json
 
     path = find_run(run, _runs_dir(runs_dir, project))
     try:

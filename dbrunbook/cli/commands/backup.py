@@ -5,7 +5,6 @@ from pathlib import Path
 
 import click
 
-from dbrunbook.core.secrets import mask_url
 from dbrunbook.errors import EXIT_BLOCKED
 
 
@@ -17,6 +16,7 @@ from dbrunbook.errors import EXIT_BLOCKED
 def command(db: str, out: Path, verify: bool) -> None:
     """Back up a database with pg_dump, mariadb-dump or the SQLite backup API."""
     # imported here, not above: `dbrunbook --help` loads every command module for its one-line help
+    from dbrunbook.core.secrets import mask_url
     from dbrunbook.stages.rollback_plan.backup import findings, take_backup, verify_backup
 
     backup = take_backup(db, out)
