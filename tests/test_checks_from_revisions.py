@@ -2,8 +2,8 @@
 
 A users table with duplicated emails and NULL nicknames, and a hand-written revision that adds UNIQUE(email) and
 sets nickname NOT NULL: stage 05 blocks with the exact counts, from the revision alone. An expand/contract revision
-(nullable column, backfill UPDATE, SET NOT NULL) passes once stage 04 has run it on a full copy; a rename is not a
-drop.
+(nullable column, backfill UPDATE, SET NOT NULL) is judged by its backfill, counted on the real rows: it passes
+when the UPDATE fills every row and blocks with the exact count of rows it leaves NULL; a rename is not a drop.
 """
 from __future__ import annotations
 
@@ -99,14 +99,19 @@ def test_an_expand_contract_revision_is_judged_by_its_backfill(db_url, dialect, 
     assert "DC006" not in codes, result.findings  # email is renamed to mail, not dropped
     if blocks:
         assert rehearsal.status == "block"
-        # Seen from the live schema, handle is a new required column: every row needs a value. MariaDB would give
-        # them the type's zero value on ADD COLUMN, so there the check only warns; the rehearsal shows the failure.
-        assert codes["DC001"].evidence["count"] == USERS
-        assert codes["DC001"].severity == ("warn" if dialect == "mariadb" else "block")
+        # Counted after the revision's own backfill: rows 1..5 stay NULL, so SET NOT NULL fails on every dialect
+        # (seen from the live schema alone, every row of the new column would have needed a value).
+        assert codes["DC001"].evidence["count"] == 5 and codes["DC001"].evidence["counted_before"] == USERS
+        assert codes["DC001"].severity == "block" and checks.status == "block"
+        assert [row["id"] for row in codes["DC001"].evidence["sample"]] == [1, 2, 3, 4, 5]
+        assert "DC103" not in codes  # no backfill plan is attempted for the column the revision adds itself
     else:
         assert rehearsal.status != "block", run.stages
         assert checks.status != "block", result.findings
         assert "DC001" not in codes or codes["DC001"].severity != "block"
+    # The backfill itself is counted on the real rows, and named for having no WHERE.
+    assert codes["DC110"].evidence["count"] == USERS and codes["DC110"].severity == "info"
+    assert codes["DC112"].severity == "warn" and "UPDATE users SET handle" in codes["DC112"].message
 
 
 DEFAULT_THEN_DROPPED = '''revision = "0002"

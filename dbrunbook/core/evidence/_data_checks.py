@@ -17,6 +17,9 @@ class CheckRun(Record):
     diffs: list[str] = field(default_factory=list)
     #: Each result as ``dbrunbook.stages.data_checks.CheckResult.to_json`` writes it (rows, sample, remedies).
     results: list[dict[str, Any]] = field(default_factory=list)
+    #: The data statements of the pending revisions, in order (``data_checks._statements.DataStatement.to_json``);
+    #: absent from sidecars written before they were read.
+    statements: list[dict[str, Any]] = field(default_factory=list)
 
 
 @dataclass

@@ -15,6 +15,10 @@ One check per module, registered on :data:`registry` under a code (``DC0xx``)::
     DC004 check           CHECK added or narrowed, enum values removed
     DC005 type-change     values that fail to cast, are truncated, overflow or get rounded
     DC006 dropped         non-null values, rows and bytes a drop destroys
+
+Without models the target schema comes from the pending revisions, and so do the statements that change data
+(:mod:`.statements`): each UPDATE / DELETE / INSERT ... SELECT is counted and sampled (DC110-DC113), and DC001 is
+counted on the rows as the migration's own backfill leaves them.
 """
 from __future__ import annotations
 
@@ -27,11 +31,12 @@ from sqlalchemy.engine import Engine
 
 from dbrunbook.core.db import dialect_name
 from dbrunbook.core.results import Finding
-from dbrunbook.stages.data_checks._base import CheckContext, CheckResult, failed, read_only, registry, run_rule
+from dbrunbook.stages.data_checks._base import UNKNOWN, CheckContext, CheckResult, failed, read_only, registry, run_rule
 from dbrunbook.stages.data_checks._dialect import session_dialect
 from dbrunbook.stages.data_checks._diff import diffs as _diffs
 from dbrunbook.stages.data_checks._diff import table_of
 from dbrunbook.stages.data_checks._revisions import ChangeSource, change_source, settle, unexplained
+from dbrunbook.stages.data_checks._statements import Steps
 
 __all__ = ["ChangeSource", "CheckReport", "CheckResult", "DataChecksOutcome", "change_source", "registry", "run",
            "run_checks", "settle", "unexplained"]
@@ -46,6 +51,8 @@ class CheckReport:
     dialect: str
     strict: bool
     diffs: list[str] = field(default_factory=list)
+    #: The data statements of the pending revisions, in the order the migration runs them.
+    statements: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def blocking(self) -> list[CheckResult]:
@@ -69,18 +76,22 @@ class CheckReport:
 
     def to_json(self) -> dict[str, Any]:
         return {"dialect": self.dialect, "strict": self.strict, "tables": self.tables, "diffs": self.diffs,
-                "results": [r.to_json() for r in self.results]}
+                "results": [r.to_json() for r in self.results], "statements": self.statements}
 
 
 def run_checks(engine: Engine, metadata: sa.MetaData, sample: int = 10, timeout_ms: int = 60_000,
-               include: Sequence[str] = (), exclude: Sequence[str] = ()) -> CheckReport:
-    """Run the data checks of the change from ``engine``'s database to ``metadata``, read-only."""
+               include: Sequence[str] = (), exclude: Sequence[str] = (), steps: Steps | None = None) -> CheckReport:
+    """Run the data checks of the change from ``engine``'s database to ``metadata``, read-only.
+
+    With ``steps`` (the data statements of the pending revisions), each is counted and sampled, and DC001 is
+    counted after the migration's own backfills."""
     name = dialect_name(engine)
     with read_only(engine, timeout_ms) as (conn, reopen):
         found, live = _diffs(conn, metadata)
         dialect = session_dialect(conn, name)
         ctx = CheckContext(conn, dialect, live, metadata, found, sample=sample, reopen=reopen)
         results: list[CheckResult] = []
+        touched: set[str] = set()
         for rule in registry.select(include, exclude, dialect=name):
             ctx.rule = rule
             try:
@@ -88,8 +99,29 @@ def run_checks(engine: Engine, metadata: sa.MetaData, sample: int = 10, timeout_
             except Exception as exc:  # one check that cannot run must not hide the others: reported
                 reopen()
                 results.append(failed(ctx, rule.name, exc))
-    tables = sorted({table_of(d) for d in found} - {""})
-    return CheckReport(results, tables, name, dialect.strict, [_describe(d) for d in found])
+        if steps is not None:
+            results, touched = _with_statements(ctx, results, steps)
+    tables = sorted(({table_of(d) for d in found} | touched) - {""})
+    return CheckReport(results, tables, name, dialect.strict, [_describe(d) for d in found],
+                       [s.to_json() for s in steps.statements] if steps is not None else [])
+
+
+def _with_statements(ctx: CheckContext, results: list[CheckResult], steps: Steps) -> tuple[list[CheckResult],
+                                                                                           set[str]]:
+    """The results with DC001 counted after the migration's backfills, and one per data statement; and the
+    target's tables those statements touch."""
+    from dbrunbook.stages.data_checks.statements import Replay, after_backfills, statement_results
+
+    try:
+        replay = Replay(ctx, steps)
+        results = after_backfills(ctx, results, steps, replay) + statement_results(ctx, steps, replay)
+        return results, {s.table for s in steps.statements if s.table and replay.live(s.table) is not None}
+    except Exception as exc:  # the statements add to the checks; failing to read them must not hide the checks
+        ctx.reopen()
+        why = str(getattr(exc, "orig", None) or exc).strip().splitlines()
+        return results + [CheckResult("DC113", "statement-not-analysed", "", [], "not_analysed", -1, UNKNOWN,
+                                      f"the migration's data statements were not analysed: "
+                                      f"{why[0] if why else type(exc).__name__}")], set()
 
 
 def _describe(diff: tuple[Any, ...]) -> str:

@@ -7,9 +7,11 @@ revisions declare (``alter_column(new_column_name=...)``, ``rename_table``) from
 rename is not mistaken for a drop that loses data.
 
 Statements of a revision that change data (a backfill ``UPDATE`` before ``SET NOT NULL``) are invisible to a
-schema comparison. :func:`settle_with_rehearsal` weighs the checks against stage 04's rehearsal on a full
-copy: where the upgrade passed on the real data, the rows a check counts did not stop it (the revision's own
-statements dealt with them), so the check no longer blocks; data a drop destroys still does.
+schema comparison: the statements the revisions ran on the copy are kept, read in order (:mod:`._statements`),
+and counted on the target by :mod:`.statements`. :func:`settle_with_rehearsal` weighs the checks against stage
+04's rehearsal on a full copy: where the upgrade passed on the real data, the rows a check counts did not stop
+it (the revision's own statements dealt with them), so the check no longer blocks; data a drop destroys still
+does.
 """
 from __future__ import annotations
 
@@ -27,6 +29,7 @@ from dbrunbook.data.clone import scratch_copy
 from dbrunbook.dialects import OPERATIONS_DIALECT
 from dbrunbook.stages.data_checks._base import CheckResult
 from dbrunbook.stages.data_checks._dialect import FAILS
+from dbrunbook.stages.data_checks._statements import Steps, read_steps
 
 #: The effect of rows the migration's own statements dealt with: the upgrade passed on the real data.
 HANDLED = "handled by the migration"
@@ -41,6 +44,8 @@ class RevisionSchema:
     renames: dict[str, str] = field(default_factory=dict)
     defaulted: set[str] = field(default_factory=set)
     error: str = ""
+    #: The data statements the revisions ran on the copy, in order, and what they do to columns.
+    steps: Steps | None = None
 
 
 def declared_facts(script_dir: Path, revisions: list[str], ran: str = "", dialect: str = "") -> tuple[
@@ -103,12 +108,15 @@ def schema_after_revisions(target: Target, script_dir: Path) -> RevisionSchema:
             copy.dispose()
     if "alembic_version" in metadata.tables:
         metadata.remove(metadata.tables["alembic_version"])
+    dialect = dialect_name_of(target)
     try:
         ran = "".join(s["sql"].strip() + ";\n" for s in result.statements)
-        renames, defaulted = declared_facts(script_dir, revisions, ran, dialect_name_of(target))
+        renames, defaulted = declared_facts(script_dir, revisions, ran, dialect)
     except Exception:  # operations that cannot be read offline: nothing declared is known, drops stay drops
         renames, defaulted = {}, set()
-    return RevisionSchema(metadata, revisions, _live_renames(target, renames), defaulted)
+    # read_steps never raises: a statement it cannot read is kept, named, with the reason.
+    steps = read_steps([str(s["sql"]).strip() for s in result.statements], dialect)
+    return RevisionSchema(metadata, revisions, _live_renames(target, renames), defaulted, steps=steps)
 
 
 def dialect_name_of(target: Target) -> str:
@@ -172,6 +180,8 @@ class ChangeSource:
     note: str
     renames: dict[str, str] = field(default_factory=dict)
     defaulted: set[str] = field(default_factory=set)
+    #: The data statements of the pending revisions (None when the revisions were not run on a copy).
+    steps: Steps | None = None
 
 
 def change_source(target: Target, script_dir: Path | None = None, work_dir: Path | None = None) -> ChangeSource:
@@ -191,7 +201,8 @@ def change_source(target: Target, script_dir: Path | None = None, work_dir: Path
         except Exception:  # what the revisions declare only refines the models' checks: without it, they still run
             found = None
         renames, defaulted = (found.renames, found.defaulted) if found is not None else ({}, set())
-        return ChangeSource(metadata, "models", f"models {target.models}", renames, defaulted)
+        return ChangeSource(metadata, "models", f"models {target.models}", renames, defaulted,
+                            found.steps if found is not None else None)
     if script_dir is None and work_dir is not None and target.alembic_config:
         script_dir = work_dir / "alembic"
         alembic_config(target, script_dir)
@@ -201,7 +212,7 @@ def change_source(target: Target, script_dir: Path | None = None, work_dir: Path
     if found.metadata is None:
         return ChangeSource(None, "", f"no target models given, and {found.error}: nothing to check")
     return ChangeSource(found.metadata, "revisions", f"the schema after revision(s) {', '.join(found.revisions)}",
-                        found.renames, found.defaulted)
+                        found.renames, found.defaulted, found.steps)
 
 
 def settle(results: list[CheckResult], source: ChangeSource,

@@ -48,13 +48,20 @@ def _checks(stage: Stage, source: ChangeSource, sample: int, timeout_ms: int) ->
     """The checks of the change, weighed against what the revisions declare and stage 04's rehearsal."""
     if source.metadata is None:
         return None
-    report = run_checks(stage.engine, source.metadata, sample=sample, timeout_ms=timeout_ms)
+    report = run_checks(stage.engine, source.metadata, sample=sample, timeout_ms=timeout_ms, steps=source.steps)
     rehearsal = stage.earlier(DevRehearsalEvidence)
     report.results = settle(report.results, source, rehearsal)
     stage.extend(unexplained(report.results, rehearsal))
     stage.extend(report.findings())
     _write_json(stage.dir / "checks.json", report.to_json())
     return report
+
+
+def _plannable(report: CheckReport) -> CheckReport:
+    """The report without the columns the migration adds and backfills itself: the fix is in its own backfill
+    (DC001 says which rows it leaves NULL), and a plan for a column the target does not have cannot be made."""
+    kept = [r for r in report.results if not r.evidence.get("added_by_migration")]
+    return CheckReport(kept, report.tables, report.dialect, report.strict, report.diffs, report.statements)
 
 
 def run(stage: Stage, *, sample_limit: int = 10, check_timeout_seconds: float = 120,
@@ -75,7 +82,7 @@ def run(stage: Stage, *, sample_limit: int = 10, check_timeout_seconds: float = 
     existing = [t for t in tables if sa.inspect(stage.engine).has_table(t)]
     saved = fingerprint(stage.engine, tables=existing)
     saved.save(stage.dir / "fingerprint.json")
-    plans = backfill_plans(stage.engine, stage.target.db, report, backfills or {}, batch_size=batch_size,
+    plans = backfill_plans(stage.engine, stage.target.db, _plannable(report), backfills or {}, batch_size=batch_size,
                            timed_batches=timed_batches, metadata=source.metadata) if report is not None else []
     for plan in plans:
         (stage.dir / f"backfill-{plan.table}-{plan.column}.sql").write_text(plan.script() + "\n")
