@@ -139,6 +139,50 @@ def _drift(url: str) -> None:
     engine.dispose()
 
 
+_STOCK_INI = """[alembic]
+script_location = %(here)s/migrations
+sqlalchemy.url = {url}
+
+[loggers]
+keys = root
+[handlers]
+keys = console
+[formatters]
+keys = generic
+[logger_root]
+level = WARN
+handlers = console
+[handler_console]
+class = StreamHandler
+args = (sys.stderr,)
+level = NOTSET
+formatter = generic
+[formatter_generic]
+format = %%(levelname)-5.5s [%%(name)s] %%(message)s
+"""
+
+
+def test_a_stock_env_py_that_opens_its_own_connection_is_refused_before_anything_runs(tmp_path):
+    """Alembic's own generic env.py builds an engine from sqlalchemy.url and ignores the connection it is handed:
+    its statements would run with no lock_timeout, no reviewed-SQL gate and no monitor. The apply refuses."""
+    import alembic
+
+    url = new_database("sqlite", tmp_path)
+    made = Planned("sqlite", url, _project(tmp_path, url))
+    stock = Path(alembic.__file__).parent / "templates" / "generic" / "env.py"
+    (made.project / "migrations" / "env.py").write_text(stock.read_text())
+    (made.project / "alembic.ini").write_text(_STOCK_INI.format(url=url))
+    made.reset()
+    made.plan_run = made.plan(tmp_path)  # the plan stages run it fenced, on copies
+    before = made.state()
+    plan = plan_apply(made.plan_run, made.target())
+    assert plan.refused == [], plan.guards
+    outcome = apply(plan, made.target(), tmp_path / "apply" / "11-guarded-apply")
+    assert not outcome.applied and "env.py opened a database connection of its own" in outcome.error
+    assert outcome.rolled_back and outcome.statements == [] and made.state() == before
+    drop_database(url)
+
+
 @pytest.mark.parametrize("planned", ["sqlite"], indirect=True)
 def test_a_clean_dry_run_apply_passes_and_prints_the_sql_it_would_run(planned):
     planned.reset()

@@ -7,9 +7,11 @@ one by one and a revision is run again only when its first statement timed out (
 """
 from __future__ import annotations
 
+import contextlib
 import itertools
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -34,6 +36,40 @@ OnAttempt = Callable[[dict[str, Any]], None]
 
 class ApplyAborted(Exception):
     """Raised inside the migration session when the monitor aborted: no further statement runs."""
+
+
+class OwnConnection(Exception):
+    """Raised when env.py opens a connection of its own while the upgrade runs: nothing would guard it."""
+
+
+#: Why a connection env.py opens itself is refused, and what to do (docs/apply.md, "env.py").
+OWN_CONNECTION = ("env.py opened a database connection of its own (engine_from_config / create_engine) instead of "
+                  "using the one it is handed in config.attributes['connection']: dbrunbook apply runs a migration "
+                  "only on the session it guards (short lock_timeout, the reviewed-SQL gate, the monitor), so it "
+                  "refused before any statement ran; make env.py use the connection it is handed when there is one "
+                  "(docs/apply.md)")
+
+
+@contextlib.contextmanager
+def _only_through(engine: sa.Engine) -> Iterator[None]:
+    """While env.py runs, refuse any connection opened in this thread by another engine than ``engine``.
+
+    The stock env.py builds its own engine from ``sqlalchemy.url`` and ignores the connection it is handed: its
+    statements would then run with no lock_timeout, no comparison with the reviewed SQL and no monitor, and the
+    record would not know what ran. The monitor's own connection lives in another thread and is not touched.
+    """
+    thread = threading.get_ident()
+
+    def refuse(conn: sa.Connection) -> None:
+        if conn.engine is not engine and threading.get_ident() == thread:
+            conn.invalidate()  # the pool must not keep a connection we refused to hand out
+            raise OwnConnection(OWN_CONNECTION)
+
+    sa.event.listen(sa.engine.Engine, "engine_connect", refuse)
+    try:
+        yield
+    finally:
+        sa.event.remove(sa.engine.Engine, "engine_connect", refuse)
 
 
 class _Session:
@@ -106,10 +142,11 @@ def upgrade(plan: ApplyPlan, target: Target, scripts: Path, outcome: ApplyOutcom
                 outcome.rolled_back = True
             else:
                 runner = _Runner(conn, cfg, session, monitor, facts, policy, on_attempt)
-                if plan.transactional:
-                    runner.one_transaction([plan.revision_to or "head"])
-                else:
-                    runner.revision_by_revision(list(plan.revisions))
+                with _only_through(engine):
+                    if plan.transactional:
+                        runner.one_transaction([plan.revision_to or "head"])
+                    else:
+                        runner.revision_by_revision(list(plan.revisions))
     finally:
         if session.monitor is not None:
             outcome.seconds = round(session.monitor.elapsed(), 3)
