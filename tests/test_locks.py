@@ -6,9 +6,10 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from dbrunbook.core.db import make_engine
+from dbrunbook.core.db import drop_database, make_engine
 from dbrunbook.lint import locks, parse_sql
 from dbrunbook.stages.migration import plan_migration, review_migration
+from helpers.databases import new_database
 
 # dialect, statement, lock, blocks writes, rewrite, scan
 LOCKS = [
@@ -76,3 +77,13 @@ def test_measure_throughput_on_sqlite_leaves_no_file(tmp_path):
     make_engine(url).connect().close()
     assert locks.measure_throughput(url, rows=5_000) > 0
     assert [p.name for p in Path(tmp_path).iterdir()] == ["x.db"]
+
+
+def test_measure_throughput_on_mariadb_behind_a_mysql_url(tmp_path):
+    # dagster-mysql names its MariaDB server mysql+pymysql://: the recursion limit must be MariaDB's variable
+    # (max_recursive_iterations), not MySQL's cte_max_recursion_depth, which MariaDB refuses.
+    url = sa.make_url(new_database("mariadb", tmp_path)).set(drivername="mysql+pymysql")
+    try:
+        assert locks.measure_throughput(url, rows=2_000) > 0
+    finally:
+        drop_database(url)

@@ -299,3 +299,29 @@ def test_update_dry_run_reviews_an_unnamed_unique_constraint_and_rehearses_it(tm
     assert migration is not None and rehearsal is not None
     assert "MG009" in {f.code for f in migration.findings}
     assert "RH001" not in {f.code for f in rehearsal.findings}  # the named constraint upgrades a copy
+
+
+#: Dagster's revisions 045-047 as they ship: they inspect the database (no offline SQL) and build an index
+#: CONCURRENTLY without an autocommit block (Dagster's own runner hands them an AUTOCOMMIT connection).
+CONCURRENT = HEADER + '''
+revision = "0002"
+down_revision = "0001"
+
+def upgrade():
+    if "ix_users_email" not in {ix["name"] for ix in sa.inspect(op.get_bind()).get_indexes("users")}:
+        op.create_index("ix_users_email", "users", ["email"], postgresql_concurrently=True)
+
+def downgrade():
+    op.drop_index("ix_users_email", "users", postgresql_concurrently=True)
+'''
+
+
+@pytest.mark.parametrize("dialect", ["postgresql"], indirect=True)
+def test_a_failed_upgrade_says_the_downgrade_is_unknown_not_missing(db_url, tmp_path):
+    target = project(tmp_path, db_url, {"0001_base.py": BASE, "0002_concurrent.py": CONCURRENT})
+    plan = plan_migration(target, tmp_path / "run")
+    assert plan.upgrade_sql.startswith("-- upgrade failed") and "CONCURRENTLY" in plan.upgrade_sql, plan.upgrade_sql
+    found = codes(findings(plan))
+    assert "MG003" in found, found
+    # The downgrade() is there; it was never rendered because the upgrade before it failed.
+    assert "not rendered" in found["MG002"][0].message and "write downgrade()" not in found["MG002"][0].fix

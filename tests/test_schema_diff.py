@@ -5,6 +5,7 @@ import sqlalchemy as sa
 from dbrunbook.core.db import make_engine
 from dbrunbook.errors import ConfigError
 from dbrunbook.schema import assess, diff, snapshot
+from dbrunbook.schema._model import Column, Snapshot, Table
 from dbrunbook.stages import schema_analysis as analysis
 
 
@@ -163,3 +164,20 @@ def test_dependencies_are_named_per_change(db_url, dialect):
     found = analysis.findings(list(changes.values()))
     assert any(f.code == "SA004" and "parent_names" in f.message for f in found)
     assert any(f.code == "SA004" and "fk_child_parent" in f.message for f in found)
+
+
+@pytest.mark.parametrize(("old", "new", "widening"), [
+    ("TEXT", "LONGTEXT", True), ("VARCHAR(40)", "VARCHAR(255)", True), ("VARCHAR(255)", "TEXT", True),
+    ("INTEGER", "BIGINT", True), ("VARCHAR(255)", "VARCHAR(40)", False), ("LONGTEXT", "TEXT", False),
+    ("BIGINT", "INTEGER", False), ("VARCHAR(40)", "INTEGER", False), ("TEXT", "VARCHAR(255)", False),
+    ("VARCHAR(255)", "TINYTEXT", False), ("NUMERIC(8,2)", "NUMERIC(10,2)", False)])
+def test_a_widening_type_change_cannot_fail_on_rows(old, new, widening):
+    # Dagster's f495c27d5019 and 29b539ebc72a (MySQL): TEXT -> LONGTEXT, which no existing row can make fail.
+    before, after = (Snapshot("mariadb", "x", {"t": Table("t", [Column("id", "INTEGER"), Column("c", type_)], ["id"],
+                                                          rows=200)}) for type_ in (old, new))
+    [change] = assess(diff(before, after))
+    assert change.op == "modify_type"
+    expected = ("locking", ["locking"]) if widening else ("may-fail", ["may-fail", "locking"])
+    assert (change.kind, change.classes) == expected
+    codes = [f.code for f in analysis.findings([change])]
+    assert ("SA003" in codes) is not widening

@@ -2,9 +2,10 @@
 import pytest
 import sqlalchemy as sa
 
-from dbrunbook.core.db import make_engine
+from dbrunbook.core.db import drop_database, make_engine
 from dbrunbook.errors import UsageError
 from dbrunbook.schema import diff, load_snapshot, snapshot, snapshot_metadata
+from helpers.databases import new_database
 
 
 def rich_metadata(dialect):
@@ -92,3 +93,15 @@ def test_the_index_a_server_makes_for_an_unnamed_foreign_key_is_not_a_change(db_
         assert compare(engine, meta) == []
     finally:
         engine.dispose()
+
+
+def test_snapshot_of_mariadb_behind_a_mysql_url_on_a_fresh_engine(tmp_path):
+    # dagster-mysql names its MariaDB server mysql+pymysql://; before its first connection the engine cannot
+    # tell, so the snapshot names its dialect only once connected (MariaDB's catalog queries, its facts).
+    url = sa.make_url(new_database("mariadb", tmp_path)).set(drivername="mysql+pymysql")
+    engine = make_engine(url)
+    try:
+        assert snapshot(engine).dialect == "mariadb"
+    finally:
+        engine.dispose()
+        drop_database(url)

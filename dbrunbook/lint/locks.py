@@ -186,8 +186,13 @@ def table_sizes(url: str | URL) -> dict[str, tuple[int | None, int | None]]:
 def measure_throughput(url: str | URL, rows: int = 50_000) -> float:
     """Bytes per second the server rewrites, timed on a scratch database (the target is untouched)."""
     engine = make_engine(url)
-    dialect = dialects.of_engine(engine)
-    engine.dispose()
+    try:
+        # On a connection: MariaDB behind a mysql:// URL is told apart only once the server has answered
+        # (its recursion limit is another variable; MySQL's is unknown to it).
+        with engine.connect() as conn:
+            dialect = dialects.of_engine(conn)
+    finally:
+        engine.dispose()
     with tempfile.TemporaryDirectory(prefix="dbrunbook-calib-") as tmp:
         # A file database is timed in a file of its own, not beside the target.
         scratch = parse_url(url).set(database=str(Path(tmp) / "calib.db"), query={}) if dialect.file_based \

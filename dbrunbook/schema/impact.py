@@ -41,8 +41,31 @@ _BREAKS_DEPENDENTS = {"remove_table", "rename_table", "remove_column", "rename_c
 _TABLE_OPS = {"remove_table", "rename_table", "modify_pk"}
 
 
+#: Type families whose every value fits the later members unchanged, smallest first (snapshot spellings).
+_LADDERS = (("TINYTEXT", "TEXT", "MEDIUMTEXT", "LONGTEXT"), ("TINYBLOB", "BLOB", "MEDIUMBLOB", "LONGBLOB"),
+            ("TINYINT", "SMALLINT", "MEDIUMINT", "INTEGER", "BIGINT"))
+_STRINGS = re.compile(r"^(VARCHAR|CHARACTER VARYING|NVARCHAR)(?:\((\d+)\))?$")
+_UNBOUNDED = ("TEXT", "MEDIUMTEXT", "LONGTEXT")
+
+
+def widens(old: str, new: str) -> bool:
+    """Every value of type ``old`` fits ``new`` unchanged: a longer VARCHAR, VARCHAR or TEXT to a larger TEXT,
+    a larger integer (so the change cannot fail on a row). Anything else, or a spelling not known here: False."""
+    old, new = old.strip().upper(), new.strip().upper()
+    for ladder in _LADDERS:
+        if old in ladder and new in ladder:
+            return ladder.index(new) >= ladder.index(old)
+    short, long = _STRINGS.match(old), _STRINGS.match(new)
+    if short and long:
+        return long.group(2) is None or (short.group(2) is not None and int(long.group(2)) >= int(short.group(2)))
+    # A VARCHAR fits any TEXT of 64 KiB or more (MySQL caps a VARCHAR at that, and PostgreSQL's text is unbounded).
+    return bool(short) and new in _UNBOUNDED
+
+
 def classify(change: Change, source: Snapshot) -> list[str]:
     """The impact classes of ``change`` against the ``source`` schema."""
+    if change.op == "modify_type" and widens(str(change.before), str(change.after)):
+        return ["locking"]  # no row can make it fail; the table may still be rewritten under a lock
     if change.op == "add_column":
         col = change.after or {}
         required = not col.get("nullable", True) and col.get("default") is None and not col.get("identity") \

@@ -59,10 +59,11 @@ def _now() -> str:
 
 def snapshot(engine: Engine, *, exclude: Iterable[str] = DEFAULT_EXCLUDE, sizes: bool = True) -> Snapshot:
     """Reflect the schema of ``engine``'s database (read-only) into a :class:`Snapshot`."""
-    name = dialects.name_of(engine.dialect)
     skip = set(exclude)
     with engine.connect() as conn:
         names = [t for t in sa.inspect(conn).get_table_names() if t not in skip]
+    # Once connected: MariaDB behind a mysql:// URL is told apart only after the server has answered.
+    name = dialects.name_of(engine.dialect)
     groups = [["columns"], [j for j in _JOBS if j != "columns" and (sizes or j != "sizes")]]
     found: dict[str, Any] = {}
     with _no_gc():

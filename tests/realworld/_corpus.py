@@ -55,6 +55,20 @@ def _mlflow_base(engine: sa.Engine) -> None:
     Base.metadata.create_all(engine)
 
 
+def _dagster_base(engine: sa.Engine) -> None:
+    # Dagster's first revision returns unless a pre-2019 ``event_log`` table exists, and no revision
+    # creates the core tables: each storage (runs, event log, schedules; dagster-postgres and dagster-mysql
+    # keep all three in one database and one alembic_version) creates them from its current models and
+    # stamps head (SqlRunStorage._init_db and its twins). An older database is reached from there with
+    # Dagster's own downgrades (dagster._core.storage.sql.run_alembic_downgrade).
+    from dagster._core.storage.event_log.schema import SqlEventLogStorageMetadata
+    from dagster._core.storage.runs.schema import RunStorageSqlMetadata
+    from dagster._core.storage.schedules.schema import ScheduleStorageSqlMetadata
+
+    for metadata in (RunStorageSqlMetadata, SqlEventLogStorageMetadata, ScheduleStorageSqlMetadata):
+        metadata.create_all(engine)
+
+
 @dataclass(frozen=True)
 class Corpus:
     """A project whose Alembic history ships inside its package."""
@@ -62,16 +76,29 @@ class Corpus:
     package: str
     migrations: str  # folder of the Alembic environment, inside the package
     base: Callable[[sa.Engine], None] | None = None  # what the first revision expects to exist
+    #: The base is the schema at head, stamped (how the project makes a new database); the start revision
+    #: is then reached with the project's own downgrades.
+    from_head: bool = False
+    #: env.py runs only on the connection handed to it in ``config.attributes["connection"]`` (it raises
+    #: otherwise); the project's own code opens it with these engine options.
+    connection: dict[str, Any] | None = None
+    #: The driver the project's users name in their URLs, per dialect, where it is not the test servers'.
+    drivers: dict[str, str] = field(default_factory=dict)
 
 
 PROJECTS = {
     "mlflow": Corpus("mlflow", "store/db_migrations", _mlflow_base),
     "optuna": Corpus("optuna", "storages/_rdb/alembic"),
+    # dagster-postgres and dagster-mysql migrate on AUTOCOMMIT engines (their CREATE/DROP INDEX CONCURRENTLY
+    # need it); dagster-mysql's URLs are mysql+..., and the revisions' mysql_length= options apply only
+    # under that dialect name (a mariadb+ URL ignores them and MariaDB refuses the index keys as too long).
+    "dagster": Corpus("dagster", "_core/storage/alembic", _dagster_base, from_head=True,
+                      connection={"isolation_level": "AUTOCOMMIT"}, drivers={"mariadb": "mysql+pymysql"}),
 }
 
 
 class _LastRevision(logging.Handler):
-    """Remembers Alembic's last "Running upgrade A -> B" line."""
+    """Remembers Alembic's last "Running upgrade A -> B" (or downgrade) line."""
 
     def __init__(self) -> None:
         super().__init__(logging.INFO)
@@ -79,7 +106,7 @@ class _LastRevision(logging.Handler):
 
     def emit(self, record: logging.LogRecord) -> None:
         message = record.getMessage()
-        if message.startswith("Running upgrade"):
+        if message.startswith(("Running upgrade", "Running downgrade")):
             self.last = message.removeprefix("Running ").split(",")[0]
 
 
@@ -181,23 +208,26 @@ def prepare(project: str, dialect: str, url: str, start_revision: str, folder: P
     started = time.perf_counter()
     ini = write_project(project, url, folder)
     config = Config(str(ini))
-    base = PROJECTS[project].base
-    if base is not None:
-        engine = sa.create_engine(url)
+    corpus = PROJECTS[project]
+    if corpus.base is not None:
+        engine = sa.create_engine(url, **(corpus.connection or {}))
         try:
-            base(engine)
+            corpus.base(engine)
         finally:
             engine.dispose()
     script = ScriptDirectory.from_config(config)
-    # One upgrade, as the project's users ran it (one transaction where DDL is transactional); Alembic's
-    # log names the revision that failed, and a history that does not run here is skipped, not failed.
+    # One upgrade (or downgrade from head), as the project's users ran it (one transaction where DDL is
+    # transactional); Alembic's log names the revision that failed, and a history that does not run here is
+    # skipped, not failed.
     watch = _LastRevision()
     logger = logging.getLogger("alembic.runtime.migration")
     level = logger.level
     logger.addHandler(watch)
     logger.setLevel(logging.INFO)
     try:
-        command.upgrade(config, start_revision)
+        if corpus.from_head:
+            _alembic(corpus, url, command.stamp, config, "head")
+        _alembic(corpus, url, command.downgrade if corpus.from_head else command.upgrade, config, start_revision)
     except Exception as exc:  # the project's own migration, not dbrunbook: any failure means "not here"
         reason = str(getattr(exc, "orig", exc)).splitlines()[0]
         pytest.skip(f"{project}'s own migrations fail on {dialect} on the way to {start_revision} "
@@ -210,6 +240,28 @@ def prepare(project: str, dialect: str, url: str, start_revision: str, folder: P
     assert head, f"{project} has no single head"
     return Project(project, dialect, url, folder, ini, migrations_folder(project), start_revision, head, filled,
                    round(time.perf_counter() - started, 1))
+
+
+def _alembic(corpus: Corpus, url: str, step: Callable[[Config, str], None], config: Config, revision: str) -> None:
+    """One Alembic command, on a connection of the project's own kind where its env.py wants one handed in."""
+    if corpus.connection is None:
+        step(config, revision)
+        return
+    engine = sa.create_engine(url, **corpus.connection)
+    try:
+        with engine.connect() as conn:
+            config.attributes["connection"] = conn
+            step(config, revision)
+            conn.commit()
+    finally:
+        config.attributes.pop("connection", None)
+        engine.dispose()
+
+
+def project_url(project: str, dialect: str, url: str) -> str:
+    """``url`` with the driver the project's users name for ``dialect`` (the database is the same)."""
+    driver = PROJECTS[project].drivers.get(dialect)
+    return sa.make_url(url).set(drivername=driver).render_as_string(hide_password=False) if driver else url
 
 
 # --- the run ---------------------------------------------------------------------------------------------
@@ -306,7 +358,7 @@ def report(project: Project, outcome: Outcome) -> str:
 def check_update(project: str, dialect: str, start_revision: str, tmp_path: Path) -> Outcome:
     """Prepare ``project`` on ``dialect`` at ``start_revision``, run update on it, and fail on any problem."""
     require_package(project)
-    url = new_database(dialect, tmp_path)
+    url = project_url(project, dialect, new_database(dialect, tmp_path))
     tmpdir = tmp_path / "tmp"  # the run's own temp folder, so its SQLite scratch files alone are counted
     tmpdir.mkdir()
     try:

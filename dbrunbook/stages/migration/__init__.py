@@ -124,15 +124,21 @@ def findings(plan: MigrationPlan) -> list[Finding]:
                 *several_heads(plan.head, plan.current, plan.script_dir)]
     out = [Finding("MG001", "info", f"{len(plan.revisions)} revision(s) to apply: {', '.join(plan.revisions)}"),
            *several_heads(plan.head, plan.current, plan.script_dir)]
-    if not plan.downgrade_sql.strip():
+    upgrade_failed = plan.upgrade_sql.startswith("-- upgrade failed")
+    if not plan.downgrade_sql.strip() and upgrade_failed:
+        # Not rendered rather than missing: the downgrade never ran (the upgrade before it failed).
+        out.append(Finding("MG002", "warn", "the downgrade SQL is unknown: the upgrade fails first, so the "
+                           "downgrade was not rendered", plan.head or "",
+                           fix="make the upgrade run (MG003/MG007), then the downgrade is rendered and checked"))
+    elif not plan.downgrade_sql.strip():
         out.append(Finding("MG002", "warn", "the migration has no downgrade SQL", plan.head or "",
                            fix="write downgrade() so the change can be rolled back"))
-    if plan.upgrade_sql.startswith("-- upgrade failed") and FENCED in plan.upgrade_sql:
+    if upgrade_failed and FENCED in plan.upgrade_sql:
         out.append(Finding("MG007", "block", plan.upgrade_sql.strip("- \n"), "env.py",
                            fix="in env.py: connection = config.attributes.get('connection'); if it is set, "
                                "context.configure(connection=connection, ...) instead of making an engine "
                                "(see the README, 'Your env.py')"))
-    elif plan.upgrade_sql.startswith("-- upgrade failed"):
+    elif upgrade_failed:
         out.append(Finding("MG003", "block", plan.upgrade_sql.strip("- \n"), plan.head or ""))
     elif plan.downgrade_sql.startswith("-- downgrade failed"):
         out.append(Finding("MG006", "warn", plan.downgrade_sql.strip("- \n"), plan.head or "",

@@ -260,8 +260,19 @@ def _create_index(dialect: str, index: str, table: str, columns: list[str]) -> s
     return dialects.facts(dialect).online_index_sql.format(name=index, table=table, columns=", ".join(columns))
 
 
-def _used_by(comparison: Comparison, index: str) -> list[str]:
-    return [q.query.id for q in comparison.queries if index in q.before.indexes()]
+def _used_by(comparison: Comparison, index: str, table: str, slower_ratio: float, min_ms: float) -> list[str]:
+    """Queries that read ``index`` before the upgrade and miss it after: a full scan of ``table``, or slower.
+
+    A query the planner moves to another index without slowing down (a replacement with the same leading
+    columns, as Dagster's idx_run_tags -> idx_run_tags_run_id) does not need the dropped one kept.
+    """
+    def misses(q: QueryComparison) -> bool:
+        if not q.after.ok or not uses_index(q.after.access.get(table, [FULL_SCAN])):
+            return True
+        ratio = q.ratio
+        return ratio is not None and ratio > slower_ratio and (q.after.ms or 0) - (q.before.ms or 0) >= min_ms
+
+    return [q.query.id for q in comparison.queries if index in q.before.indexes() and misses(q)]
 
 
 def _query_findings(c: Comparison, q: QueryComparison, slower_ratio: float, min_ms: float) -> list[Finding]:
@@ -320,7 +331,7 @@ def findings(c: Comparison, slower_ratio: float = 2.0, min_ms: float = 1.0) -> l
         out += _query_findings(c, q, slower_ratio, min_ms)
     for table, names in sorted(c.dropped_indexes.items()):
         for index in names:
-            users = _used_by(c, index)
+            users = _used_by(c, index, table, slower_ratio, min_ms)
             if users:
                 out.append(Finding("PF005", "warn", f"index {index} on {table}, dropped by the change, is used by "
                                                     f"{len(users)} quer{'y' if len(users) == 1 else 'ies'}: "
