@@ -117,6 +117,44 @@ def test_stages_read_each_other_only_through_the_contract():
     assert not any("stage.data" in text for _, text in _code_cells()), "notebooks record evidence, not stage.data"
 
 
+_EVIDENCE_NAMES = {spec.evidence.__name__: spec for spec in contract.STAGES}
+_SPEC_NAMES = {name: getattr(contract, name) for name in dir(contract)
+               if isinstance(getattr(contract, name), contract.StageSpec)}
+_READS_OF_ITS_OWN = {"scripts_for": contract.MIGRATION, "run_changes": contract.SCHEMA_ANALYSIS}
+
+
+@pytest.mark.parametrize("spec", [s for s in contract.STAGES if "*" not in s.reads], ids=lambda s: s.name)
+def test_a_stage_reads_only_the_stages_it_declares(spec):
+    """The engine runs a stage beside others once its ``reads`` are done: reading anything else would race."""
+    package = ROOT / spec.package.replace(".", "/")
+    read: set[str] = set()
+    for path in package.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "earlier":
+                read |= {_EVIDENCE_NAMES[a.id].name for a in node.args if isinstance(a, ast.Name)
+                         and a.id in _EVIDENCE_NAMES}
+            if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id == "contract" \
+                    and node.attr in _SPEC_NAMES:
+                read.add(_SPEC_NAMES[node.attr].name)
+            if isinstance(node, ast.Name) and node.id in _READS_OF_ITS_OWN:
+                read.add(_READS_OF_ITS_OWN[node.id].name)
+    undeclared = read - set(spec.reads) - {spec.name}
+    assert undeclared == set(), f"{spec.name} reads {sorted(undeclared)}: add them to its reads in core/contract.py"
+
+
+def test_stages_that_read_nothing_of_each_other_may_run_together():
+    from dbrunbook.runbook._schedule import prerequisites
+
+    chosen = [Path(f"{spec.name}.ipynb") for spec in contract.STAGES[:11]]
+    waits = prerequisites(chosen)
+    assert waits["02-design-validation"] == set() and waits["07-tests"] == {"03-migration"}
+    assert waits["05-data-checks"] == {"03-migration", "04-dev-rehearsal"}
+    assert waits["10-production-plan"] == {c.stem for c in chosen[:10]}  # the plan reads every stage before it
+    custom = [Path("01-schema-analysis.ipynb"), Path("05-mine.ipynb"), Path("06-code-impact.ipynb")]
+    assert prerequisites(custom)["05-mine"] == {"01-schema-analysis"}  # a template the contract does not know waits
+    assert prerequisites(custom)["06-code-impact"] == {"01-schema-analysis", "05-mine"}  # and is waited for
+
+
 # -- stable PP codes ------------------------------------------------------------------------------------------------
 
 #: The checklist codes as they were numbered when they were made literal: never renumbered.

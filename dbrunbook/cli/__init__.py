@@ -246,11 +246,14 @@ def _run_options(f: Any) -> Any:
 @click.option("--rollback-plan", is_flag=True, help="Also prove and document the rollback.")
 @click.option("--test-cmd", help="Your test command, run against the migrated copy (stage 07).")
 @click.option("--scale", help="Rehearse on a copy grown to this size, e.g. 10x or users=1000000 (stage 04).")
+@click.option("-j", "--jobs", type=click.IntRange(min=0), default=0,
+              help="Stages run at once, each in its own kernel, once what they read is done [default: 0, one "
+                   "per core, at most two]; 1 runs them one by one.")
 @_run_options
 def update(db: str | None, models: str | None, alembic_config: str | None, project: Path, dry_run: bool,
-           rollback_plan: bool, test_cmd: str | None, scale: str | None, stages: str | None, out: Path | None,
-           keep_going: bool, params: tuple[str, ...], progress: bool, runbooks: Path | None, fmt: str,
-           quiet: bool) -> None:
+           rollback_plan: bool, test_cmd: str | None, scale: str | None, jobs: int, stages: str | None,
+           out: Path | None, keep_going: bool, params: tuple[str, ...], progress: bool, runbooks: Path | None,
+           fmt: str, quiet: bool) -> None:
     """Analyse, check and rehearse a schema change; never changes the target database."""
     from dbrunbook.core.config import load_run_settings, load_target
     from dbrunbook.runbook import RunOptions, run_runbook
@@ -259,7 +262,7 @@ def update(db: str | None, models: str | None, alembic_config: str | None, proje
     settings = load_run_settings(project)
     shortcuts = {"test_cmd": test_cmd, "scale": scale}
     options = RunOptions(stages=stages.split(",") if stages else settings.stages, out=out or settings.runs_dir,
-                         dry_run=dry_run, rollback_plan=rollback_plan, keep_going=keep_going,
+                         dry_run=dry_run, rollback_plan=rollback_plan, keep_going=keep_going, jobs=jobs,
                          parameters={**{k: v for k, v in shortcuts.items() if v}, **_params(params)},
                          project_parameters=settings.parameters, progress=progress, runbooks=runbooks)
     with reporting(quiet, fmt, cells=progress) as on_stage:

@@ -50,6 +50,9 @@ class StageSpec(Generic[E]):
     evidence: type[E]
     #: The :class:`~dbrunbook.runbook.engine.RunOptions` attribute that runs this stage; "" when it always runs.
     option: str = ""
+    #: The stages whose records or files this one reads, so must have finished before it starts (when they run);
+    #: ``("*",)``: every stage before it. The engine runs a stage as soon as these are done, beside others.
+    reads: tuple[str, ...] = ()
 
     @property
     def number(self) -> str:
@@ -110,26 +113,35 @@ class Recorded(Generic[E]):
         return self.result.findings
 
 
+# ``reads``: stage 03 waits for 01 because it may write the generated revision into the project whose revisions
+# 01 applies to a copy; 06 scans the project's files, where 03 may write; the rest read evidence or 03's scripts.
 SCHEMA_ANALYSIS = StageSpec("01-schema-analysis", "01-schema-analysis.ipynb", "dbrunbook.stages.schema_analysis",
                             SchemaAnalysisEvidence)
 DESIGN_VALIDATION = StageSpec("02-design-validation", "02-design-validation.ipynb",
                               "dbrunbook.stages.design_validation", DesignValidationEvidence)
-MIGRATION = StageSpec("03-migration", "03-migration.ipynb", "dbrunbook.stages.migration", MigrationEvidence)
+MIGRATION = StageSpec("03-migration", "03-migration.ipynb", "dbrunbook.stages.migration", MigrationEvidence,
+                      reads=("01-schema-analysis",))
 DEV_REHEARSAL = StageSpec("04-dev-rehearsal", "04-dev-rehearsal.ipynb", "dbrunbook.stages.dev_rehearsal",
-                          DevRehearsalEvidence)
-DATA_CHECKS = StageSpec("05-data-checks", "05-data-checks.ipynb", "dbrunbook.stages.data_checks", DataChecksEvidence)
-CODE_IMPACT = StageSpec("06-code-impact", "06-code-impact.ipynb", "dbrunbook.stages.code_impact", CodeImpactEvidence)
-TESTS = StageSpec("07-tests", "07-tests.ipynb", "dbrunbook.stages.tests", TestsEvidence)
-PERFORMANCE = StageSpec("08-performance", "08-performance.ipynb", "dbrunbook.stages.performance", PerformanceEvidence)
-STAGING = StageSpec("09-staging", "09-staging.ipynb", "dbrunbook.stages.staging", StagingEvidence)
+                          DevRehearsalEvidence, reads=("03-migration",))
+DATA_CHECKS = StageSpec("05-data-checks", "05-data-checks.ipynb", "dbrunbook.stages.data_checks", DataChecksEvidence,
+                        reads=("03-migration", "04-dev-rehearsal"))
+CODE_IMPACT = StageSpec("06-code-impact", "06-code-impact.ipynb", "dbrunbook.stages.code_impact", CodeImpactEvidence,
+                        reads=("01-schema-analysis", "03-migration"))
+TESTS = StageSpec("07-tests", "07-tests.ipynb", "dbrunbook.stages.tests", TestsEvidence, reads=("03-migration",))
+PERFORMANCE = StageSpec("08-performance", "08-performance.ipynb", "dbrunbook.stages.performance", PerformanceEvidence,
+                        reads=("03-migration", "07-tests", "rollback-plan"))
+STAGING = StageSpec("09-staging", "09-staging.ipynb", "dbrunbook.stages.staging", StagingEvidence,
+                    reads=("03-migration",))
 ROLLBACK_PLAN = StageSpec("rollback-plan", "rollback-plan.ipynb", "dbrunbook.stages.rollback_plan",
-                          RollbackPlanEvidence, option="rollback_plan")
+                          RollbackPlanEvidence, option="rollback_plan", reads=("03-migration", "04-dev-rehearsal"))
 PRODUCTION_PLAN = StageSpec("10-production-plan", "10-production-plan.ipynb", "dbrunbook.stages.production_plan",
-                            ProductionPlanEvidence)
+                            ProductionPlanEvidence, reads=("*",))
+# 11 and 12 read the plan run's 01, 03 and 10 (another run, finished): in an apply run only 12 waits, for 11.
 GUARDED_APPLY = StageSpec("11-guarded-apply", "apply/11-guarded-apply.ipynb", "dbrunbook.stages.guarded_apply",
-                          GuardedApplyEvidence)
+                          GuardedApplyEvidence, reads=("01-schema-analysis", "03-migration", "10-production-plan"))
 POST_MIGRATION = StageSpec("12-post-migration", "apply/12-post-migration.ipynb", "dbrunbook.stages.post_migration",
-                           PostMigrationEvidence)
+                           PostMigrationEvidence, reads=("01-schema-analysis", "10-production-plan",
+                                                         "11-guarded-apply"))
 
 #: Every stage, in the order ``dbrunbook update`` (01-10, the optional ones before 10) and ``apply`` (11, 12) run them.
 STAGES: tuple[StageSpec[Any], ...] = (

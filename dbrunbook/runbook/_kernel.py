@@ -23,6 +23,7 @@ import subprocess
 import sys
 import tempfile
 import weakref
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -108,6 +109,40 @@ class IPCKernelManager(AsyncKernelManager):
         self._remove_folder()
 
 
+#: What every stage notebook imports, loaded by a kernel started ahead of its stage (see :func:`prestart`).
+COMMON_IMPORTS = ("pandas", "matplotlib.pyplot", "sqlalchemy", "alembic", "dbrunbook.core.stage",
+                  "dbrunbook.core.results")
+
+
+def prestart(cwd: Path, modules: Sequence[str] = COMMON_IMPORTS) -> IPCKernelManager:
+    """Start a fresh kernel now, in ``cwd``, that imports ``modules`` as it starts, for a stage to run in later.
+
+    The engine starts the next stage's kernel while the current stage runs, so the ~2 s a kernel takes to start
+    and import pandas, matplotlib, SQLAlchemy and dbrunbook overlap with work instead of adding to it. The kernel
+    is still fresh: it has run no cell of any stage. The imports run as IPython's ``exec_lines``, outside the
+    history (the notebook's first cell is still ``[1]``) and bind no name in the user's namespace.
+    """
+    from jupyter_core.utils import run_sync
+
+    manager = IPCKernelManager(kernel_name="python3")
+    lines = [f"for _dbrunbook_m in {tuple(modules)!r}: __import__(_dbrunbook_m)", "del _dbrunbook_m"]
+    arguments = [f"--IPKernelApp.exec_lines={lines!r}"] if modules else []
+    run_sync(manager.start_kernel)(cwd=str(cwd), extra_arguments=arguments)
+    return manager
+
+
+def stop(manager: IPCKernelManager) -> None:
+    """Shut down a kernel :func:`prestart` started (the stage ran in it, or it was not needed), and its folder."""
+    from jupyter_core.utils import run_sync
+
+    try:
+        if manager.has_kernel:
+            run_sync(manager.shutdown_kernel)(now=True)
+    except Exception:  # a kernel that died on its own: what matters is that nothing is left
+        manager._kill()
+    manager._remove_folder()
+
+
 def kill_all() -> None:
     """Kill every kernel this process started that still runs, and remove every socket folder it made.
 
@@ -156,4 +191,4 @@ def _alive(pid: int) -> bool:
     return True
 
 
-__all__ = ["PREFIX", "IPCKernelManager", "interrupted", "kill_all"]
+__all__ = ["COMMON_IMPORTS", "PREFIX", "IPCKernelManager", "interrupted", "kill_all", "prestart", "stop"]

@@ -8,6 +8,7 @@ the ``run_dir`` parameter; no value is pasted from one notebook into another.
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import re
 import signal
@@ -17,6 +18,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -31,6 +33,8 @@ from dbrunbook.core.results import VERDICTS, load_result
 from dbrunbook.core.secrets import find_secrets, redact_secrets
 from dbrunbook.core.signing import KEY_ENV, load_private_key, sign_manifest
 from dbrunbook.errors import ConfigError, SecretLeak, UnknownParameterError, UsageError
+from dbrunbook.runbook import _kernel, _schedule
+from dbrunbook.runbook._kernel import IPCKernelManager
 from dbrunbook.runbook.progress import StageEvent, StageObserver, current_observer
 
 _PACKAGE_RUNBOOKS = Path(__file__).resolve().parent.parent / "runbooks"
@@ -46,6 +50,8 @@ class RunOptions:
     dry_run: bool = False
     rollback_plan: bool = False
     keep_going: bool = False
+    #: Stages run at once (each in its own kernel) when what they read is done; 0: one per core, at most two.
+    jobs: int = 0
     parameters: dict[str, Any] = field(default_factory=dict)
     #: Parameters from the project's ``[tool.dbrunbook.parameters]``: given to the chosen stages that declare
     #: them, below ``parameters``; only a name no template of the folder declares is an error.
@@ -197,23 +203,38 @@ def new_run_dir(out: Path, target: Target) -> tuple[str, Path]:
     return run_id, (out / run_id).resolve()
 
 
-def _execute(template: Path, output: Path, params: dict[str, Any], cwd: Path, progress: bool) -> StageRecord:
+def _execute(template: Path, output: Path, params: dict[str, Any], cwd: Path, progress: bool,
+             kernel: IPCKernelManager | None = None) -> StageRecord:
+    """Run one stage in a fresh kernel: ``kernel`` when given (one :func:`_kernel.prestart` started for it, which
+    the caller shuts down), else one started here and shut down after.
+
+    The kernel is started in ``cwd`` rather than papermill changing this process's directory around the run:
+    stages may run in several threads at once, and the working directory is the whole process's.
+    """
     import papermill
     from papermill.exceptions import PapermillExecutionError
 
     started = time.perf_counter()
     record = StageRecord(name=template.stem, status="error", notebook=output.name)
+    own = None
+    if kernel is None:
+        with contextlib.suppress(Exception):  # papermill starts one itself then, as it always did
+            own = kernel = _kernel.prestart(cwd, ())
+    given: dict[str, Any] = {"km": kernel} if kernel is not None else {"cwd": str(cwd)}
     try:
         papermill.execute_notebook(str(template), str(output), parameters=params, kernel_name="python3",
-                                   cwd=str(cwd), log_output=False,
+                                   log_output=False,
                                    progress_bar={"desc": template.stem, "leave": False} if progress else False,
-                                   kernel_manager_class="dbrunbook.runbook._kernel.IPCKernelManager")
+                                   kernel_manager_class="dbrunbook.runbook._kernel.IPCKernelManager", **given)
     except PapermillExecutionError as exc:
         record.error = {"cell": exc.exec_count, "cell_index": exc.cell_index, "ename": exc.ename,
                         "evalue": str(exc.evalue).splitlines()[0] if exc.evalue else ""}
     except Exception as exc:  # kernel died or failed to start: record it, do not lose the run
         first = str(exc).splitlines()[0] if str(exc) else ""
         record.error = {"cell": None, "ename": type(exc).__name__, "evalue": first}
+    finally:
+        if own is not None:
+            _kernel.stop(own)
     record.seconds = round(time.perf_counter() - started, 3)
     if record.error:
         return record
@@ -252,8 +273,48 @@ def run_runbook(target: Target, options: RunOptions | None = None) -> Run:
         return _run(target, options)
 
 
+class _Kernels:
+    """Each stage's fresh kernel, started one stage ahead: while a stage runs, the next one's kernel starts and
+    imports what stage notebooks use, so the run does not wait ~2 s per stage for start-up. Every stage still
+    runs in a kernel of its own that ran nothing before it (no state crosses stages)."""
+
+    def __init__(self, cwd: Path) -> None:
+        self.cwd = cwd
+        self.ready: dict[str, IPCKernelManager] = {}
+
+    def start(self, template: Path | None) -> None:
+        """Start ``template``'s kernel now (nothing when None or already started)."""
+        if template is None or template.stem in self.ready:
+            return
+        spec = contract.by_name(template.stem)
+        modules = (*_kernel.COMMON_IMPORTS, *((spec.package,) if spec is not None else ()))
+        try:
+            self.ready[template.stem] = _kernel.prestart(self.cwd, modules)
+        except Exception:  # papermill starts the kernel itself then, as it always did
+            pass
+
+    def take(self, template: Path) -> IPCKernelManager | None:
+        return self.ready.pop(template.stem, None)
+
+    def stop_all(self) -> None:
+        for manager in self.ready.values():
+            _kernel.stop(manager)
+        self.ready.clear()
+
+
 def _run(target: Target, options: RunOptions) -> Run:
     chosen = _select(templates(options.runbooks, options), options.stages)
+    kernels = _Kernels(target.project_dir)
+    jobs = options.jobs or _schedule.default_jobs()
+    for first in _schedule.ready(chosen, _schedule.prerequisites(chosen), set())[:jobs]:
+        kernels.start(first)  # they start while the preflight connects and reads the project
+    try:
+        return _run_stages(target, options, chosen, kernels)
+    finally:
+        kernels.stop_all()
+
+
+def _run_stages(target: Target, options: RunOptions, chosen: list[Path], kernels: _Kernels) -> Run:
     preflight(target)
     run_id, run_dir = new_run_dir(options.out, target)
     params = stage_parameters(chosen, target, run_dir, options)
@@ -276,17 +337,7 @@ def _run(target: Target, options: RunOptions) -> Run:
             run_dir.mkdir(parents=True, exist_ok=False)
             journal("running")
             options.notify(StageEvent("open", run_id, run_dir, 0, len(chosen), ""))
-            for index, template in enumerate(chosen, 1):
-                event = StageEvent("start", run_id, run_dir, index, len(chosen), template.stem)
-                if any(r.status == "error" for r in records) and not options.keep_going:
-                    records.append(StageRecord(name=template.stem, status="skipped"))
-                    options.notify(event.finished(records[-1]))
-                    continue
-                options.notify(event)
-                records.append(_execute(template, run_dir / template.name, params[template.stem],
-                                        target.project_dir, options.progress))
-                journal("running")
-                options.notify(event.finished(records[-1]))
+            _stages(chosen, params, target.project_dir, options, kernels, records, run_id, run_dir, journal)
             journal("complete")
     except KeyboardInterrupt:
         _close_interrupted(run, options, journal)
@@ -297,14 +348,70 @@ def _run(target: Target, options: RunOptions) -> Run:
     return run
 
 
+def _stages(chosen: list[Path], params: dict[str, dict[str, Any]], cwd: Path, options: RunOptions,
+            kernels: _Kernels, records: list[StageRecord], run_id: str, run_dir: Path,
+            journal: Callable[[str], None]) -> None:
+    """Run the chosen stages, each as soon as the stages it reads have finished, up to ``options.jobs`` at once.
+
+    Events and the journal are written from this thread only, each stage's as it finishes; the record lists the
+    stages in run order whatever order they finished in. After a stage raised, no further stage starts (unless
+    ``keep_going``): those are recorded as skipped, as they were when stages ran one by one.
+    """
+    jobs = options.jobs or _schedule.default_jobs()
+    waits = _schedule.prerequisites(chosen)
+    position = {template.stem: index for index, template in enumerate(chosen, 1)}
+    done: dict[str, StageRecord] = {}
+    pending = list(chosen)
+    running: dict[Future[StageRecord], tuple[StageEvent, IPCKernelManager | None]] = {}
+    pool = ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="dbrunbook-stage")
+
+    def event(template: Path) -> StageEvent:
+        return StageEvent("start", run_id, run_dir, position[template.stem], len(chosen), template.stem)
+
+    def settle(record: StageRecord, started: StageEvent) -> None:
+        done[record.name] = record
+        records[:] = [done[t.stem] for t in chosen if t.stem in done]
+        journal("running")
+        options.notify(started.finished(record))
+
+    try:
+        while pending or running:
+            failed = any(r.status == "error" for r in done.values()) and not options.keep_going
+            for template in list(pending):
+                if failed:  # nothing new starts after a stage raised; those left are recorded as skipped
+                    pending.remove(template)
+                    settle(StageRecord(name=template.stem, status="skipped"), event(template))
+            for template in _schedule.ready(pending, waits, set(done))[:max(0, jobs - len(running))]:
+                pending.remove(template)
+                started = event(template)
+                options.notify(started)
+                kernel = kernels.take(template)
+                running[pool.submit(_execute, template, run_dir / template.name, params[template.stem], cwd,
+                                    options.progress, kernel)] = (started, kernel)
+            for upcoming in _schedule.ready(pending, waits, set(done))[:jobs] or pending[:1]:
+                kernels.start(upcoming)  # the next stages' kernels start while these run
+            if not running:
+                continue
+            finished, _ = wait(running, return_when=FIRST_COMPLETED)
+            for future in sorted(finished, key=lambda f: position[running[f][0].name]):
+                started, kernel = running.pop(future)
+                if kernel is not None:
+                    _kernel.stop(kernel)
+                settle(future.result(), started)
+    finally:
+        pool.shutdown(wait=not running, cancel_futures=True)  # interrupted: kernels are killed, not waited for
+
+
 def _close_interrupted(run: Run, options: RunOptions, journal: Callable[[str], None]) -> None:
     """After a Ctrl-C: no kernel left running or on disk, the stage told, the record closed as interrupted.
 
     A second Ctrl-C meanwhile is ignored: it would leave the record half closed.
     """
-    from dbrunbook.runbook import _kernel
-
     with _sigint_ignored():
+        # Stages still running in worker threads meet their killed kernel and log it: the run is ending, and
+        # the one line the user gets is the interruption's.
+        for name in ("papermill", "nbclient", "traitlets", "jupyter_client"):
+            logging.getLogger(name).disabled = True
         _kernel.kill_all()
         if not run.path.is_dir():
             return
@@ -321,7 +428,6 @@ def _interruptible() -> Iterator[None]:
             or signal.getsignal(signal.SIGINT) is not signal.default_int_handler:
         yield  # not ours to change (a thread, or a host with its own handler)
         return
-    from dbrunbook.runbook import _kernel
 
     def interrupted(signum: int, frame: object) -> None:
         _kernel.interrupted()

@@ -105,7 +105,7 @@ class StageReporter:
         self._closed = False  # the stream went away (a closed pipe): stop printing, not the run
         self._console: Console | None = None
         self._progress: Progress | None = None
-        self._task: TaskID | None = None
+        self._tasks: dict[str, TaskID] = {}  # a spinner per stage under way: stages may run side by side
 
     def __enter__(self) -> StageReporter:
         return self
@@ -135,10 +135,7 @@ class StageReporter:
         if not self.live:
             self._line(f"{event.position} {event.name:<{_NAME_WIDTH}} started")
             return
-        progress = self._spinner()
-        if self._task is not None:
-            progress.remove_task(self._task)
-        self._task = progress.add_task(f"{event.position} {event.name}", total=None)
+        self._tasks[event.name] = self._spinner().add_task(f"{event.position} {event.name}", total=None)
 
     def _finished(self, event: StageEvent) -> None:
         status = event.status.upper()
@@ -148,9 +145,9 @@ class StageReporter:
             return
         from rich.text import Text
 
-        if self._progress is not None and self._task is not None:
-            self._progress.remove_task(self._task)
-            self._task = None
+        task = self._tasks.pop(event.name, None)
+        if self._progress is not None and task is not None:
+            self._progress.remove_task(task)
         line = Text.assemble(f"{event.position} {event.name:<{_NAME_WIDTH}} ",
                              (f"{status:<7}", _STYLE.get(event.status, "")), f" {event.seconds:6.1f}s  ",
                              (event.headline, "dim" if event.status == "skipped" else ""))
