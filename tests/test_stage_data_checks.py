@@ -55,3 +55,27 @@ def test_demo_stage_blocks_with_exact_counts_and_samples(demo, dialect, tmp_path
         assert result.data["fingerprint"] == "05-data-checks/fingerprint.json"
         assert (run.path / result.data["fingerprint"]).stat().st_size > 0
     assert _facts(demo.db) == (notes, null_ids, counts, tables)  # the target was not written
+
+
+def test_with_nothing_to_check_the_stage_is_skipped_not_passed(tmp_path):
+    """No models and no Alembic scripts: no target schema, so no check ran. That is "not gathered", not a pass,
+    and stage 10 does not tick the data-checks item on it."""
+    from dbrunbook.core.config import Target
+    from dbrunbook.runbook.report import render_run
+
+    url = f"sqlite:///{tmp_path / 'plain.db'}"
+    engine = make_engine(url)
+    with engine.begin() as conn:
+        conn.execute(sa.text("CREATE TABLE notes (id INTEGER PRIMARY KEY, body TEXT)"))
+        conn.execute(sa.text("INSERT INTO notes (body) VALUES ('a'), ('b')"))
+    engine.dispose()
+    target = Target.from_url(url, project_dir=tmp_path)
+    run = run_runbook(target, RunOptions(out=tmp_path / "runs", stages=["05", "10"], dry_run=True))
+    status = {s.name: s.status for s in run.stages}
+    assert status["05-data-checks"] == "skipped", run.stages
+    result = load_result(run.path, "05-data-checks")
+    assert result.verdict == "skipped" and "nothing to check" in result.summary
+    assert "05-data-checks         SKIPPED" in render_run(run.path)
+    plan = load_result(run.path, "10-production-plan")
+    item = next(i for i in plan.data["checklist"] if i["id"] == "data-checks-pass")
+    assert not item["ticked"], item

@@ -28,10 +28,15 @@ def _run(demo, tmp_path, **parameters):
 
 
 @pytest.mark.parametrize("dialect", ["sqlite"], indirect=True)
-def test_no_test_command_is_an_info_finding(demo, tmp_path):
-    _, result = _run(demo, tmp_path)
-    assert result.verdict == "pass"
+def test_no_test_command_is_an_info_finding_and_the_stage_is_skipped_not_passed(demo, tmp_path):
+    run, result = _run(demo, tmp_path)
+    assert result.verdict == "skipped" and run.stages[0].status == "skipped"  # nothing was looked at
     assert [f.code for f in result.findings] == ["RH023"]
+    assert run.verdict == "pass"  # ranked with pass for the run's verdict and exit code
+    from dbrunbook.runbook.report import render_run, run_json
+
+    assert "07-tests               SKIPPED" in render_run(run.path)
+    assert run_json(run.path)["stages"][0]["status"] == "skipped"
 
 
 @pytest.mark.parametrize("dialect", ["sqlite", "postgresql"], indirect=True)

@@ -199,12 +199,18 @@ def load_manifest(run_dir: Path) -> dict[str, Any]:
         raise VerificationFailed(run_dir, [f"{MANIFEST} is not valid JSON ({exc.msg})"]) from None
 
 
+def not_run(stage: dict[str, Any]) -> bool:
+    """A stage of a manifest the engine did not run (an earlier one raised), as against one that ran and gathered
+    nothing: both have the status ``skipped``, only the second has an executed notebook."""
+    return stage.get("status") == "skipped" and not stage.get("notebook")
+
+
 def verify_run(run_dir: Path) -> dict[str, Any]:
     """Recompute every hash; raise :class:`VerificationFailed` naming each problem."""
     manifest = load_manifest(run_dir)
     status = run_status(manifest)
     if status != "complete":
-        done = [s["name"] for s in manifest.get("stages", []) if s.get("status") not in ("skipped",)]
+        done = [s["name"] for s in manifest.get("stages", []) if not not_run(s)]
         where = describe_under_way(under_way(run_dir, manifest))
         raise VerificationFailed(run_dir, [f"the run is {status}: its record ends after "
                                            f"{done[-1] if done else 'no stage'}" + (f"; {where}" if where else "")])

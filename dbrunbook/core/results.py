@@ -24,6 +24,9 @@ from typing import Any
 MIMETYPE = "application/vnd.dbrunbook.result+json"
 SEVERITIES = ("info", "warn", "block")
 VERDICTS = ("pass", "warn", "block")
+#: The verdict of a stage that gathered no evidence (nothing to check, no test command): shown as "not gathered",
+#: ranked with pass for the run's verdict and exit code, never counted as a pass by stage 10's checklist.
+SKIPPED = "skipped"
 _VERDICT_OF = {"info": "pass", "warn": "warn", "block": "block"}
 #: Colour of each verdict, stage status and severity in HTML; ``skipped`` reads "not gathered", in grey.
 COLOURS = {"pass": "#1b7f3b", "info": "#50606f", "warn": "#a85b00", "block": "#c0262d", "error": "#7b2cbf",

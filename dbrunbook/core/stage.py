@@ -27,7 +27,7 @@ from dbrunbook.core import contract, fence
 from dbrunbook.core.config import Target
 from dbrunbook.core.db import make_engine
 from dbrunbook.core.evidence import Evidence
-from dbrunbook.core.results import Finding, StageResult, load_result, record, verdict_of
+from dbrunbook.core.results import SKIPPED, Finding, StageResult, load_result, record, verdict_of
 from dbrunbook.errors import UsageError
 
 E = TypeVar("E", bound=Evidence)
@@ -89,7 +89,8 @@ class Stage:
         return contract.recorded(self.run_dir, stage)
 
     def finish(self, summary: str, evidence: Evidence | None = None) -> StageResult:
-        """Record the result: verdict from the findings, display, and sidecar with the stage's evidence.
+        """Record the result: verdict from the findings (``skipped`` when the evidence says nothing was gathered
+        and no finding warns or blocks), display, and sidecar with the stage's evidence.
 
         A stage of the contract records the evidence type the contract declares for it; data set by hand
         (``stage.data``) is held to the same contract, so a renamed key fails here, not in a later stage.
@@ -108,8 +109,10 @@ class Stage:
             data = self.data
             if declared is not None:
                 declared.parse(data)
-        result = StageResult(stage=self.name, verdict=verdict_of(self.findings), summary=summary,
-                             findings=self.findings, data=data)
+        verdict = verdict_of(self.findings)
+        if verdict == "pass" and evidence is not None and not evidence.gathered():
+            verdict = SKIPPED  # nothing was looked at: not a pass
+        result = StageResult(stage=self.name, verdict=verdict, summary=summary, findings=self.findings, data=data)
         return record(result, self.run_dir)
 
 

@@ -67,7 +67,8 @@ class StageEvent:
         if self.error:
             cell = f" in cell {self.error['cell']}" if self.error.get("cell") is not None else ""
             return f"raised {self.error.get('ename')}{cell}: {self.error.get('evalue')}"
-        return "not run: an earlier stage raised" if self.status == "skipped" else self.summary
+        # skipped without a summary: the engine did not run it; with one: it ran and gathered nothing
+        return "not run: an earlier stage raised" if self.status == "skipped" and not self.summary else self.summary
 
 
 def current_observer() -> StageObserver | None:

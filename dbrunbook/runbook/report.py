@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from dbrunbook.core import contract
-from dbrunbook.core.archive import load_manifest, run_status
+from dbrunbook.core.archive import load_manifest, not_run, run_status
 from dbrunbook.core.evidence import EvidenceError, ProductionPlanEvidence
 from dbrunbook.core.results import MIMETYPE, StageResult, load_result, sidecar_path
 from dbrunbook.errors import EXIT_BLOCKED, EXIT_PASS, EXIT_STAGE_ERROR
@@ -62,7 +62,7 @@ def _next_step(run_dir: Path, manifest: dict[str, Any]) -> dict[str, Any] | None
     stages = manifest["stages"]
     plan = next((s for s in stages if s["name"] == _PLAN_STAGE), None)
     if (plan is None or plan["status"] not in ("pass", "warn") or manifest["verdict"] not in ("pass", "warn")
-            or any(s["status"] in ("error", "skipped") for s in stages)
+            or any(s["status"] == "error" or not_run(s) for s in stages)
             or manifest.get("status", "complete") != "complete"):  # an interrupted run does not verify
         return None
     try:
@@ -136,7 +136,7 @@ def render_runs(manifests: list[dict[str, Any]]) -> str:
 
 
 def _last_stage(manifest: dict[str, Any]) -> str:
-    done = [s["name"] for s in manifest.get("stages", []) if s.get("status") != "skipped"]
+    done = [s["name"] for s in manifest.get("stages", []) if not not_run(s)]
     return done[-1] if done else "no stage"
 
 

@@ -172,3 +172,8 @@ class Evidence(Record):
     :mod:`dbrunbook.core.contract` names the stage that writes each evidence type and reads it
     (:func:`dbrunbook.core.contract.load`), so its errors name the stage.
     """
+
+    def gathered(self) -> bool:
+        """Whether the stage gathered any evidence at all. A stage that checked nothing (no target to compare,
+        no test command) finishes ``skipped``, not ``pass``: "nothing found" and "nothing looked at" differ."""
+        return True

@@ -35,3 +35,6 @@ class DataChecksEvidence(Evidence):
     fingerprint: str = ""
     #: Each backfill plan (``data_checks.backfill.BackfillPlan.to_json``).
     backfills: list[dict[str, Any]] = field(default_factory=list)
+
+    def gathered(self) -> bool:
+        return self.checks is not None

@@ -51,3 +51,6 @@ class TestsEvidence(Evidence):
     n_plus_one_threshold: int | None = optional(group="counts")
     #: Why the queries were not counted.
     query_counts_note: str | None = optional(group="counts")
+
+    def gathered(self) -> bool:
+        return self.tests is not None or bool(self.tests_skipped)  # a reason not to run them is evidence too
