@@ -8,12 +8,18 @@ them in :data:`CHECKSUM_SQL`); SQLite has no hash function, so the dialect regis
 the connection (:meth:`~dbrunbook.dialects.Dialect.prepare_checksum`). :func:`compare` names every table and
 column whose rows, nulls or values differ, with the counts. :func:`schema_snapshot` is the
 schema's counterpart, built with SQLAlchemy reflection, for checks that the schema came back.
+
+Two optional extensions serve a comparison across writes by others (stage 11's print before the apply, stage 12's
+after it, on a target the application keeps writing to): ``keys=True`` records, per table with a single-column
+integer primary key, that key and its largest value (:attr:`TablePrint.key_max`); ``bounds`` adds to a table's
+print the print of its rows whose key is at most a given value (:class:`BoundedPrint`, in the same query), so the
+rows that existed before compare apart from those inserted since. A print without them reads and saves as before.
 """
 from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -39,11 +45,47 @@ class ColumnPrint:
 
 
 @dataclass
+class BoundedPrint:
+    """The print of a table's rows whose key is at most ``upto`` (``None``: no row, the table was empty)."""
+
+    upto: int | None
+    rows: int
+    columns: dict[str, ColumnPrint] = field(default_factory=dict)
+
+    def as_table(self) -> TablePrint:
+        """These rows as a table print, to :func:`compare` with the print taken when ``upto`` was the largest key."""
+        return TablePrint(rows=self.rows, columns=dict(self.columns))
+
+
+@dataclass
 class TablePrint:
-    """One table's fingerprint: its rows and each column's print."""
+    """One table's fingerprint: its rows and each column's print.
+
+    ``key``/``key_max``: its single-column integer primary key and largest key (recorded with ``keys=True``);
+    ``bounded``: the print of the rows up to a key (taken with ``bounds``)."""
 
     rows: int
     columns: dict[str, ColumnPrint] = field(default_factory=dict)
+    key: str = ""
+    key_max: int | None = None
+    bounded: BoundedPrint | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        raw: dict[str, Any] = {"rows": self.rows, "columns": {c: asdict(p) for c, p in self.columns.items()}}
+        if self.key:  # only when recorded: a print without keys saves exactly as before
+            raw.update(key=self.key, key_max=self.key_max)
+        if self.bounded is not None:
+            raw["bounded"] = asdict(self.bounded)
+        return raw
+
+    @classmethod
+    def from_json(cls, raw: dict[str, Any]) -> TablePrint:
+        def columns(of: dict[str, Any]) -> dict[str, ColumnPrint]:
+            return {c: ColumnPrint(**p) for c, p in of["columns"].items()}
+
+        bounded = raw.get("bounded")
+        return cls(rows=raw["rows"], columns=columns(raw), key=raw.get("key") or "", key_max=raw.get("key_max"),
+                   bounded=BoundedPrint(bounded["upto"], bounded["rows"], columns(bounded)) if bounded else None)
 
 
 @dataclass
@@ -53,19 +95,26 @@ class Fingerprint:
     dialect: str
     tables: dict[str, TablePrint] = field(default_factory=dict)
     seconds: float = 0.0
+    #: Taken with ``keys=True``: each table with a single-column integer key has it recorded, so a table
+    #: without one had none (a print from before keys were recorded says nothing of them).
+    keyed: bool = False
 
     @property
     def rows(self) -> int:
         return sum(t.rows for t in self.tables.values())
 
     def to_json(self) -> dict[str, Any]:
-        return asdict(self)
+        raw: dict[str, Any] = {"dialect": self.dialect, "seconds": self.seconds,
+                               "tables": {name: t.to_json() for name, t in self.tables.items()}}
+        if self.keyed:
+            raw["keyed"] = True
+        return raw
 
     @classmethod
     def from_json(cls, raw: dict[str, Any]) -> Fingerprint:
-        tables = {name: TablePrint(rows=t["rows"], columns={c: ColumnPrint(**p) for c, p in t["columns"].items()})
-                  for name, t in raw.get("tables", {}).items()}
-        return cls(dialect=raw["dialect"], tables=tables, seconds=raw.get("seconds", 0.0))
+        tables = {name: TablePrint.from_json(t) for name, t in raw.get("tables", {}).items()}
+        return cls(dialect=raw["dialect"], tables=tables, seconds=raw.get("seconds", 0.0),
+                   keyed=bool(raw.get("keyed", False)))
 
     def save(self, path: str | Path) -> Path:
         """Write the fingerprint as JSON to ``path``."""
@@ -118,22 +167,57 @@ def _table_names(engine: Engine) -> list[str]:
     return sorted(sa.inspect(engine).get_table_names())
 
 
-def _print_table(conn: Connection, checksum_sql: str, table: sa.Table) -> TablePrint:
+def integer_key(table: sa.Table) -> str:
+    """The table's primary key column when it is a single integer column (keys that grow as rows are added)."""
+    columns = list(table.primary_key.columns)
+    return columns[0].name if len(columns) == 1 and isinstance(columns[0].type, sa.Integer) else ""
+
+
+def _print_table(conn: Connection, checksum_sql: str, table: sa.Table, key: str = "",
+                 bound: tuple[str, int | None] | None = None) -> TablePrint:
     quote = conn.dialect.identifier_preparer.quote
     names = [c.name for c in table.columns]
-    parts = ["COUNT(*)"]
+    if bound is not None and bound[0] not in names:
+        bound = None  # the key is gone (dropped or renamed): nothing to bound the rows by
+    upto = bound[1] if bound is not None else None
+    within = bound is not None and upto is not None
+    # ``upto`` goes into the SQL as int(): a number, never text; the bounded aggregates share the table's one scan,
+    # so the rows before and the rows inserted since are counted at the same moment.
+    test = f"{quote(bound[0])} <= {int(upto)}" if bound is not None and upto is not None else ""
+    parts = ["COUNT(*)"] + ([f"MAX({quote(key)})"] if key else []) + (
+        [f"SUM(CASE WHEN {test} THEN 1 ELSE 0 END)"] if within else [])
+    first = len(parts)
     for name in names:
         parts += [f"COUNT({quote(name)})", checksum_sql.format(c=quote(name))]
+        if within:
+            only = f"CASE WHEN {test} THEN {quote(name)} END"
+            parts += [f"COUNT({only})", checksum_sql.format(c=only)]
     # Quoting comes from the dialect; the statement has no parameters.
     query: Any = sa.select(*[sa.literal_column(p) for p in parts]).select_from(table)
     row = conn.execute(query).one()
-    columns = {name: ColumnPrint(non_null=int(row[1 + 2 * i]), checksum=str(int(row[2 + 2 * i])))
-               for i, name in enumerate(names)}
-    return TablePrint(rows=int(row[0]), columns=columns)
+    step = 4 if within else 2
+
+    def column(at: int) -> ColumnPrint:
+        return ColumnPrint(non_null=int(row[at]), checksum=str(int(row[at + 1])))
+
+    columns = {name: column(first + step * i) for i, name in enumerate(names)}
+    result = TablePrint(rows=int(row[0]), columns=columns, key=key,
+                        key_max=int(row[1]) if key and row[1] is not None else None)
+    if within:
+        result.bounded = BoundedPrint(upto, int(row[first - 1] or 0),
+                                      {name: column(first + step * i + 2) for i, name in enumerate(names)})
+    elif bound is not None:  # the table was empty: no row existed before
+        result.bounded = BoundedPrint(None, 0, {name: ColumnPrint(0, "0") for name in names})
+    return result
 
 
-def fingerprint(engine: Engine, tables: Iterable[str] | None = None) -> Fingerprint:
-    """Fingerprint ``tables`` (default: every table) of the database behind ``engine``."""
+def fingerprint(engine: Engine, tables: Iterable[str] | None = None, *, keys: bool = False,
+                bounds: Mapping[str, tuple[str, int | None]] | None = None) -> Fingerprint:
+    """Fingerprint ``tables`` (default: every table) of the database behind ``engine``.
+
+    With ``keys``, each table's single-column integer key and its largest value are recorded. ``bounds`` maps a
+    table to ``(key column, largest key)``: its print then also holds the print of its rows up to that key
+    (:attr:`TablePrint.bounded`); a table not named, or whose key column is gone, has none."""
     dialect = dialect_name(engine)
     facts = dialects.get(dialect)
     if facts is None:
@@ -145,12 +229,14 @@ def fingerprint(engine: Engine, tables: Iterable[str] | None = None) -> Fingerpr
     if missing:
         raise UsageError(f"no table {', '.join(missing)} to fingerprint")
     metadata = sa.MetaData()
-    result = Fingerprint(dialect=dialect)
+    result = Fingerprint(dialect=dialect, keyed=keys)
+    bounds = bounds or {}
     with engine.connect() as conn:
         facts.prepare_checksum(conn)
         for name in wanted:
             table = sa.Table(name, metadata, autoload_with=conn)
-            result.tables[name] = _print_table(conn, facts.checksum_sql, table)
+            result.tables[name] = _print_table(conn, facts.checksum_sql, table, integer_key(table) if keys else "",
+                                               bounds.get(name))
         conn.rollback()
     result.seconds = round(time.perf_counter() - started, 6)
     return result

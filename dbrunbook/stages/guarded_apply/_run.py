@@ -313,7 +313,9 @@ def _apply_locked(plan: ApplyPlan, target: Target, stage_dir: Path, held: dict[s
         if problem:
             raise ApplyRefused([Guard("project-history", False, problem)])
         stage_dir.mkdir(parents=True, exist_ok=True)
-        saved = fingerprint(engine).save(stage_dir / "fingerprint-before.json")
+        # With each table's largest key: stage 12 tells the rows that existed now from those the application
+        # inserts while the migration runs.
+        saved = fingerprint(engine, keys=True).save(stage_dir / "fingerprint-before.json")
     finally:
         engine.dispose()
     outcome = ApplyOutcome(applied=False, aborted=False, revision_before=before, revision_after=before,

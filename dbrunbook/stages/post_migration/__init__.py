@@ -3,7 +3,8 @@
 :func:`validate` runs the post-migration checks on the upgraded target: the schema matches the
 models (PV001), the Alembic revision is the plan's head (PV002), the data is preserved (PV003:
 the fingerprint taken before the apply against one taken now, where the differences the schema
-changes explain are listed as info, PV004, and everything else blocks) and the database is
+changes explain are listed as info, PV004, and everything else blocks, except what only the
+application's writes during the apply can explain, PV016, see :mod:`._traffic`) and the database is
 healthy after its DDL (PV005-PV010: the probes of :data:`HEALTH` the dialect names in its
 ``health_probes``). :func:`unchanged` is for an apply that did not happen (a guard refused, the
 upgrade failed or was aborted): it proves the target is exactly as it was (PV011). :func:`partial` is
@@ -46,6 +47,7 @@ from dbrunbook.stages.post_migration._health import HealthProbe as HealthProbe
 from dbrunbook.stages.post_migration._health import health as health
 from dbrunbook.stages.post_migration._health import probes_of as probes_of
 from dbrunbook.stages.post_migration._partial import Stopped, left_behind, relabel, stopped_partway, where_it_stopped
+from dbrunbook.stages.post_migration._traffic import Judged, bounds, judge, split
 from dbrunbook.stages.schema_analysis import compare as schema_changes
 
 E = TypeVar("E", bound=Evidence)
@@ -105,6 +107,7 @@ def _renamed(before: Fingerprint, changes: list[Change]) -> Fingerprint:
         table = out.tables.get(c.table)
         if c.op == "rename_column" and table is not None and c.before in table.columns:
             table.columns[str(c.after)] = table.columns.pop(str(c.before))
+            table.key = str(c.after) if table.key == c.before else table.key
     return out
 
 
@@ -134,18 +137,29 @@ def _touches(diff: FingerprintDiff, rename: Change) -> bool:
     return diff.table == rename.table and (rename.op == "rename_table" or diff.column in ("", _column(rename)))
 
 
-def _unexplained(diffs: list[FingerprintDiff]) -> list[Finding]:
-    """Block findings for unexplained differences; a table's column diffs fold into its row-count one."""
-    recounted = {d.table for d in diffs if d.what == "rows"}
+def _findings(judged: list[Judged], inserted: dict[str, int], before: Fingerprint) -> list[Finding]:
+    """Block (PV003) or warn (PV016) findings for unexplained differences, and info on rows inserted meanwhile."""
     out = []
-    for d in diffs:
-        if d.table in recounted and d.what != "rows":
-            continue
-        folded = [x.to_json() for x in diffs if d.what == "rows" and x.table == d.table and x is not d]
-        out.append(Finding("PV003", "block", f"data changed that the plan does not change: {d.message}",
-                           f"{d.table}.{d.column}" if d.column else d.table, {**d.to_json(), "columns": folded},
-                           "restore the lost or altered values from the backup, or roll back; then find out "
-                           "which statement of the migration changed them"))
+    for j in judged:
+        d = j.diff
+        where = f"{d.table}.{d.column}" if d.column else d.table
+        evidence = {**d.to_json(), "message": j.message, "columns": [x.to_json() for x in j.folded]}
+        if j.severity == "block":
+            out.append(Finding("PV003", "block", f"data changed that the plan does not change: {j.message}", where,
+                               evidence, "restore the lost or altered values from the backup, or roll back; then "
+                               "find out which statement of the migration changed them"))
+        else:
+            out.append(Finding("PV016", "warn", f"the table changed during the apply; the application wrote to it: "
+                               f"{j.message}", where, {**evidence, "inserted": inserted.get(d.table, 0)},
+                               "make sure the application's writes account for it (its log, the rows' timestamps); "
+                               "if the migration changed these values, restore them from the backup"))
+    for name, count in sorted(inserted.items()):
+        if count:
+            old = before.tables[name]
+            out.append(Finding("PV016", "info", f"{count:,} rows inserted during the apply into {name} (key {old.key} "
+                               f"above {old.key_max}, its largest before); the {old.rows:,} rows before compared "
+                               "apart", name, {"inserted": count, "key": old.key, "key_max_before": old.key_max,
+                                               "rows_before": old.rows}))
     return out
 
 
@@ -154,24 +168,35 @@ def check_data(before: Fingerprint | None, after: Fingerprint, changes: list[Cha
     title = "data preserved"
     if before is None:
         return _check("PV003", title, None, "no fingerprint from before the apply")
-    diffs = [d for d in compare(_renamed(before, changes), after) if d.table not in _BOOKKEEPING]
+    renamed = _renamed(before, changes)
+    comparable, inserted = split(after)  # the tables stage 11 keyed: their rows from before, apart from new ones
+    diffs = [d for d in compare(renamed, comparable) if d.table not in _BOOKKEEPING]
     judged = [(d, _explained(d, changes)) for d in diffs]
     unexplained = [d for d, why in judged if not why]
+    weighed = judge(unexplained, renamed, after, inserted, changes)
     expected = [Finding("PV004", "info", f"expected: {d.message}; {why}", f"{d.table}.{d.column}" if d.column
                         else d.table, d.to_json()) for d, why in judged if why]
     moved = [c for c in changes if c.op in ("rename_table", "rename_column") and not any(_touches(d, c) for d in diffs)]
     expected += [Finding("PV004", "info", f"{c.detail}: values moved intact", c.object, {"before": c.before})
                  for c in moved]
-    found = _unexplained(unexplained) + expected
-    return _check("PV003", title, found, f"{after.rows:,} rows in {len(after.tables)} tables; {len(unexplained)} "
-                  f"unexplained and {len(diffs) - len(unexplained)} expected difference(s)")
+    found = _findings(weighed, inserted, renamed) + expected
+    lost, traffic = sum(j.severity == "block" for j in weighed), sum(j.severity == "warn" for j in weighed)
+    written = f"; {sum(inserted.values()):,} rows inserted during the apply" if any(inserted.values()) else ""
+    return _check("PV003", title, found, f"{after.rows:,} rows in {len(after.tables)} tables; {lost} unexplained, "
+                  f"{traffic} from the application's writes and {len(diffs) - len(unexplained)} expected "
+                  f"difference(s){written}")
+
+
+def after_print(engine: Engine, before: Fingerprint | None, changes: list[Change]) -> Fingerprint:
+    """The fingerprint now; each table stage 11 keyed also bounded to its rows from before (see :mod:`._traffic`)."""
+    return fingerprint(engine, bounds=bounds(_renamed(before, changes), changes) if before is not None else None)
 
 
 def validate(engine: Engine, target_metadata: sa.MetaData | None, before: Fingerprint | None,
              changes: Iterable[Change | Mapping[str, Any]] | None, expected_revision: str | None) -> Validation:
     """Check the upgraded database: schema, revision, data against ``before``, and health."""
     planned = as_changes(changes)
-    after = fingerprint(engine)
+    after = after_print(engine, before, planned)
     changed = {c.table for c in planned if c.table} if planned else None  # unknown changes: probe every table
     checks = [check_schema(engine, target_metadata), check_revision(engine, expected_revision),
               check_data(before, after, planned), *health(engine, changed)]
@@ -184,8 +209,11 @@ def unchanged(engine: Engine, before: Fingerprint | None, revision_before: str |
 
     Without a fingerprint from before, unchanged data is only vouched for when the upgrade never ``started`` (a
     dry run, a refusal): then an unchanged schema and revision is all there is to prove, and it is info."""
-    after, revision = fingerprint(engine), current_revision(engine)
-    problems = [d.message for d in compare(before, after)] if before is not None else []
+    after, revision = after_print(engine, before, []), current_revision(engine)
+    comparable, inserted = split(after)  # what the application wrote meanwhile is told apart (see ._traffic)
+    judged = judge(compare(before, comparable), before, after, inserted, []) if before is not None else []
+    problems = [j.message for j in judged if j.severity == "block"]
+    traffic = _findings([j for j in judged if j.severity != "block"], inserted, before) if before is not None else []
     if revision != revision_before:
         problems.insert(0, f"revision is {revision or 'none'}, {revision_before or 'none'} before")
     if schema_before is not None:
@@ -203,14 +231,15 @@ def unchanged(engine: Engine, before: Fingerprint | None, revision_before: str |
         found = Finding("PV011", "info" if vouched else "warn", f"target unchanged ({compared} compared): "
                         f"{len(after.tables)} tables, {after.rows:,} rows, revision {revision or 'none'}", "",
                         {"rows": after.rows, "revision": revision})
-    checks = [_check("PV011", "target unchanged", [found], f"{len(problems)} difference(s)"), *health(engine)]
+    checks = [_check("PV011", "target unchanged", [found, *traffic], f"{len(problems)} difference(s)"),
+              *health(engine)]
     return Validation(checks, after, revision)
 
 
 def partial(engine: Engine, record: ApplyRecord, stopped: Stopped) -> Validation:
     """Say where an apply that stopped partway left the target (PV012-PV015), its data and its health."""
-    after = fingerprint(engine)
     left, changes = left_behind(engine, record.schema_before, stopped)
+    after = after_print(engine, record.before, changes)
     data = check_data(record.before, after, changes)  # the changes found explain their own data differences
     relabel(data.findings, left, stopped.failed)
     tables = {c.table for c in changes if c.table}
