@@ -325,3 +325,51 @@ def test_a_failed_upgrade_says_the_downgrade_is_unknown_not_missing(db_url, tmp_
     assert "MG003" in found, found
     # The downgrade() is there; it was never rendered because the upgrade before it failed.
     assert "not rendered" in found["MG002"][0].message and "write downgrade()" not in found["MG002"][0].fix
+
+
+# --- which revision fails --------------------------------------------------------------------------------------------
+
+ADD_NAME = HEADER + '''
+revision = "0002"
+down_revision = "0001"
+
+def upgrade():
+    op.add_column("users", sa.Column("name", sa.String(50), nullable=True))
+
+def downgrade():
+    with op.batch_alter_table("users") as batch:
+        batch.drop_column("name")
+'''
+#: Reads the database (no offline SQL on any dialect), changes a table, then fails: Dagster's 1aca709bba64 shape.
+FAILS = HEADER + '''
+revision = "0003"
+down_revision = "0002"
+
+def upgrade():
+    if "users" in sa.inspect(op.get_bind()).get_table_names():
+        op.add_column("users", sa.Column("nick", sa.String(50), nullable=True))
+    op.execute("UPDATE no_such_table SET x = 1")
+
+def downgrade():
+    pass
+'''
+HEAD_AFTER = HEADER + '''
+revision = "0004"
+down_revision = "0003"
+
+def upgrade():
+    op.create_index("ix_users_email", "users", ["email"])
+
+def downgrade():
+    op.drop_index("ix_users_email", "users")
+'''
+
+
+def test_a_failed_upgrade_names_the_revision_that_failed_not_the_head(db_url, tmp_path):
+    target = project(tmp_path, db_url, {"0001_base.py": BASE, "0002_name.py": ADD_NAME, "0003_fails.py": FAILS,
+                                        "0004_head.py": HEAD_AFTER})
+    plan = plan_migration(target, tmp_path / "run")
+    assert plan.head == "0004" and plan.revisions == ["0002", "0003", "0004"]
+    [failed] = codes(findings(plan))["MG003"]
+    assert failed.object == "0003" and failed.evidence == {"revision": "0003"}, failed
+    assert "at revision 0003" in failed.message and "no_such_table" in failed.message, failed.message

@@ -145,6 +145,55 @@ def test_models_without_alembic_scripts_or_pending_revisions_are_not_compared(tm
     assert without.agreement is None
 
 
+def test_without_models_revisions_that_fail_on_the_copy_are_a_check_not_run_not_a_pass(tmp_path):
+    # Dagster without --models: the pending revisions fail on the schema-only copy, so nothing was analysed.
+    url = f"sqlite:///{tmp_path / 'target.db'}"
+    target = dataclasses.replace(_project(tmp_path, url, FAILS, AGREE), models="")
+    outcome, found = _run(target, url, tmp_path)
+    [warning] = [f for f in found if f.code == "SA008"]
+    assert warning.severity == "warn" and "no_such_table" in warning.message, warning
+    assert "no_such_table" in warning.evidence["error"] and "nothing to check" not in warning.message
+    assert outcome.result is None and outcome.summary.startswith("not analysed: the revisions fail")
+    assert "nothing to check" not in outcome.summary
+
+
+def test_without_models_nothing_pending_is_nothing_to_compare(tmp_path):
+    url = f"sqlite:///{tmp_path / 'target.db'}"
+    target = dataclasses.replace(_project(tmp_path, url, ADD_EMAIL, AGREE), models="")
+    cfg = Config(target.alembic_config)
+    cfg.set_main_option("sqlalchemy.url", url)
+    command.upgrade(cfg, "head")
+    outcome, found = _run(target, url, tmp_path)
+    assert found == [] and "no pending revisions" in outcome.summary  # info, as before: a pass
+    without, found = _run(dataclasses.replace(target, alembic_config=""), url, tmp_path / "second")
+    assert found == [] and "no Alembic scripts" in without.summary
+
+
+#: VARCHAR(50) -> VARCHAR: unbounded on PostgreSQL; a change between two databases, whatever models would accept.
+UNBOUND = '''revision = "0002"
+down_revision = "0001"
+from alembic import op
+import sqlalchemy as sa
+def upgrade():
+    with op.batch_alter_table("users") as batch:
+        batch.alter_column("name", type_=sa.String(), existing_type=sa.String(50))
+def downgrade():
+    with op.batch_alter_table("users") as batch:
+        batch.alter_column("name", type_=sa.String(50), existing_type=sa.String())
+'''
+
+
+@pytest.mark.parametrize("dialect", ["sqlite", "postgresql"], indirect=True)
+def test_without_models_a_revision_that_drops_a_length_is_a_type_change(db_url, dialect, tmp_path):
+    # The target is the copy the revisions upgraded, reflected: a database's bare VARCHAR, not a model's String().
+    target = dataclasses.replace(_project(tmp_path, db_url, UNBOUND, AGREE), models="")
+    outcome, found = _run(target, db_url, tmp_path)
+    assert outcome.source.source == "revisions", outcome.source.note
+    # That change alone: the serial id's nextval() default, reflected on both sides, is no change either.
+    assert [(c.op, c.object, c.before, c.after) for c in outcome.changes] == \
+        [("modify_type", "users.name", "VARCHAR(50)", "VARCHAR")]
+
+
 def test_spellings_alembic_would_not_call_a_difference_are_none():
     """A model type without a length, a primary key in another column order and the CHECK an old Boolean made for
     itself are no disagreement; a CHECK the models do not declare, and a length they do, are."""

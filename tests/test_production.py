@@ -6,6 +6,7 @@ import sys
 import textwrap
 
 import pytest
+from alembic.config import Config
 
 from dbrunbook import RunOptions, UsageError, run_runbook, verify_run
 from dbrunbook.core.evidence import (
@@ -18,8 +19,13 @@ from dbrunbook.core.evidence import (
     TakenBackup,
 )
 from dbrunbook.core.results import StageResult, load_result, record
+from dbrunbook.core.stage import open_stage
 from dbrunbook.demo import repair_demo_data
+from dbrunbook.stages import schema_analysis
+from dbrunbook.stages.migration import findings as plan_findings
+from dbrunbook.stages.migration import plan_migration, planned, review_migration, run_alembic
 from dbrunbook.stages.production_plan import CHECKLIST_IDS, CODES, checklist, findings, production_plan, render_plan
+from helpers.projects import write_project
 
 STAGE = "10-production-plan"
 PLAN_KEYS = {"revision_from", "revision_to", "revisions", "script_dir", "upgrade_sql", "downgrade_sql",
@@ -252,3 +258,78 @@ def test_a_stage_that_raised_is_named_with_its_error_not_called_left_out(tmp_pat
     assert "The migration is unknown: stage 03-migration raised ConfigError: Alembic: Multiple heads" in text
     assert "no verified backup in this run: stage rollback-plan raised ValueError: round trip broke" in text
     assert "fix stage 03 and run dbrunbook update again" in text
+
+
+_REVISION = '''
+from alembic import op
+import sqlalchemy as sa
+
+revision = "{revision}"
+down_revision = {down!r}
+
+def upgrade():
+{upgrade}
+
+def downgrade():
+{downgrade}
+'''
+
+
+def _pending_project(tmp_path, name, upgrade, downgrade):
+    """A real project on SQLite at revision 0001, with one pending revision 0002 doing ``upgrade``."""
+    base = _REVISION.format(revision="0001", down=None, downgrade='    op.drop_table("users")',
+                            upgrade='    op.create_table("users", sa.Column("id", sa.Integer(), primary_key=True))')
+    pending = _REVISION.format(revision="0002", down="0001", upgrade=upgrade, downgrade=downgrade)
+    db = f"sqlite:///{tmp_path / f'{name}.db'}"
+    target = write_project(tmp_path / name, db, {"0001_base.py": base, "0002_change.py": pending})
+    assert run_alembic(Config(target.alembic_config), db, [("upgrade", "0001")])[0].ok
+    return target
+
+
+#: Dagster's 1aca709bba64 on a schema-only copy: the upgrade fails; downgrade() is there.
+_FAILING = ('    op.add_column("users", sa.Column("nick", sa.String(20)))\n'
+            '    op.execute("UPDATE no_such_table SET x = 1")',
+            '    with op.batch_alter_table("users") as batch:\n        batch.drop_column("nick")')
+
+
+def _stage_03(tmp_path, name, upgrade, downgrade):
+    """Stage 03's sidecar as its step records it, for a real project whose one pending revision is given."""
+    target = _pending_project(tmp_path, name, upgrade, downgrade)
+    run_dir = tmp_path / f"run-{name}"
+    plan = plan_migration(target, run_dir / "03-migration")
+    review = review_migration(plan, target, measure=False)
+    found = plan_findings(plan) + review.findings
+    record(StageResult("03-migration", "block", "1 revision(s) to apply", found,
+                       data=planned(plan, run_dir, review).to_json()), run_dir)
+    return run_dir, {f.code for f in found}
+
+
+def test_a_rollback_not_rendered_because_the_upgrade_fails_is_not_gathered_not_missing(tmp_path):
+    # Dagster's 1aca709bba64 on a schema-only copy: downgrade() is there; it never ran, as the upgrade failed first.
+    run_dir, found = _stage_03(tmp_path, "fails", *_FAILING)
+    assert {"MG002", "MG003"} <= found, found
+    item = next(i for i in checklist(run_dir) if i.id == "rollback-present")
+    assert not item.ticked and item.missing, item
+    assert "could not be checked: the upgrade fails" in item.evidence and "MG003 [0002]" in item.evidence, item
+    assert "write downgrade()" not in item.evidence + item.fix
+    assert [f.severity for f in findings([item])] == ["warn"]
+
+    # A downgrade that is really empty is still asked for, and blocks.
+    run_dir, found = _stage_03(tmp_path, "empty", '    op.add_column("users", sa.Column("nick", sa.String(20)))',
+                               "    pass")
+    assert "MG003" not in found, found
+    item = next(i for i in checklist(run_dir) if i.id == "rollback-present")
+    assert not item.ticked and not item.missing and "write downgrade()" in item.fix, item
+    assert [f.severity for f in findings([item])] == ["block"]
+
+
+def test_a_change_not_analysed_does_not_tick_schema_analysed(tmp_path):
+    # No models, and the pending revision fails on the schema-only copy: stage 01 warns SA008; PP001 is not gathered.
+    target = _pending_project(tmp_path, "fails", *_FAILING)
+    stage = open_stage("01-schema-analysis", db=target.db, alembic_config=target.alembic_config,
+                       run_dir=str(tmp_path / "run"), project_dir=str(target.project_dir))
+    outcome = schema_analysis.run(stage)
+    assert stage.finish(outcome.summary, evidence=outcome.evidence).verdict == "warn"
+    item = next(i for i in checklist(tmp_path / "run") if i.id == "schema-analysed")
+    assert not item.ticked and item.missing and "SA008" in item.evidence and "no_such_table" in item.evidence, item
+    assert [f.severity for f in findings([item])] == ["warn"]

@@ -4,7 +4,7 @@ import sqlalchemy as sa
 
 from dbrunbook.core.db import make_engine
 from dbrunbook.errors import ConfigError
-from dbrunbook.schema import assess, diff, snapshot
+from dbrunbook.schema import assess, diff, snapshot, snapshot_metadata
 from dbrunbook.schema._model import Column, Snapshot, Table
 from dbrunbook.stages import schema_analysis as analysis
 
@@ -181,3 +181,53 @@ def test_a_widening_type_change_cannot_fail_on_rows(old, new, widening):
     assert (change.kind, change.classes) == expected
     codes = [f.code for f in analysis.findings([change])]
     assert ("SA003" in codes) is not widening
+
+
+
+def _accounts(bare, strings=True):
+    """``bare``: the models leave the length and precision out (``String()``, ``Numeric()``). ``strings``: with a
+    VARCHAR column (MariaDB has no VARCHAR without a length, so String() cannot be a column there)."""
+    md = sa.MetaData()
+    sa.Table("accounts", md, sa.Column("id", sa.Integer, primary_key=True),
+             sa.Column("amount", sa.Numeric() if bare else sa.Numeric(10, 2)),
+             *([sa.Column("name", sa.String() if bare else sa.String(255))] if strings else []))
+    return md
+
+
+def test_a_model_type_without_arguments_accepts_the_live_length_and_precision(db_url, dialect):
+    # Dagster's models: String() and Numeric() against VARCHAR(255) and NUMERIC(10,2); `alembic check` is quiet.
+    strings = dialect != "mariadb"
+    engine = make_engine(db_url)
+    try:
+        live = _snap(engine, _accounts(False, strings))
+    finally:
+        engine.dispose()
+    models = snapshot_metadata(_accounts(True, strings), dialect)
+    assert live.tables["accounts"].column("amount").type.endswith("(10,2)"), live.tables["accounts"]
+    assert models.tables["accounts"].column("amount").type in ("NUMERIC", "DECIMAL")
+    # Either way round: the models' side leaves the argument to the database.
+    assert diff(live, models).changes == [] and diff(models, live).changes == []
+    # A model that names another length or precision still differs from the database.
+    narrower = sa.MetaData()
+    sa.Table("accounts", narrower, sa.Column("id", sa.Integer, primary_key=True),
+             sa.Column("amount", sa.Numeric(8, 2)), *([sa.Column("name", sa.String(40))] if strings else []))
+    expected = {("modify_type", "accounts.amount")} | ({("modify_type", "accounts.name")} if strings else set())
+    assert {(c.op, c.object) for c in diff(live, snapshot_metadata(narrower, dialect)).changes} == expected
+
+
+@pytest.mark.parametrize("dialect", ["sqlite", "postgresql"], indirect=True)
+def test_between_two_databases_a_bare_varchar_is_a_change(db_url, dialect):
+    # PostgreSQL's VARCHAR without a length is unbounded: VARCHAR <-> VARCHAR(255) is a change either way.
+    engine = make_engine(db_url)
+    try:
+        bare, sized = _snap(engine, _accounts(True)), _snap(engine, _accounts(False))
+    finally:
+        engine.dispose()
+    assert bare.tables["accounts"].column("name").type == "VARCHAR"
+    expected = {("modify_type", "accounts.name"), ("modify_type", "accounts.amount")}
+    assert {(c.op, c.object) for c in diff(bare, sized).changes} == expected
+    assert {(c.op, c.object) for c in diff(sized, bare).changes} == expected
+    # The same texts in snapshots that do not say they are models: strict as well.
+    a, b = (Snapshot(dialect, "x", {"t": Table("t", [Column("id", "INTEGER"), Column("c", type_)], ["id"])})
+            for type_ in ("VARCHAR", "VARCHAR(255)"))
+    assert [c.op for c in diff(a, b).changes] == ["modify_type"] == [c.op for c in diff(b, a).changes]

@@ -134,11 +134,31 @@ def _render_on_copy(cfg: Config, target: Target, current: str | None) -> tuple[s
     with scratch_copy(target.db, mode="schema") as url:
         steps = run_alembic(cfg, url, [("upgrade", "heads"), *back])
     if not steps[0].ok:
-        return f"-- upgrade failed on an empty copy: {steps[0].error}\n", ""
+        failed = failed_revision(steps[0], pending_revisions(ScriptDirectory.from_config(cfg), current))
+        at = f" at revision {failed}" if failed else ""
+        return f"-- upgrade failed on an empty copy{at}: {steps[0].error}\n", ""
     if len(steps) < 1 + len(back) or not all(s.ok for s in steps[1:]):
         why = steps[-1].error if len(steps) > 1 else "not run"
         return _as_sql(steps[0].statements), f"-- downgrade failed on an empty copy: {why}\n"
     return _as_sql(steps[0].statements), "".join(_as_sql(s.statements) for s in steps[1:])
+
+
+#: Alembic's record that a revision was applied: the version table set to it (UPDATE or INSERT).
+_VERSION_MARK = re.compile(r"version_num\s*=\s*'([^']+)'|\(\s*version_num\s*\)\s*VALUES\s*\(\s*'([^']+)'", re.I)
+
+
+def failed_revision(result: ApplyResult, pending: list[str]) -> str:
+    """The revision whose upgrade failed in ``result``: the first of ``pending`` (in upgrade order) that Alembic
+    did not record in its version table among the statements the child ran ("" when none failed)."""
+    if result.ok:
+        return ""
+    applied = set()
+    for statement in result.statements:
+        sql = str(statement["sql"]).lstrip()
+        mark = _VERSION_MARK.search(sql) if sql[:6].upper() in ("UPDATE", "INSERT") else None
+        if mark:
+            applied.add(mark.group(1) or mark.group(2))
+    return next((r for r in pending if r not in applied), "")
 
 
 def _as_sql(statements: list[dict[str, Any]]) -> str:

@@ -85,7 +85,10 @@ def default_text(raw: Any, dialect: Dialect) -> str | None:
         return _canonical_default(raw)  # a model's plain string is the literal value itself
     if isinstance(raw, sa.sql.ClauseElement):
         raw = raw.compile(dialect=dialect, compile_kwargs={"literal_binds": True})
-    return _canonical_default(_unquote(_strip(str(raw))))
+    text = str(raw)
+    if text.startswith("nextval("):
+        return None  # a serial column's sequence (MetaData reflected from a database): autoincrement, as reflected
+    return _canonical_default(_unquote(_strip(text)))
 
 
 def reflected_default(text: str | None) -> str | None:

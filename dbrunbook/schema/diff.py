@@ -99,6 +99,8 @@ def diff(source: Snapshot, target: Snapshot, renames: Mapping[str, str] | None =
         source = copy.deepcopy(source)  # renames are applied to a copy, never to the caller's snapshot
     changes = _apply_renames(source, target, dict(renames or {}))
     both = {k for k in source.features if source.features.get(k) and target.features.get(k)}
+    # Which side is models (a MetaData snapshot): there a type without arguments accepts the other side's.
+    loose = (bool(source.features.get("models")), bool(target.features.get("models")))
     hints: list[RenameHint] = []
     removed = sorted(set(source.tables) - set(target.tables))
     added = sorted(set(target.tables) - set(source.tables))
@@ -106,7 +108,7 @@ def diff(source: Snapshot, target: Snapshot, renames: Mapping[str, str] | None =
     changes += [Change("add_table", t, t, f"table added ({len(target.tables[t].columns)} columns)") for t in added]
     hints += _table_hints([source.tables[t] for t in removed], [target.tables[t] for t in added])
     for name in sorted(set(source.tables) & set(target.tables)):
-        table_changes, table_hints = _diff_table(source.tables[name], target.tables[name], both)
+        table_changes, table_hints = _diff_table(source.tables[name], target.tables[name], both, loose)
         changes += table_changes
         hints += table_hints
     if "enums" in both:
@@ -174,7 +176,8 @@ def _rename_column(source: Snapshot, table: Table, old: str, new: str) -> None:
                 fk.ref_columns = swap(fk.ref_columns)
 
 
-def _diff_table(src: Table, tgt: Table, both: set[str]) -> tuple[list[Change], list[RenameHint]]:
+def _diff_table(src: Table, tgt: Table, both: set[str],
+                loose: tuple[bool, bool] = (False, False)) -> tuple[list[Change], list[RenameHint]]:
     t = src.name
     changes: list[Change] = []
     src_cols = {c.name: c for c in src.columns}
@@ -185,7 +188,7 @@ def _diff_table(src: Table, tgt: Table, both: set[str]) -> tuple[list[Change], l
                 for c in gone]
     changes += [Change("add_column", t, f"{t}.{c.name}", _added_detail(c), after=asdict(c)) for c in new]
     for name in src_cols.keys() & tgt_cols.keys():
-        changes += _diff_column(t, src_cols[name], tgt_cols[name], both)
+        changes += _diff_column(t, src_cols[name], tgt_cols[name], both, loose)
     if src.primary_key != tgt.primary_key:
         changes.append(Change("modify_pk", t, f"{t}.primary_key",
                               f"primary key ({', '.join(src.primary_key)}) -> ({', '.join(tgt.primary_key)})",
@@ -207,17 +210,19 @@ def _added_detail(c: Column) -> str:
     return f"{c.type} {'NOT NULL without default' if required else 'added'}"
 
 
-def _diff_column(t: str, a: Column, b: Column, both: set[str]) -> list[Change]:
+def _diff_column(t: str, a: Column, b: Column, both: set[str],
+                 loose: tuple[bool, bool] = (False, False)) -> list[Change]:
     obj = f"{t}.{a.name}"
     out = []
+    same_type = a.type == b.type or (loose[0] and _accepts(a.type, b.type)) or (loose[1] and _accepts(b.type, a.type))
     old_values, new_values = _inline_enum(a.type), _inline_enum(b.type)
-    if a.type != b.type and old_values is not None and new_values is not None:
+    if not same_type and old_values is not None and new_values is not None:
         # MariaDB's ENUM is the column's type: a value change is an enum change, not a new type.
         out += [Change("remove_enum_value", t, f"{obj}.{v}", f"enum value {v!r} removed", v)
                 for v in old_values if v not in new_values]
         out += [Change("add_enum_value", t, f"{obj}.{v}", f"enum value {v!r} added", after=v)
                 for v in new_values if v not in old_values]
-    elif a.type != b.type:
+    elif not same_type:
         out.append(Change("modify_type", t, obj, f"type {a.type} -> {b.type}", a.type, b.type))
     if a.nullable != b.nullable:
         out.append(Change("modify_nullable", t, obj, "NOT NULL (was NULL)" if not b.nullable else "NULL (was NOT NULL)",
@@ -231,6 +236,13 @@ def _diff_column(t: str, a: Column, b: Column, both: set[str]) -> list[Change]:
         out.append(Change("modify_identity", t, obj, f"identity {a.identity or 'none'} -> {b.identity or 'none'}",
                           a.identity, b.identity))
     return out
+
+
+def _accepts(model: str, other: str) -> bool:
+    """Whether a models' type accepts the other side's: ``String()`` (``VARCHAR``) any length, ``Numeric()``
+    any precision. As Alembic's ``compare_type``: an argument the model leaves out is whatever the database has.
+    Between two databases it is a change (PostgreSQL's bare ``VARCHAR`` is unbounded)."""
+    return "(" not in model and other.partition("(")[0] == model
 
 
 def _inline_enum(type_text: str) -> list[str] | None:

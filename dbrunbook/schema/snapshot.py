@@ -46,7 +46,8 @@ def _has(name: str, fact: str) -> bool:
 
 
 def _features(dialect: Dialect, name: str, live: bool) -> dict[str, bool]:
-    return {"views": live, "sizes": live, "comments": bool(dialect.supports_comments),
+    # "models": the side was described by models, whose types may leave their arguments to the database.
+    return {"views": live, "sizes": live, "models": not live, "comments": bool(dialect.supports_comments),
             "sequences": bool(dialect.supports_sequences), "enums": _has(name, "named_enums"),
             "checks": True, "identity": bool(getattr(dialect, "supports_identity_columns", False))}
 
@@ -221,8 +222,13 @@ def _view(insp: sa.Inspector, view: str, name: str) -> View:
 
 # -- target models ---------------------------------------------------------------------------
 
-def snapshot_metadata(metadata: sa.MetaData, dialect: str | Dialect, source: str = "models") -> Snapshot:
-    """The :class:`Snapshot` that ``metadata`` describes, rendered for ``dialect``."""
+def snapshot_metadata(metadata: sa.MetaData, dialect: str | Dialect, source: str = "models", *,
+                      models: bool = True) -> Snapshot:
+    """The :class:`Snapshot` that ``metadata`` describes, rendered for ``dialect``.
+
+    ``models``: False when ``metadata`` was reflected from a database (the schema pending revisions make on a
+    copy): its types are the database's, and a type without arguments is compared as such, not as a model's.
+    """
     sa_dialect = dialect_for(dialect) if isinstance(dialect, str) else dialect
     name = dialect if isinstance(dialect, str) else dialects.name_of(sa_dialect)
     tables = {t.name: _model_table(t, sa_dialect, name) for t in metadata.tables.values()}
@@ -234,7 +240,8 @@ def snapshot_metadata(metadata: sa.MetaData, dialect: str | Dialect, source: str
                     enums[col.type.name] = list(col.type.enums)
     sequences = {str(s.name): {"start": int(s.start or 1), "increment": int(s.increment or 1)}
                  for s in metadata._sequences.values()} if sa_dialect.supports_sequences else {}
-    return Snapshot(name, source, tables, {}, enums, sequences, _features(sa_dialect, name, live=False), _now())
+    features = {**_features(sa_dialect, name, live=False), "models": models}
+    return Snapshot(name, source, tables, {}, enums, sequences, features, _now())
 
 
 def _name(obj: Any) -> str | None:

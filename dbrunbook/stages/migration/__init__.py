@@ -9,6 +9,7 @@ re-exported here, since every later stage applies the scripts this stage planned
 """
 from __future__ import annotations
 
+import re
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -117,6 +118,10 @@ def plan_summary(plan: MigrationPlan, run_dir: Path) -> dict[str, Any]:
     return planned(plan, run_dir).to_json()
 
 
+#: How the upgrade SQL names the revision that failed on the schema-only copy (alembic_ops.migration).
+_FAILED_AT = re.compile(r"-- upgrade failed on an empty copy at revision (\S+):")
+
+
 def findings(plan: MigrationPlan) -> list[Finding]:
     """What stage 3 reports before the lint rules look at the SQL."""
     if plan.empty:
@@ -139,7 +144,11 @@ def findings(plan: MigrationPlan) -> list[Finding]:
                                "context.configure(connection=connection, ...) instead of making an engine "
                                "(see the README, 'Your env.py')"))
     elif upgrade_failed:
-        out.append(Finding("MG003", "block", plan.upgrade_sql.strip("- \n"), plan.head or ""))
+        # The revision whose upgrade failed, as the copy's run recorded it; the head only when it did not say.
+        found = _FAILED_AT.match(plan.upgrade_sql)
+        failed = found.group(1) if found else ""
+        out.append(Finding("MG003", "block", plan.upgrade_sql.strip("- \n"), failed or plan.head or "",
+                           {"revision": failed} if failed else {}))
     elif plan.downgrade_sql.startswith("-- downgrade failed"):
         out.append(Finding("MG006", "warn", plan.downgrade_sql.strip("- \n"), plan.head or "",
                            fix="make downgrade() run on an empty copy of the upgraded schema"))

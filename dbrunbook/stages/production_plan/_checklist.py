@@ -75,8 +75,10 @@ def _quote(findings: list[Finding], limit: int = 1) -> str:
 
 
 _Verdict = tuple[bool, str, str]  # an item's verdict: ticked, evidence, how to get what is missing
+#: How to get the rollback checked when the upgrade fails before its downgrade could be rendered.
+_UPGRADE_FIRST = "make the upgrade run on a schema-only copy (stage 03), then the downgrade is rendered and checked"
 #: Verdicts that say the evidence was not gathered, by the start of their "how" text.
-_GATHER = ("pass your test command", "give the target models", "run stage 09 on a migration",
+_GATHER = (_UPGRADE_FIRST, "pass your test command", "give the target models", "run stage 09 on a migration",
            "run the rollback plan with take_backup", "run dbrunbook update with", "do not leave stage",
            "measure on the data once")
 _Rule = Callable[[Recorded[Any], float], _Verdict]
@@ -92,6 +94,10 @@ def _no_block(how: str) -> _Rule:
 
 
 def _schema_analysed(result: Recorded[SchemaAnalysisEvidence], window: float) -> _Verdict:
+    failed = [f for f in result.findings if f.code == codes.SA008.code]
+    if failed:  # the revisions failed on the copy and no models were given: nothing was analysed
+        return False, f"{result.stage}: {_quote(failed)}", \
+            "give the target models (--models), or fix the revision that fails (stage 03 names it)"
     return True, f"{result.stage}: {result.summary}; snapshot {result.evidence.snapshot or 'none'}", ""
 
 
@@ -100,8 +106,15 @@ def _rollback_present(result: Recorded[MigrationEvidence], window: float) -> _Ve
     if not planned.revisions:
         return True, f"{result.stage}: no revision to apply, nothing to roll back", ""
     rows = planned.review.reversibility
-    missing = [f for f in result.findings if f.code in ("RB001", "RB002", "MG002")] + _blocks(result, "RB")
+    # MG002 beside MG003/MG007: the downgrade was not rendered because the upgrade failed first; not missing.
+    failed = [f for f in result.findings if f.code in ("MG003", "MG007")]
+    unrendered = [f for f in result.findings if f.code == "MG002"] if failed else []
+    missing = [f for f in result.findings if f.code in ("RB001", "RB002", "MG002") and f not in unrendered] \
+        + _blocks(result, "RB")
     undone = [r for r in rows if not r.undone]
+    if unrendered and not missing and not undone:
+        return False, (f"{result.stage}: the rollback could not be checked: the upgrade fails, so the downgrade "
+                       f"was not rendered ({_quote(failed)})"), _UPGRADE_FIRST
     if missing or undone:
         what = _quote(missing) if missing else f"the downgrade does not undo {undone[0].operation}"
         return False, f"{result.stage}: {what}", "write downgrade() so that it undoes every upgrade operation"

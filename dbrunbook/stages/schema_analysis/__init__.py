@@ -39,12 +39,15 @@ __all__ = ["KINDS", "Agreement", "Change", "SchemaAnalysisOutcome", "analyse", "
 
 
 def analyse(engine: sa.Engine, metadata: sa.MetaData, renames: Mapping[str, str] | None = None,
-            save_dir: Path | None = None) -> SchemaDiff:
-    """Snapshot, diff against ``metadata``, classify and measure; saves ``schema-before.json`` to ``save_dir``."""
+            save_dir: Path | None = None, *, models: bool = True) -> SchemaDiff:
+    """Snapshot, diff against ``metadata``, classify and measure; saves ``schema-before.json`` to ``save_dir``.
+
+    ``models``: False when ``metadata`` was reflected from the copy the pending revisions upgraded (no models
+    given); its types are then compared as a database's, strictly."""
     before = snapshot(engine)
     if save_dir is not None:
         before.save(Path(save_dir) / "schema-before.json")
-    target = snapshot_metadata(metadata, engine.dialect)
+    target = snapshot_metadata(metadata, engine.dialect, models=models)
     result = diff(before, target, renames)
     assess(result)
     for change in result.changes:

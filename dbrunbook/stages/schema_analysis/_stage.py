@@ -8,9 +8,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from dbrunbook.core import contract
+from dbrunbook.core import codes, contract
 from dbrunbook.core.config import load_renames
 from dbrunbook.core.evidence import SchemaAnalysisEvidence
+from dbrunbook.core.results import Finding
 from dbrunbook.schema import Change, SchemaDiff
 from dbrunbook.stages.data_checks import ChangeSource, change_source
 from dbrunbook.stages.schema_analysis import analyse, findings, summary
@@ -18,6 +19,11 @@ from dbrunbook.stages.schema_analysis._agreement import Agreement, agreement_fin
 
 if TYPE_CHECKING:
     from dbrunbook.core.stage import Stage
+
+#: How :func:`change_source` says there was genuinely nothing to compare (no scripts, no pending revision); any
+#: other note without a target schema is a check that could not run.
+_NOTHING_TO_COMPARE = ("no target models and no Alembic scripts", "no target models given, and no pending revisions")
+_NOTE_HEAD, _NOTE_TAIL = "no target models given, and ", ": nothing to check"
 
 
 @dataclass
@@ -42,10 +48,12 @@ def run(stage: Stage) -> SchemaAnalysisOutcome:
     ``schema-before.json`` and adds the findings to ``stage``."""
     source = change_source(stage.target, work_dir=stage.dir)
     renames = {**load_renames(stage.target.project_dir), **source.renames}
-    result = analyse(stage.engine, source.metadata, renames, save_dir=stage.dir) if source.metadata is not None \
-        else None
+    result = analyse(stage.engine, source.metadata, renames, save_dir=stage.dir, models=source.source == "models") \
+        if source.metadata is not None else None
     changes, hints = (result.changes, result.hints) if result is not None else ([], [])
     stage.extend(findings(changes, hints))
+    failed = not_analysed(source)
+    stage.extend(failed)
     agreement = None
     if source.source == "models" and source.metadata is not None and stage.target.alembic_config:
         agreement = compare_revisions(stage.target, source.metadata, stage.dir / "alembic")
@@ -57,7 +65,18 @@ def run(stage: Stage) -> SchemaAnalysisOutcome:
         evidence.revisions_compared = agreement.revisions
         evidence.disagreements = None if agreement.error else [c.to_json() for c in agreement.differences]
         evidence.comparison_error = agreement.error
-    headline = summary(changes) if result is not None else source.note
+    headline = summary(changes) if result is not None else source.note if not failed \
+        else f"not analysed: {failed[0].evidence['error']}"
     if agreement is not None and agreement.differences:
         headline += f"; the revisions do not produce the models ({len(agreement.differences)} differences)"
     return SchemaAnalysisOutcome(source, result, evidence, headline, agreement)
+
+
+def not_analysed(source: ChangeSource) -> list[Finding]:
+    """SA008 when there is no target schema because the pending revisions fail on the schema-only copy: the
+    change could not be analysed, which is no pass. None when there is a target or genuinely nothing to compare."""
+    if source.metadata is not None or source.note.startswith(_NOTHING_TO_COMPARE):
+        return []
+    error = source.note.removeprefix(_NOTE_HEAD).removesuffix(_NOTE_TAIL)
+    return [codes.SA008.finding(f"the change could not be analysed: no target models given, and {error}", "",
+                                {"error": error})]
