@@ -58,6 +58,7 @@ SLOW_TESTS = (
     "test_dry_run.py::test_dry_run_with_rollback_plan_leaves_the_target_untouched",
     "test_fence.py::test_update_never_touches_the_target",
     "test_interrupts_apply.py::test_an_apply_stopped_anywhere_is_on_the_record_and_leaves_the_target_old_or_new",
+    "test_docs.py::test_the_readme_sample_output_is_what_the_demo_prints",
     "test_journal.py::test_an_interrupted_run_is_on_the_record",
     "test_migration_shapes.py::test_lint_renders_both_branches_pending_on_each_dialect",
     "test_migration_shapes.py::test_update_dry_run_reviews_an_unnamed_unique_constraint_and_rehearses_it",

@@ -93,6 +93,11 @@ SA007 = _declare("SA007", "migrations-not-compared", "warn",
                  "The pending revisions could not be applied to a schema-only copy, so whether they produce the "
                  "models is unknown.",
                  "run the upgrade on an empty copy to see the error (stage 03 shows it too) and fix the revision")
+SA008 = _declare("SA008", "change-not-analysed", "warn",
+                 "No target models were given and the pending revisions fail on a schema-only copy, so the change "
+                 "they make could not be analysed: nothing was checked, which is not a pass.",
+                 "fix the revision that fails (stage 03's MG003 names it with the error), or give the target "
+                 "models (--models) so the change is analysed from them")
 
 # -- 03 migration (dbrunbook.stages.migration, dbrunbook.alembic_ops._shapes) ------------------------------------------
 MG000 = _declare("MG000", "nothing-to-migrate", "info",
@@ -397,6 +402,11 @@ PV014 = _declare("PV014", "left-behind", "block", "A schema object the failed re
                  "that removes it.", "run the SQL given (in the order listed), then validate again")
 PV015 = _declare("PV015", "revision-row-mismatch", "block", "The alembic_version row does not name the last "
                  "revision stage 11 recorded as applied.", "alembic stamp that revision (the command given)")
+PV016 = _declare("PV016", "written-during-apply", "warn", "The application wrote to a table during the apply: rows "
+                 "inserted above the keys it had before (info), or differences only its writes can explain, such as "
+                 "more rows or changed values in columns the plan does not touch (warn).",
+                 "make sure the application's writes account for it; if the migration changed the values, restore "
+                 "them from the backup")
 
 #: Families in the order of the stages that report them: title, and where the codes are documented at length.
 FAMILIES: dict[str, tuple[str, str]] = {

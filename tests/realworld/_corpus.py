@@ -333,7 +333,8 @@ def run_update(project: Project, out: Path, tmpdir: Path) -> Outcome:
         # a leaked secret (4) or code that reached for the target (6) is a failure even when every stage ran
         outcome.problems.append(f"exit {code} ({EXIT_CODES.get(code, 'unknown')}): {stderr.strip()[-2000:]}")
     for stage in manifest.get("stages", []):
-        if stage["status"] in ("error", "skipped"):
+        # skipped with a notebook ran and gathered nothing (no models, no test command): not a failure
+        if stage["status"] == "error" or (stage["status"] == "skipped" and not stage.get("notebook")):
             errors = notebook_errors(run_dir / stage["notebook"]) if run_dir and stage.get("notebook") else []
             outcome.problems.append(f"stage {stage['name']} {stage['status']}: {stage.get('error', {})}\n    "
                                     + "\n    ".join(errors))
