@@ -637,6 +637,39 @@ def test_a_type_change_without_an_automatic_cast_fails_on_every_row_until_it_say
     engine.dispose()
 
 
+def test_a_type_change_without_a_cast_blocks_on_an_empty_table_too(db_url, dialect):
+    """PostgreSQL refuses VARCHAR to INTEGER without USING before reading a row: no row is no pass."""
+    from dbrunbook.stages.data_checks import CheckReport
+
+    engine = make_engine(db_url)
+    live, target = sa.MetaData(), sa.MetaData()
+    sa.Table("empty", live, sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),
+             sa.Column("n", sa.String(20)))
+    sa.Table("empty", target, sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),
+             sa.Column("n", sa.Integer))
+    live.create_all(engine)
+    report: CheckReport = run_checks(engine, target)
+    found = {f.evidence["problem"]: f for f in report.findings() if f.code == "DC005"}
+    plain = dict(type_=sa.Integer, existing_type=sa.String(20))
+    if dialect == "postgresql":
+        [no_cast] = [r for r in report.blocking if r.problem == "no_cast"]
+        assert (no_cast.count, no_cast.severity) == (0, "block") and set(found) == {"no_cast"}
+        assert "refused by PostgreSQL for any row count" in no_cast.message and "USING CAST(n AS INTEGER)" in \
+            no_cast.message
+        assert found["no_cast"].severity == "block" and "1 of" in report.summary()
+        using = no_cast.remedies["convert with USING (the values that do not cast still fail: see the other DC005 "
+                                 "results)"]
+        assert "postgresql_using=" in no_cast.remedies[MIGRATION]
+        with pytest.raises(sa.exc.DBAPIError, match="cannot be cast automatically"):  # and the server agrees
+            _alter(engine, "empty", "n", **plain)
+        _run(engine, using)
+    else:
+        assert not found and not report.blocking, report.summary()
+        _alter(engine, "empty", "n", **plain)
+    assert isinstance(sa.inspect(engine).get_columns("empty")[1]["type"], sa.Integer)
+    engine.dispose()
+
+
 @pytest.mark.parametrize("dialect", ["postgresql"], indirect=True)
 def test_text_to_uuid_and_boolean_counts_the_values_that_fail_under_using(db_url, dialect):
     engine = make_engine(db_url)

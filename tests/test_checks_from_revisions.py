@@ -135,3 +135,99 @@ def test_a_column_added_with_a_default_needs_no_value(db_url, dialect, tmp_path)
     run, result = run_stages(target, tmp_path / "runs", ["05"])
     assert "DC001" not in {f.code for f in result.findings}, result.findings
     assert run.stages[0].status != "block"
+
+
+BOOKS_BASE = '''revision = "0001"
+down_revision = None
+from alembic import op
+import sqlalchemy as sa
+def upgrade():
+    op.create_table("books", sa.Column("id", sa.Integer, primary_key=True), sa.Column("price", sa.String(20)))
+def downgrade():
+    op.drop_table("books")
+'''
+TO_INTEGER = '''revision = "0002"
+down_revision = "0001"
+from alembic import op
+import sqlalchemy as sa
+def upgrade():
+    with op.batch_alter_table("books") as batch:
+        batch.alter_column("price", type_=sa.Integer, existing_type=sa.String(20){using})
+def downgrade():
+    pass
+'''
+BOOKS_MODELS = '''import sqlalchemy as sa
+metadata = sa.MetaData()
+sa.Table("books", metadata, sa.Column("id", sa.Integer, primary_key=True), sa.Column("price", sa.Integer))
+'''
+#: Only digits: each converts as it stands.
+CAST = ', postgresql_using="price::integer"'
+#: Turns what is no number into NULL: every value converts, "x" too.
+GUARDED = ''', postgresql_using="CASE WHEN price ~ '^[0-9]+$' THEN price::integer END"'''
+
+
+@pytest.mark.parametrize("using, prices, blocks", [
+    (CAST, ["12", "7", None], False),
+    (CAST, ["12", "x", None], True),
+    (GUARDED, ["12", "x", None], False),
+    ("", ["12", "7", None], True),
+])
+def test_a_type_change_with_models_is_judged_by_the_revisions_own_using(db_url, dialect, tmp_path, using, prices,
+                                                                        blocks):
+    from dbrunbook.stages.data_checks import change_source, run_checks, settle
+
+    project = tmp_path / "project"
+    versions = project / "migrations" / "versions"
+    versions.mkdir(parents=True)
+    (project / "alembic.ini").write_text("[alembic]\nscript_location = migrations\n")
+    (project / "migrations" / "env.py").write_text(
+        "from alembic import context\nconn = context.config.attributes['connection']\n"
+        "context.configure(connection=conn)\nwith context.begin_transaction():\n    context.run_migrations()\n")
+    (versions / "0001_base.py").write_text(BOOKS_BASE)
+    (versions / "0002_change.py").write_text(TO_INTEGER.format(using=using))
+    (project / "books_models.py").write_text(BOOKS_MODELS)
+    engine = sa.create_engine(db_url)
+    with engine.begin() as conn:
+        conn.execute(sa.text("CREATE TABLE books (id INTEGER PRIMARY KEY, price VARCHAR(20))"))
+        conn.execute(sa.text("INSERT INTO books VALUES (:id, :price)"),
+                     [{"id": i, "price": p} for i, p in enumerate(prices, 1)])
+        conn.execute(sa.text("CREATE TABLE alembic_version (version_num VARCHAR(32) NOT NULL PRIMARY KEY)"))
+        conn.execute(sa.text("INSERT INTO alembic_version VALUES ('0001')"))
+    target = Target.from_url(db_url, alembic_config=str(project / "alembic.ini"), project_dir=project,
+                             models="books_models:metadata")
+    source = change_source(target, tmp_path / "work" / "alembic")
+    # Without USING the revision fails on PostgreSQL's empty copy too: then nothing of it is known but the models.
+    assert source.source == "models" and (source.steps is not None or not using), source.note
+    converted = source.steps.converted if source.steps is not None else {}
+    try:
+        report = run_checks(engine, source.metadata, steps=source.steps)
+    finally:
+        engine.dispose()
+    report.results = settle(report.results, source, None)
+    dc005 = {r.problem: r for r in report.results if r.code == "DC005"}
+    if dialect != "postgresql":  # postgresql_using is PostgreSQL's: the others convert each value as it is
+        assert "no_cast" not in dc005 and "using" not in dc005 and converted == {}
+        assert dc005["bad_cast"].count == prices.count("x")
+        return
+    declared = converted.get("books.price", "")
+    assert bool(declared) == bool(using) and (dc005.get("no_cast") is not None) == (using == "")
+    assert (bool(report.blocking), [r.code for r in report.blocking if r.code != "DC005"]) == (blocks, [])
+    if not using:
+        assert dc005["no_cast"].count == len(prices) and dc005["no_cast"].severity == "block"
+    elif blocks:  # the revision's USING fails on "x": the value that does not cast is counted, under that USING
+        assert dc005["bad_cast"].count == 1 and dc005["bad_cast"].sample["id"].tolist() == [2]
+        assert f"under USING {declared}" in dc005["bad_cast"].message and "using" not in dc005
+    else:
+        assert set(dc005) == {"using"} and dc005["using"].count == 0 and dc005["using"].evidence["using"] == declared
+    # And the server agrees: the revision's ALTER passes exactly where the check does.
+    alter = "ALTER TABLE books ALTER COLUMN price TYPE INTEGER" + (f" USING {declared}" if declared else "")
+    engine = sa.create_engine(db_url)
+    try:
+        with engine.begin() as conn:
+            if blocks:
+                with pytest.raises(sa.exc.DBAPIError):
+                    conn.exec_driver_sql(alter)
+            else:
+                conn.exec_driver_sql(alter)
+    finally:
+        engine.dispose()

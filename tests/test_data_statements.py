@@ -73,8 +73,15 @@ def _project(tmp_path: Path, url: str, upgrade: str) -> Target:
     return Target.from_url(url, alembic_config=str(project / "alembic.ini"), project_dir=project)
 
 
-def _checks(tmp_path: Path, url: str, upgrade: str) -> CheckReport:
+def _checks(tmp_path: Path, url: str, upgrade: str, live: tuple[str, ...] = ()) -> CheckReport:
+    """The checks of the pending revision ``upgrade``, on the users table after the ``live`` statements."""
     target = _project(tmp_path, url, upgrade)
+    if live:
+        engine = sa.create_engine(url)
+        with engine.begin() as conn:
+            for sql in live:
+                conn.execute(sa.text(sql))
+        engine.dispose()
     source = change_source(target, work_dir=tmp_path / "work")
     assert source.source == "revisions" and source.metadata is not None, source.note
     engine = sa.create_engine(url)
@@ -202,3 +209,74 @@ def test_a_statement_that_cannot_be_counted_is_named_and_the_checks_go_on(db_url
     assert unread["severity"] == "warn" and "counting its rows failed" in unread["message"]
     [dc001] = found["DC001"]  # counted as the schema comparison sees it, saying why
     assert dc001["count"] == len(NO_NICKNAME) and "could not be replayed" in dc001["message"]
+
+
+#: Rows 1..40 share 8 emails (dup0@x .. dup7@x by id % 8): rows 1..8 hold one of each, 32 rows are surplus.
+DUPLICATES = tuple(f"UPDATE users SET email = 'dup{i % 8}@x' WHERE id = {i}" for i in range(1, 41))
+UNIQUE_EMAIL = ('    with op.batch_alter_table("users") as batch:\n'
+                '        batch.create_unique_constraint("uq_users_email", ["email"])\n')
+
+
+@pytest.mark.parametrize("dedupe", ["DELETE FROM users WHERE id > 8 AND id <= 40",
+                                    "UPDATE users SET email = NULL WHERE id > 8 AND id <= 40"])
+def test_a_dedupe_before_unique_is_credited(db_url, dialect, tmp_path, dedupe):
+    report = _checks(tmp_path, db_url, _execute(dedupe) + UNIQUE_EMAIL, DUPLICATES)
+    [dc002] = [r for r in report.results if r.code == "DC002"]
+    assert (dc002.count, dc002.severity) == (0, "info"), dc002.message
+    assert dc002.evidence["counted_before"] == 32 and dc002.evidence["after"] == [dedupe]
+    assert "leaves no two rows of users sharing (email)" in dc002.message
+    found = _by_code(report)
+    if dedupe.startswith("DELETE"):  # the rows the dedupe deletes are still data lost, named as such
+        assert [(r.code, r.count) for r in report.blocking] == [("DC111", 32)]
+    else:
+        assert not report.blocking, report.summary()
+        assert found["DC110"][0]["count"] == 32
+
+
+def test_a_dedupe_that_misses_rows_blocks_with_the_duplicates_it_leaves(db_url, dialect, tmp_path):
+    dedupe = "DELETE FROM users WHERE id > 16 AND id <= 40"
+    report = _checks(tmp_path, db_url, _execute(dedupe) + UNIQUE_EMAIL, DUPLICATES)
+    [dc002] = _by_code(report)["DC002"]
+    assert dc002["severity"] == "block" and dc002["count"] == 8, dc002["message"]
+    assert (dc002["groups"], dc002["rows_in_groups"], dc002["counted_before"]) == (8, 16, 32)
+    assert dedupe in dc002["message"] and "8 duplicate rows of users in 8 groups (16 rows)" in dc002["message"]
+    # The first groups, whole: dup0@x is rows 8 and 16, dup1@x rows 1 and 9, ...
+    assert [(row["email"], row["id"]) for row in dc002["sample"]][:4] == [("dup0@x", 8), ("dup0@x", 16),
+                                                                          ("dup1@x", 1), ("dup1@x", 9)]
+    assert len(dc002["sample"]) == 16
+
+
+def test_an_update_that_makes_duplicates_before_unique_blocks(db_url, dialect, tmp_path):
+    # The live emails are all distinct: only the migration's own UPDATE makes rows 1..3 share one.
+    report = _checks(tmp_path, db_url, _execute("UPDATE users SET email = 'same@x' WHERE id <= 3") + UNIQUE_EMAIL)
+    [dc002] = _by_code(report)["DC002"]
+    assert (dc002["count"], dc002["counted_before"], dc002["severity"]) == (2, 0, "block")
+    assert [row["id"] for row in dc002["sample"]] == [1, 2, 3]
+
+
+TEAMS = ("CREATE TABLE teams (id INTEGER PRIMARY KEY, label VARCHAR(20))",
+         "INSERT INTO teams VALUES (1, 'a'), (2, 'b'), (3, 'c'), (4, 'd'), (5, 'e')",
+         "CREATE TABLE members (id INTEGER PRIMARY KEY, team_id INTEGER)",
+         # team_id = id % 8: 0, 6 and 7 have no team (rows 6, 7, 8, 14, 15, 16, ...); row 40 has none at all.
+         *(f"INSERT INTO members VALUES ({i}, {'NULL' if i == 40 else i % 8})" for i in range(1, 41)))
+FOREIGN_KEY = ('    with op.batch_alter_table("members") as batch:\n'
+               '        batch.create_foreign_key("fk_members_team", "teams", ["team_id"], ["id"])\n')
+ORPHANS = [i for i in range(1, 40) if i % 8 in (0, 6, 7)]
+
+
+@pytest.mark.parametrize("cleanup, left", [
+    ("DELETE FROM members WHERE team_id NOT IN (SELECT id FROM teams)", []),
+    ("UPDATE members SET team_id = NULL WHERE team_id NOT IN (SELECT id FROM teams)", []),
+    ("DELETE FROM members WHERE team_id = 0", [i for i in ORPHANS if i % 8]),
+])
+def test_orphans_removed_before_the_foreign_key_are_credited(db_url, dialect, tmp_path, cleanup, left):
+    report = _checks(tmp_path, db_url, _execute(cleanup) + FOREIGN_KEY, TEAMS)
+    [dc003] = [r for r in report.results if r.code == "DC003"]
+    assert dc003.count == len(left) and dc003.evidence["counted_before"] == len(ORPHANS), dc003.message
+    assert dc003.evidence["after"] == [cleanup] and dc003.evidence["references"] == "teams"
+    assert dc003.sample["id"].tolist() == left[:10]
+    if left:  # SQLite keeps orphans (keys off): the others refuse the key
+        assert dc003.severity == ("warn" if dialect == "sqlite" else "block") and cleanup in dc003.message
+    else:
+        assert dc003.severity == "info" and "leaves no row of members without its row in teams" in dc003.message
+        assert not [r for r in report.blocking if r.code != "DC111"], report.summary()

@@ -17,8 +17,9 @@ One check per module, registered on :data:`registry` under a code (``DC0xx``)::
     DC006 dropped         non-null values, rows and bytes a drop destroys
 
 Without models the target schema comes from the pending revisions, and so do the statements that change data
-(:mod:`.statements`): each UPDATE / DELETE / INSERT ... SELECT is counted and sampled (DC110-DC113), and DC001 is
-counted on the rows as the migration's own backfill leaves them.
+(:mod:`.statements`): each UPDATE / DELETE / INSERT ... SELECT is counted and sampled (DC110-DC113), and DC001,
+DC002 and DC003 are counted on the rows as the migration's own statements leave them (:mod:`.replayed`). A
+type change whose revision says how to convert (USING) is judged by that expression on the rows.
 """
 from __future__ import annotations
 
@@ -59,11 +60,12 @@ class CheckReport:
         return [r for r in self.results if r.severity == "block"]
 
     def findings(self) -> list[Finding]:
-        """One finding per check that found rows (or could not run)."""
-        return [r.finding() for r in self.results if r.count]
+        """One finding per check that found rows (or could not run, or whose statement is refused whatever the
+        rows)."""
+        return [r.finding() for r in self.results if r.count or r.refused]
 
     def summary(self) -> str:
-        hits = [r for r in self.results if r.count > 0]
+        hits = [r for r in self.results if r.count > 0 or (r.refused and r.severity == "block")]
         if not hits:
             return f"{len(self.results)} data checks on {len(self.tables)} tables found no offending rows"
         parts = ", ".join(f"{r.count} {r.problem} in {r.object}" for r in hits)
@@ -89,7 +91,8 @@ def run_checks(engine: Engine, metadata: sa.MetaData, sample: int = 10, timeout_
     with read_only(engine, timeout_ms) as (conn, reopen):
         found, live = _diffs(conn, metadata)
         dialect = session_dialect(conn, name)
-        ctx = CheckContext(conn, dialect, live, metadata, found, sample=sample, reopen=reopen)
+        ctx = CheckContext(conn, dialect, live, metadata, found, sample=sample, reopen=reopen,
+                           converted=dict(steps.converted) if steps is not None else {})
         results: list[CheckResult] = []
         touched: set[str] = set()
         for rule in registry.select(include, exclude, dialect=name):
@@ -110,11 +113,13 @@ def _with_statements(ctx: CheckContext, results: list[CheckResult], steps: Steps
                                                                                            set[str]]:
     """The results with DC001 counted after the migration's backfills, and one per data statement; and the
     target's tables those statements touch."""
+    from dbrunbook.stages.data_checks.replayed import after_statements
     from dbrunbook.stages.data_checks.statements import Replay, after_backfills, statement_results
 
     try:
         replay = Replay(ctx, steps)
-        results = after_backfills(ctx, results, steps, replay) + statement_results(ctx, steps, replay)
+        results = after_statements(ctx, after_backfills(ctx, results, steps, replay), steps, replay)
+        results += statement_results(ctx, steps, replay)
         return results, {s.table for s in steps.statements if s.table and replay.live(s.table) is not None}
     except Exception as exc:  # the statements add to the checks; failing to read them must not hide the checks
         ctx.reopen()

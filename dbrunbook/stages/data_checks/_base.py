@@ -58,6 +58,9 @@ class CheckResult:
     query: str = ""
     #: The language of each remedy that is not SQL (:data:`PYTHON`: Alembic operations for the migration).
     languages: dict[str, str] = field(default_factory=dict)
+    #: The database refuses the statement whatever the rows hold, so the result counts even with no row (an
+    #: ALTER ... TYPE with no cast fails on an empty table too).
+    refused: bool = False
 
     def remedy(self, name: str, text: str, language: str = SQL) -> None:
         """Offer ``text`` as the remedy ``name``, written in ``language``."""
@@ -73,7 +76,7 @@ class CheckResult:
     def severity(self) -> str:
         if self.effect == UNKNOWN:
             return "warn"
-        if not self.count:
+        if not self.count and not self.refused:
             return "info"
         return "block" if self.effect in BLOCKING else "warn" if self.effect == KEEPS else "info"
 
@@ -97,7 +100,8 @@ class CheckResult:
                 "problem": self.problem, "count": self.count, "effect": self.effect,
                 "severity": self.severity, "message": self.message, "evidence": self.evidence,
                 "sample": _records(self.sample), "remedies": self.remedies,
-                "remedy_languages": {name: self.language(name) for name in self.remedies}, "query": self.query}
+                "remedy_languages": {name: self.language(name) for name in self.remedies}, "query": self.query,
+                "refused": self.refused}
 
 
 def _records(frame: pd.DataFrame) -> list[dict[str, Any]]:
@@ -117,6 +121,8 @@ class CheckContext:
     sample: int = 10
     rule: Rule | None = None
     reopen: Any = None
+    #: "table.column" -> the USING expression the migration's own ALTER ... TYPE converts the column with.
+    converted: dict[str, str] = field(default_factory=dict)
 
     def of(self, *ops: str) -> Iterator[Diff]:
         """The diffs whose operation is one of ``ops``."""

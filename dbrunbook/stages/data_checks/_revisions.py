@@ -2,9 +2,11 @@
 
 Most teams write their revisions by hand and pass no ``--models``. The data checks still need the target
 schema: :func:`schema_after_revisions` applies the pending revisions to a schema-only copy of the target (in
-the fenced Alembic process) and reflects what they produce. :func:`declared_renames` reads the renames the
-revisions declare (``alter_column(new_column_name=...)``, ``rename_table``) from their own operations, so a
-rename is not mistaken for a drop that loses data.
+the fenced Alembic process) and reflects what they produce. :func:`declared_facts` reads what the revisions
+declare from their own operations and the SQL they ran: renames (``alter_column(new_column_name=...)``,
+``rename_table``), so a rename is not mistaken for a drop that loses data; defaults that fill existing rows; and
+the USING of an ``ALTER ... TYPE`` (``postgresql_using=``), which DC005 evaluates instead of reporting that the
+ALTER has no cast.
 
 Statements of a revision that change data (a backfill ``UPDATE`` before ``SET NOT NULL``) are invisible to a
 schema comparison: the statements the revisions ran on the copy are kept, read in order (:mod:`._statements`),
@@ -17,6 +19,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import sqlalchemy as sa
 
@@ -48,37 +51,54 @@ class RevisionSchema:
     steps: Steps | None = None
 
 
-def declared_facts(script_dir: Path, revisions: list[str], ran: str = "", dialect: str = "") -> tuple[
-        dict[str, str], set[str]]:
+@dataclass
+class Declared:
+    """What the revisions declare that a schema comparison cannot see."""
+
+    #: ``{"table.old": "table.new", "old_table": "new_table"}``.
+    renames: dict[str, str] = field(default_factory=dict)
+    #: The columns added with a default (``"table.column"``): existing rows get that value.
+    defaulted: set[str] = field(default_factory=set)
+    #: ``"table.column"`` -> the USING expression its ALTER ... TYPE converts the values with.
+    converted: dict[str, str] = field(default_factory=dict)
+
+
+def declared_facts(script_dir: Path, revisions: list[str], ran: str = "", dialect: str = "") -> Declared:
     """What the revisions declare that a schema comparison cannot see, from their operations and the SQL they ran.
 
-    The renames, ``{"table.old": "table.new", "old_table": "new_table"}``, and the columns they add with a
-    default (``"table.column"``): existing rows get that value, even when a later revision drops the default.
-    ``ran`` is the SQL the revisions ran on a copy (in ``dialect``): it holds what revisions that inspect the
-    database do, which their operations cannot show offline.
+    The renames, the columns they add with a default (existing rows get that value, even when a later revision
+    drops the default), and the columns whose ALTER ... TYPE says how to convert (USING). ``ran`` is the SQL the
+    revisions ran on a copy (in ``dialect``): it holds what revisions that inspect the database do, which their
+    operations cannot show offline; a USING is taken from it when given, as the operations are rendered for
+    PostgreSQL (``postgresql_using=`` shows there even when the target ignores it).
     """
     from dbrunbook.lint.reversibility import operations_sql
     from dbrunbook.sql.model import parse_sql
 
     up_sql, _ = operations_sql(script_dir, revisions, unreadable={})
-    renames: dict[str, str] = {}
-    defaulted: set[str] = set()
+    found = Declared()
     parsed = [parse_sql(up_sql, OPERATIONS_DIALECT, "operations")] + ([parse_sql(ran, dialect, "ran")] if ran else [])
-    for stmt in (s for migration in parsed for s in migration.statements):
-        for action in stmt.actions:
-            if action.kind == "create_table" and action.table.startswith("_alembic_tmp_"):
-                # A batch copy: a column created with a default gets it in every copied row.
-                table = action.table.removeprefix("_alembic_tmp_")
-                defaulted |= {f"{table}.{name}" for name, facts in (action.details.get("columns") or {}).items()
-                              if isinstance(facts, dict) and facts.get("default") is not None}
-            to = str(action.details.get("to", ""))
-            if action.kind == "rename_column" and to:
-                renames[f"{action.table}.{action.column}"] = f"{action.table}.{to}"
-            elif action.kind == "rename_table" and to:
-                renames[action.table] = to
-            elif action.kind == "add_column" and action.details.get("default") is not None:
-                defaulted.add(f"{action.table}.{action.column}")
-    return renames, defaulted
+    for migration in parsed:
+        for action in (a for s in migration.statements for a in s.actions):
+            _declared(found, action, converting=migration is parsed[-1])
+    return found
+
+
+def _declared(found: Declared, action: Any, converting: bool) -> None:
+    if action.kind == "create_table" and action.table.startswith("_alembic_tmp_"):
+        # A batch copy: a column created with a default gets it in every copied row.
+        table = action.table.removeprefix("_alembic_tmp_")
+        found.defaulted |= {f"{table}.{name}" for name, facts in (action.details.get("columns") or {}).items()
+                            if isinstance(facts, dict) and facts.get("default") is not None}
+    to = str(action.details.get("to", ""))
+    if action.kind == "rename_column" and to:
+        found.renames[f"{action.table}.{action.column}"] = f"{action.table}.{to}"
+    elif action.kind == "rename_table" and to:
+        found.renames[action.table] = to
+    elif action.kind == "add_column" and action.details.get("default") is not None:
+        found.defaulted.add(f"{action.table}.{action.column}")
+    elif action.kind == "alter_type" and converting and action.details.get("using"):
+        found.converted[f"{action.table}.{action.column}"] = str(action.details["using"])
 
 
 def schema_after_revisions(target: Target, script_dir: Path) -> RevisionSchema:
@@ -111,12 +131,14 @@ def schema_after_revisions(target: Target, script_dir: Path) -> RevisionSchema:
     dialect = dialect_name_of(target)
     try:
         ran = "".join(s["sql"].strip() + ";\n" for s in result.statements)
-        renames, defaulted = declared_facts(script_dir, revisions, ran, dialect)
+        declared = declared_facts(script_dir, revisions, ran, dialect)
     except Exception:  # operations that cannot be read offline: nothing declared is known, drops stay drops
-        renames, defaulted = {}, set()
+        declared = Declared()
     # read_steps never raises: a statement it cannot read is kept, named, with the reason.
     steps = read_steps([str(s["sql"]).strip() for s in result.statements], dialect)
-    return RevisionSchema(metadata, revisions, _live_renames(target, renames), defaulted, steps=steps)
+    steps.converted = declared.converted
+    return RevisionSchema(metadata, revisions, _live_renames(target, declared.renames), declared.defaulted,
+                          steps=steps)
 
 
 def dialect_name_of(target: Target) -> str:
@@ -164,7 +186,7 @@ def settle_with_rehearsal(results: list[CheckResult],
     if rehearsal is None or rehearsal.verdict == "block" or rehearsal.evidence.mode != "full":
         return results
     for result in results:
-        if result.effect == FAILS and result.count > 0:  # data a drop loses (LOSES) is lost all the same
+        if result.effect == FAILS and (result.count > 0 or result.refused):  # what a drop loses stays lost
             result.effect = HANDLED
             result.message += (" (but the upgrade passed on a full copy in stage 04: the revision's own statements "
                                "deal with these rows)")

@@ -85,6 +85,11 @@ class Steps:
     tightened: dict[str, int] = field(default_factory=dict)
     #: Statements the migration ran in all (data or not).
     count: int = 0
+    #: ``unique:table:a,b`` / ``foreign_key:table:a`` -> the first statement that adds that constraint (or index).
+    constrained: dict[str, int] = field(default_factory=dict)
+    #: "table.column" -> the USING expression the migration's ALTER ... TYPE converts it with (set by
+    #: :func:`._revisions.schema_after_revisions` from what the revisions declare).
+    converted: dict[str, str] = field(default_factory=dict)
     #: A batch operation's new table, until its copy statement: table -> (columns' defaults).
     pending: dict[str, dict[str, str | None]] = field(default_factory=dict, repr=False)
 
@@ -95,6 +100,11 @@ class Steps:
     def tightening(self, table: str, column: str) -> int:
         """The statement that makes ``table.column`` NOT NULL (the end of the migration when none is seen)."""
         return self.tightened.get(f"{table}.{column}", self.count)
+
+    def constraining(self, kind: str, table: str, columns: list[str]) -> int:
+        """The statement that adds the ``kind`` (``unique`` or ``foreign_key``) constraint on ``table.columns`` (the
+        end of the migration when none is seen: a batch operation adds it with its copy, at the end)."""
+        return self.constrained.get(f"{kind}:{table}:{','.join(columns)}", self.count)
 
 
 def _ours(table: str) -> bool:
@@ -143,6 +153,9 @@ def _table_token(sql: str, dialect: str) -> str | None:
 
 def _note(steps: Steps, index: int, sql: str, action: Any, dialect: str) -> None:
     kind, table, column, details = action.kind, action.table, action.column, action.details
+    constraint = _constraint(kind, details)
+    if constraint and _ours(table) and details.get("columns"):
+        steps.constrained.setdefault(f"{constraint}:{table}:{','.join(map(str, details['columns']))}", index)
     if kind == "add_column" and _ours(table):
         steps.reshapes.append(Reshape(index, table, "add", column, default=details.get("default")))
         if details.get("not_null"):
@@ -171,6 +184,15 @@ def _note(steps: Steps, index: int, sql: str, action: Any, dialect: str) -> None
             steps.statements.append(read)
     elif kind in ("unparsed", "unknown"):
         _unreadable(steps, index, sql, f"it cannot be parsed: {details.get('error') or 'unknown syntax'}")
+
+
+def _constraint(kind: str, details: dict[str, Any]) -> str | None:
+    """``unique`` for a UNIQUE / PRIMARY KEY constraint or unique index, ``foreign_key`` for a foreign key."""
+    if kind == "create_index":
+        return "unique" if details.get("unique") else None
+    if kind != "add_constraint":
+        return None
+    return {"primary_key": "unique", "unique": "unique", "foreign_key": "foreign_key"}.get(str(details.get("type")))
 
 
 def _copy(steps: Steps, index: int, table: str, details: dict[str, Any]) -> None:

@@ -35,8 +35,11 @@ def check(ctx: CheckContext) -> Iterator[CheckResult]:
         option = ctx.dialect.facts.not_valid_option()
         migration = (f"op.create_foreign_key({fk.name!r}, {child.name!r}, {parent.name!r}, {names!r}, {refs!r}, "
                      f"{option}=True)  # then VALIDATE CONSTRAINT once the orphans are gone") if option else ""
-        yield ctx.rows(child, columns, "orphan", where,
-                       f"have no matching row in {parent.name} ({', '.join(refs)})", fix=fix, migration=migration)
+        result = ctx.rows(child, columns, "orphan", where,
+                          f"have no matching row in {parent.name} ({', '.join(refs)})", fix=fix, migration=migration)
+        # What the key refers to, for recounting it on the rows as the migration's statements leave them.
+        result.evidence.update({"references": parent.name, "referred_columns": refs, "constraint": fk.name or ""})
+        yield result
 
 
 def _reflect(ctx: CheckContext, name: str) -> sa.Table | None:

@@ -10,7 +10,8 @@ session of the checks.
 Statements see the effect of earlier ones: :class:`Replay` rewrites a table as the migration's earlier statements
 leave it, as a derived table (an UPDATE becomes ``CASE WHEN <where> THEN <expr> ELSE c END AS c``, a DELETE
 drops the rows it matches, a column the migration adds is NULL or its default), so a later ``SET NOT NULL`` is
-checked against the rows its backfill leaves NULL (:func:`after_backfills`).
+checked against the rows its backfill leaves NULL (:func:`after_backfills`), and a later ADD UNIQUE / ADD FOREIGN
+KEY against the duplicates and orphans its dedupe leaves (:mod:`.replayed`).
 
 Codes: DC110 rows an UPDATE / INSERT ... SELECT writes (info); DC111 rows a DELETE removes: data lost, which
 blocks as a drop does (DC006); DC112 an UPDATE or DELETE without WHERE on a non-empty table (warn); DC113 a data

@@ -7,8 +7,11 @@ scale; text becoming a number or a date is matched against the pattern it must h
 
 Where the dialect converts only through an automatic cast (PostgreSQL: an implicit or
 assignment cast in its catalog), a change with none (text to a number, a date, a UUID) fails on
-every row unless the ALTER says how to convert (USING): that is reported with the row count and
-the USING clause, and the values that would still fail under it are counted as above. A change
+every row unless the ALTER says how to convert (USING), and on an empty table too: that is reported
+with the row count and the USING clause (blocking whatever the count), and the values that would
+still fail under it are counted as above. Where the migration's own ALTER says USING (the revisions'
+``postgresql_using=``), that expression is evaluated on every row instead: a change whose USING
+converts every value passes, one whose USING fails blocks with the values that do not cast. A change
 that widens the type (integer to bigint, a longer VARCHAR, more NUMERIC digits) is not probed.
 """
 from __future__ import annotations
@@ -48,14 +51,23 @@ def check(ctx: CheckContext) -> Iterator[CheckResult]:
         if _widens(column.type, new):
             continue  # every value fits unchanged
         using = _using(ctx, table, column, new)
-        if using:
+        declared = ctx.converted.get(f"{table_name}.{column_name}", "") if using else ""
+        error = _fails_under(ctx, table, declared) if declared else ""
+        if declared and not error:
+            yield _converts(ctx, table, column, new, declared)
+            continue  # the migration's own USING converts every value: no cast of ours is the question
+        if using and not declared:
             yield _no_cast(ctx, table, column, new, using)
-        migration = _migration(ctx, table, column, new, using) if using else ""
-        under = f" (under USING {using})" if using else ""
+        migration = _migration(ctx, table, column, new, using) if using and not declared else ""
+        under = f" (under USING {declared or using})" if using else ""
+        counted = []
         for problem, where, what, fix in _probes(ctx, column, new, bool(using)):
-            yield ctx.rows(table, [column], problem, sa.and_(column.is_not(None), where),
-                           f"hold {column_name} values that {what} as {_type_sql(ctx, new)}{under}", fix=fix,
-                           migration=migration)
+            counted.append(ctx.rows(table, [column], problem, sa.and_(column.is_not(None), where),
+                                    f"hold {column_name} values that {what} as {_type_sql(ctx, new)}{under}",
+                                    fix=fix, migration=migration))
+        yield from counted
+        if error and not any(r.count for r in counted):
+            yield _using_fails(ctx, table, column, new, declared, error)
 
 
 def _type_sql(ctx: CheckContext, type_: Any) -> str:
@@ -96,8 +108,49 @@ def _using(ctx: CheckContext, table: sa.Table, column: sa.Column[Any], new: Any)
     return ctx.sql(sa.cast(sa.column(column.name), new))
 
 
+def _fails_under(ctx: CheckContext, table: sa.Table, using: str) -> str:
+    """Why the migration's own USING expression fails on some row of ``table`` ("" when it converts every one).
+
+    ``COUNT(<expression>)`` evaluates it on every row, read-only, as the ALTER would."""
+    name = ctx.conn.dialect.identifier_preparer.format_table(table)
+    try:
+        ctx.conn.exec_driver_sql(f"SELECT COUNT({using}) FROM {name}").scalar()
+    except sa.exc.DBAPIError as exc:
+        if ctx.reopen is not None:
+            ctx.reopen()
+        text = str(exc.orig or exc).strip()
+        return text.splitlines()[0] if text else type(exc).__name__
+    return ""
+
+
+def _converts(ctx: CheckContext, table: sa.Table, column: sa.Column[Any], new: Any, using: str) -> CheckResult:
+    """The migration converts with USING, and the expression takes every value: nothing fails."""
+    name = ctx.conn.dialect.identifier_preparer.format_table(table)
+    return ctx.result(table.name, [column.name], "using", 0,
+                      f"the migration converts {column.name} of {table.name} to {_type_sql(ctx, new)} USING "
+                      f"{using}, which converts every value", query=f"SELECT COUNT({using}) FROM {name}",
+                      evidence={"from": _type_sql(ctx, column.type), "to": _type_sql(ctx, new), "using": using},
+                      outcome=Outcome(FAILS, ""))
+
+
+def _using_fails(ctx: CheckContext, table: sa.Table, column: sa.Column[Any], new: Any, using: str,
+                 error: str) -> CheckResult:
+    """The migration's USING fails on values no probe of ours describes: the rows it reads, at least one failing."""
+    values = sa.select(sa.func.count(column)).select_from(table)
+    count = int(ctx.scalar(values) or 0)
+    message = (f"the migration's USING {using} fails on {column.name} of {table.name} ({error}): {count} rows hold a "
+               f"value, and at least one of them does not convert to {_type_sql(ctx, new)}")
+    result = ctx.result(table.name, [column.name], "using_fails", count, message, query=ctx.sql(values),
+                        outcome=Outcome(FAILS, "the ALTER ... TYPE fails"), refused=True,
+                        evidence={"from": _type_sql(ctx, column.type), "to": _type_sql(ctx, new), "using": using,
+                                  "error": error})
+    result.remedy("change the migration", f"# USING {using} fails: make it handle every value of {column.name}, "
+                  "or fix or quarantine the values it cannot convert first", PYTHON)
+    return result
+
+
 def _no_cast(ctx: CheckContext, table: sa.Table, column: sa.Column[Any], new: Any, using: str) -> CheckResult:
-    """Every row blocks the ALTER: the dialect refuses it before reading a value."""
+    """Every row blocks the ALTER: the dialect refuses it before reading a value, even on an empty table."""
     count_query = sa.select(sa.func.count()).select_from(table)
     count = int(ctx.scalar(count_query) or 0)
     key = ctx.key(table)
@@ -105,14 +158,16 @@ def _no_cast(ctx: CheckContext, table: sa.Table, column: sa.Column[Any], new: An
     sample = ctx.frame(sa.select(*shown).order_by(*shown).limit(ctx.sample)) if count else \
         pd.DataFrame(columns=[c.name for c in shown])
     old_sql, new_sql = _type_sql(ctx, column.type), _type_sql(ctx, new)
-    message = (f"{count} rows of {table.name}, every one: {ctx.dialect.facts.label} has no automatic cast of "
-               f"{column.name} from {old_sql} to {new_sql}")
+    label = ctx.dialect.facts.label
+    message = (f"{count} rows of {table.name}, every one: {label} has no automatic cast of "
+               f"{column.name} from {old_sql} to {new_sql}") if count else \
+        (f"{table.name} is empty, but {label} has no automatic cast of {column.name} from {old_sql} to {new_sql}: "
+         f"the ALTER ... TYPE without USING is refused by {label} for any row count; convert USING {using}")
     outcome = Outcome(FAILS, f"ALTER ... TYPE without USING fails on every row (column cannot be cast "
                              f"automatically): convert USING {using}")
     result = ctx.result(table.name, [column.name], "no_cast", count, message, outcome=outcome, sample=sample,
-                        query=ctx.sql(count_query), evidence={"from": old_sql, "to": new_sql, "using": using})
-    if not count:
-        return result
+                        query=ctx.sql(count_query), evidence={"from": old_sql, "to": new_sql, "using": using},
+                        refused=True)
     option = str(ctx.dialect.facts.using_option())
 
     def alter(expression: str) -> Callable[[Any], None]:
