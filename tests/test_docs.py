@@ -24,7 +24,8 @@ def test_readme_documents_every_exit_code_and_command():
 
 _VOLATILE = [
     (re.compile(r"\d{8}T\d{6}Z-demo-[0-9a-f]{6}"), "RUN"),  # the run's id
-    (re.compile(r"\S*/dbrunbook-demo\b"), "…/dbrunbook-demo"),  # where the demo was written
+    (re.compile(r"sqlite:///\S*/dbrunbook-demo\b"), "sqlite:///…/dbrunbook-demo"),  # where the demo was written
+    (re.compile(r"(?<=\s)/\S*/dbrunbook-demo\b"), "…/dbrunbook-demo"),
     (re.compile(r"\b\d+(?:\.\d+)?s\b"), "Ns"),  # timings
     (re.compile(r"\b[0-9a-f]{12}\b"), "REV"),  # the generated revision's id
 ]
@@ -61,7 +62,8 @@ def test_the_readme_sample_output_is_what_the_demo_prints(tmp_path):
         shown = demo.stdout.splitlines()
         first = next(i for i, line in enumerate(shown) if line.startswith("run "))
         last = next(i for i, line in enumerate(shown) if i > first and line.startswith("verdict: "))
-        real = [re.sub(r"\S*/dbrunbook-demo\b", "…/dbrunbook-demo", line).rstrip() for line in shown[first:last + 1]]
+        real = [_VOLATILE[2][0].sub(_VOLATILE[2][1], _VOLATILE[1][0].sub(_VOLATILE[1][1], line)).rstrip()
+                for line in shown[first:last + 1]]
         readme.write_text("\n".join(lines[:start] + real + lines[end + 1:]) + "\n")
         text = readme.read_text()
     assert _report(text) == _report(demo.stdout), "the README's sample output is stale: DBRUNBOOK_UPDATE_README=1"
