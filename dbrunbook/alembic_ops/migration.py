@@ -104,6 +104,17 @@ def pending_revisions(scripts: ScriptDirectory, current: str | None) -> list[str
             if r.revision not in applied]
 
 
+def pending_for(target: Target, script_dir: Path) -> tuple[Config, list[str]]:
+    """The Alembic config of ``target`` over the scripts in ``script_dir``, and the revisions pending on it."""
+    cfg = alembic_config(target, script_dir)
+    engine = make_engine(target.db)
+    try:
+        current = current_revision(engine)
+    finally:
+        engine.dispose()
+    return cfg, pending_revisions(ScriptDirectory.from_config(cfg), current)
+
+
 def render_sql(cfg: Config, target: Target, current: str | None) -> tuple[str, str, str]:
     """Upgrade and downgrade SQL from ``current`` to head, and how it was obtained.
 

@@ -103,17 +103,9 @@ def _declared(found: Declared, action: Any, converting: bool) -> None:
 
 def schema_after_revisions(target: Target, script_dir: Path) -> RevisionSchema:
     """Apply the pending revisions in ``script_dir`` to a schema-only copy of the target and reflect the result."""
-    from alembic.script import ScriptDirectory
+    from dbrunbook.alembic_ops.migration import apply_upgrade, pending_for
 
-    from dbrunbook.alembic_ops.migration import alembic_config, apply_upgrade, current_revision, pending_revisions
-
-    cfg = alembic_config(target, script_dir)
-    engine = make_engine(target.db)
-    try:
-        current = current_revision(engine)
-    finally:
-        engine.dispose()
-    revisions = pending_revisions(ScriptDirectory.from_config(cfg), current)
+    cfg, revisions = pending_for(target, script_dir)
     if not revisions:
         return RevisionSchema(None, error="no pending revisions")
     with scratch_copy(target.db, mode="schema") as url:

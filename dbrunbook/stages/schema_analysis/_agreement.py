@@ -62,18 +62,10 @@ def compare_revisions(target: Target, metadata: sa.MetaData, script_dir: Path) -
 def migrated_snapshot(target: Target, script_dir: Path) -> tuple[Snapshot | None, list[str], str]:
     """The snapshot of a schema-only copy of ``target`` after its pending revisions, the revisions, and the error
     that stopped them ("" when none; no snapshot and no error when nothing is pending)."""
-    from alembic.script import ScriptDirectory
-
-    from dbrunbook.alembic_ops.migration import alembic_config, apply_upgrade, current_revision, pending_revisions
+    from dbrunbook.alembic_ops.migration import apply_upgrade, pending_for
     from dbrunbook.data.clone import scratch_copy
 
-    cfg = alembic_config(target, script_dir)
-    engine = make_engine(target.db)
-    try:
-        current = current_revision(engine)
-    finally:
-        engine.dispose()
-    revisions = pending_revisions(ScriptDirectory.from_config(cfg), current)
+    cfg, revisions = pending_for(target, script_dir)
     if not revisions:
         return None, [], ""
     with scratch_copy(target.db, mode="schema") as url:
