@@ -124,6 +124,12 @@ class _Group(click.Group):
             if program:  # a second Ctrl-C must not cut the one line short with a traceback
                 signal.signal(signal.SIGINT, signal.SIG_IGN)
             click.echo(_interrupted(exc), err=True)
+            if program:
+                # The record is closed and the kernels are killed; what is left would only hold the exit up: a
+                # stage's thread still unwinding, or libzmq waiting at exit to deliver to a kernel that is gone.
+                sys.stdout.flush()
+                sys.stderr.flush()
+                os._exit(130)
             sys.exit(130)
         except BrokenPipeError:  # the reader went away (`| head`): not a bug; exit as a shell's SIGPIPE does
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit's flush
