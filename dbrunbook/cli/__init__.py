@@ -107,6 +107,24 @@ class _Group(click.Group):
             return command
         return super().get_command(ctx, name)
 
+    def main(self, *args: Any, **kwargs: Any) -> Any:
+        # Run as the program, the command ends the process itself once its output is flushed: its kernels are
+        # shut down and its record written by then, and an interpreter exit could otherwise wait forever in
+        # libzmq's context termination for a message to a kernel that is gone (seen after a Ctrl-C under load).
+        program = getattr(signal.getsignal(signal.SIGINT), "dbrunbook_early", False)
+        try:
+            return super().main(*args, **kwargs)
+        except SystemExit as exc:
+            if not program:
+                raise
+            code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+            if isinstance(exc.code, str):
+                click.echo(exc.code, err=True)
+            with contextlib.suppress(Exception):
+                sys.stdout.flush()
+                sys.stderr.flush()
+            os._exit(code)
+
     def invoke(self, ctx: click.Context) -> Any:
         # Run as the program, Ctrl-C exited at once until now; from here it is a KeyboardInterrupt that the
         # command's own cleanup sees (kernels, scratch copies, the run's record), reported below in one line.
@@ -124,13 +142,7 @@ class _Group(click.Group):
             if program:  # a second Ctrl-C must not cut the one line short with a traceback
                 signal.signal(signal.SIGINT, signal.SIG_IGN)
             click.echo(_interrupted(exc), err=True)
-            if program:
-                # The record is closed and the kernels are killed; what is left would only hold the exit up: a
-                # stage's thread still unwinding, or libzmq waiting at exit to deliver to a kernel that is gone.
-                sys.stdout.flush()
-                sys.stderr.flush()
-                os._exit(130)
-            sys.exit(130)
+            sys.exit(130)  # as the program, main() then ends the process at once (a stage's thread may unwind)
         except BrokenPipeError:  # the reader went away (`| head`): not a bug; exit as a shell's SIGPIPE does
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit's flush
             sys.exit(141)

@@ -3,7 +3,7 @@
 Kernels talk to papermill over local IPC sockets instead of TCP: nothing listens on a
 network port while a stage (which holds a database secret) runs, and ipykernel has no
 reason to warn about unencrypted TCP on every run. The sockets, the connection file and the kernel
-process's own stderr (not the notebook's) live in a private folder ``dbrunbook-kernel-<pid>-*`` of the
+process's own stderr (not the notebook's) live in a private folder ``dbrk-<pid>-*`` of the
 temp dir: libzmq sometimes asserts noisily while a finished kernel closes its sockets, and that must
 not reach the user's terminal.
 
@@ -29,7 +29,9 @@ from typing import Any
 
 from jupyter_client.manager import AsyncKernelManager
 
-PREFIX = "dbrunbook-kernel-"
+#: Short on purpose: the kernel's IPC socket paths live below it, and a UNIX socket path holds 107 bytes at most
+#: (a long TMPDIR, as a test's, plus a long prefix, failed with "File name too long").
+PREFIX = "dbrk-"
 
 #: The watchdog's program (stdlib only, run without site: it starts in milliseconds). It waits for the
 #: process given by pid to end, then removes the folders that match the pattern.
@@ -71,7 +73,7 @@ class IPCKernelManager(AsyncKernelManager):
         _sweep()
         _watch()
         self._socket_dir = tempfile.mkdtemp(prefix=f"{PREFIX}{os.getpid()}-")
-        self.ip = str(Path(self._socket_dir) / "kernel")
+        self.ip = str(Path(self._socket_dir) / "k")
         self.connection_file = str(Path(self._socket_dir) / "kernel.json")
         _managers.add(self)
 

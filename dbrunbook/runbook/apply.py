@@ -32,7 +32,7 @@ def apply_run(run: str, *, project: Path | None = None, db: str | None = None, r
     options = RunOptions(runbooks=runbook_folder("apply"), out=plan_run.parent, dry_run=dry_run,
                          parameters={"plan_run": str(plan_run), "execute": not dry_run, "accept": accepted,
                                      "lock_timeout_ms": lock_timeout_ms, "lock_retries": lock_retries},
-                         on_interrupt=settle(target))
+                         on_interrupt=settle(target), jobs=1, prestart=False)
     return run_runbook(target, options)
 
 

@@ -52,6 +52,9 @@ class RunOptions:
     keep_going: bool = False
     #: Stages run at once (each in its own kernel) when what they read is done; 0: one per core, at most two.
     jobs: int = 0
+    #: Start each stage's kernel ahead, while the stage before it runs. The apply turns this off and runs its two
+    #: stages one by one: the run that changes the target gains nothing from speed and keeps the simplest path.
+    prestart: bool = True
     parameters: dict[str, Any] = field(default_factory=dict)
     #: Parameters from the project's ``[tool.dbrunbook.parameters]``: given to the chosen stages that declare
     #: them, below ``parameters``; only a name no template of the folder declares is an error.
@@ -217,7 +220,7 @@ def _execute(template: Path, output: Path, params: dict[str, Any], cwd: Path, pr
     started = time.perf_counter()
     record = StageRecord(name=template.stem, status="error", notebook=output.name)
     own = None
-    if kernel is None:
+    if kernel is None and threading.current_thread() is not threading.main_thread():
         with contextlib.suppress(Exception):  # papermill starts one itself then, as it always did
             own = kernel = _kernel.prestart(cwd, ())
     given: dict[str, Any] = {"km": kernel} if kernel is not None else {"cwd": str(cwd)}
@@ -269,8 +272,22 @@ def run_runbook(target: Target, options: RunOptions | None = None) -> Run:
     # PATH makes sure the kernel is this interpreter.
     kernel_path = str(Path(sys.executable).parent) + os.pathsep + os.environ.get("PATH", "")
     # This process only reads the target while the run lasts; each stage fences its own kernel.
-    with target.environment(PATH=kernel_path), fence.guarding(target.db):
+    with target.environment(PATH=kernel_path), fence.guarding(target.db), _papermill_quiet():
         return _run(target, options)
+
+
+@contextlib.contextmanager
+def _papermill_quiet() -> Iterator[None]:
+    """papermill's and nbclient's own log lines stay off the terminal while a run lasts: what a stage raised is in
+    its notebook and the run's record, and the command prints one line for it ("Kernel died while waiting for
+    execute reply", logged as a Ctrl-C kills a kernel, would otherwise come first)."""
+    logger = logging.getLogger("papermill")
+    previous = logger.level
+    logger.setLevel(logging.CRITICAL)
+    try:
+        yield
+    finally:
+        logger.setLevel(previous)
 
 
 class _Kernels:
@@ -278,13 +295,13 @@ class _Kernels:
     imports what stage notebooks use, so the run does not wait ~2 s per stage for start-up. Every stage still
     runs in a kernel of its own that ran nothing before it (no state crosses stages)."""
 
-    def __init__(self, cwd: Path) -> None:
-        self.cwd = cwd
+    def __init__(self, cwd: Path, enabled: bool = True) -> None:
+        self.cwd, self.enabled = cwd, enabled
         self.ready: dict[str, IPCKernelManager] = {}
 
     def start(self, template: Path | None) -> None:
         """Start ``template``'s kernel now (nothing when None or already started)."""
-        if template is None or template.stem in self.ready:
+        if not self.enabled or template is None or template.stem in self.ready:
             return
         spec = contract.by_name(template.stem)
         modules = (*_kernel.COMMON_IMPORTS, *((spec.package,) if spec is not None else ()))
@@ -304,7 +321,7 @@ class _Kernels:
 
 def _run(target: Target, options: RunOptions) -> Run:
     chosen = _select(templates(options.runbooks, options), options.stages)
-    kernels = _Kernels(target.project_dir)
+    kernels = _Kernels(target.project_dir, options.prestart)
     jobs = options.jobs or _schedule.default_jobs()
     for first in _schedule.ready(chosen, _schedule.prerequisites(chosen), set())[:jobs]:
         kernels.start(first)  # they start while the preflight connects and reads the project
@@ -363,7 +380,8 @@ def _stages(chosen: list[Path], params: dict[str, dict[str, Any]], cwd: Path, op
     done: dict[str, StageRecord] = {}
     pending = list(chosen)
     running: dict[Future[StageRecord], tuple[StageEvent, IPCKernelManager | None]] = {}
-    pool = ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="dbrunbook-stage")
+    pool: ThreadPoolExecutor | _Inline = (ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="dbrunbook-stage")
+                                          if jobs > 1 else _Inline())
 
     def event(template: Path) -> StageEvent:
         return StageEvent("start", run_id, run_dir, position[template.stem], len(chosen), template.stem)
@@ -400,6 +418,18 @@ def _stages(chosen: list[Path], params: dict[str, dict[str, Any]], cwd: Path, op
                 settle(future.result(), started)
     finally:
         pool.shutdown(wait=not running, cancel_futures=True)  # interrupted: kernels are killed, not waited for
+
+
+class _Inline:
+    """One stage at a time, in this thread: the executor of ``jobs=1``."""
+
+    def submit(self, fn: Callable[..., StageRecord], *args: Any) -> Future[StageRecord]:
+        future: Future[StageRecord] = Future()
+        future.set_result(fn(*args))
+        return future
+
+    def shutdown(self, wait: bool = True, cancel_futures: bool = False) -> None:
+        """Nothing runs in the background."""
 
 
 def _close_interrupted(run: Run, options: RunOptions, journal: Callable[[str], None]) -> None:
