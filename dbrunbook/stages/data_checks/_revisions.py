@@ -196,6 +196,9 @@ class ChangeSource:
     defaulted: set[str] = field(default_factory=set)
     #: The data statements of the pending revisions (None when the revisions were not run on a copy).
     steps: Steps | None = None
+    #: Why there is no target schema although there were revisions to run: they failed on the schema-only copy
+    #: ("" when there is a target schema, or genuinely nothing to compare).
+    error: str = ""
 
 
 def change_source(target: Target, script_dir: Path | None = None, work_dir: Path | None = None) -> ChangeSource:
@@ -224,7 +227,9 @@ def change_source(target: Target, script_dir: Path | None = None, work_dir: Path
         return ChangeSource(None, "", "no target models and no Alembic scripts: nothing to check")
     found = schema_after_revisions(target, script_dir)
     if found.metadata is None:
-        return ChangeSource(None, "", f"no target models given, and {found.error}: nothing to check")
+        # Revisions that fail on the copy leave no target schema: a check that could not run, unlike none pending.
+        return ChangeSource(None, "", f"no target models given, and {found.error}: nothing to check",
+                            error=found.error if found.revisions else "")
     return ChangeSource(found.metadata, "revisions", f"the schema after revision(s) {', '.join(found.revisions)}",
                         found.renames, found.defaulted, found.steps)
 

@@ -1,7 +1,8 @@
 """Stage 8: does the change make the queries slower? Plans and timings before and after, on a copy.
 
-:func:`compare_performance` first upgrades a schema-only copy of the target to learn which tables
-the change touches and which indexes it drops. It then builds the query set (the user's SELECTs
+:func:`compare_performance` first upgrades a schema-only copy of the target and diffs its schema
+before and after with the project's diff engine (:mod:`._changes`) to learn which tables the change
+touches and which indexes it drops. It then builds the query set (the user's SELECTs
 plus lookups generated for the touched tables, :mod:`._queries`), copies the target with its data,
 plans and times every query, applies the upgrade, and plans and times them again
 (:mod:`._plans`). When the upgrade fails on the data, the plans are compared on a schema-only copy
@@ -25,6 +26,8 @@ from dbrunbook.core.db import check_connection, dialect_name, make_engine
 from dbrunbook.core.results import Finding
 from dbrunbook.data.clone import MODES, scratch_copy
 from dbrunbook.errors import UsageError
+from dbrunbook.schema import Change
+from dbrunbook.stages.performance._changes import dropped_indexes, read_schema, schema_changes, touched_tables
 from dbrunbook.stages.performance._plans import FULL_SCAN, PlanFacts, analyze, measure, uses_index
 from dbrunbook.stages.performance._queries import Query, check_select, generate_queries, load_queries
 from dbrunbook.stages.performance._report import backup_findings, measure_backup, n_plus_one_findings, plot, summary
@@ -32,9 +35,6 @@ from dbrunbook.stages.performance._report import backup_findings, measure_backup
 __all__ = ["Comparison", "PerformanceOutcome", "PlanFacts", "Query", "QueryComparison", "backup_findings",
            "check_select", "compare_performance", "findings", "load_queries", "measure_backup", "n_plus_one_findings",
            "plot", "run", "summary"]
-
-_VERSION_TABLE = "alembic_version"
-
 
 @dataclass
 class QueryComparison:
@@ -79,6 +79,8 @@ class Comparison:
     mode: str  # the copy the plans come from: full, sample or schema
     timed: bool
     touched: list[str] = field(default_factory=list)
+    #: The schema changes the upgrade makes on the copy, as the diff engine (:mod:`dbrunbook.schema`) types them.
+    changes: list[Change] = field(default_factory=list)
     dropped_indexes: dict[str, list[str]] = field(default_factory=dict)
     index_columns: dict[str, list[str]] = field(default_factory=dict)
     queries: list[QueryComparison] = field(default_factory=list)
@@ -95,7 +97,7 @@ class Comparison:
     def to_json(self) -> dict[str, Any]:
         """The comparison for the sidecar (the plans themselves go to plans.json)."""
         return {"dialect": self.dialect, "mode": self.mode, "timed": self.timed, "repeats": self.repeats,
-                "touched": self.touched, "dropped_indexes": self.dropped_indexes, "skipped": self.skipped,
+                "touched": self.touched, "changes": [c.to_json() for c in self.changes], "dropped_indexes": self.dropped_indexes, "skipped": self.skipped,
                 "fk_without_index": self.fk_without_index, "upgrade_error": self.upgrade_error,
                 "schema_error": self.schema_error, "queries": self.table()}
 
@@ -105,40 +107,23 @@ class Comparison:
                 for q in self.queries]
 
 
-def _reflect(url: sa.URL | str) -> sa.MetaData:
-    engine = make_engine(url)
-    try:
-        meta = sa.MetaData()
-        meta.reflect(engine)
-        if _VERSION_TABLE in meta.tables:
-            meta.remove(meta.tables[_VERSION_TABLE])
-        return meta
-    finally:
-        engine.dispose()
+def _probe(target: Target, cfg: Any, out: Comparison) -> tuple[sa.MetaData, sa.MetaData | None]:
+    """The schema before and after the upgrade, from a schema-only copy (after: None if the upgrade fails).
 
-
-def _signature(table: sa.Table) -> Any:
-    """What a table is, for telling whether the change touched it."""
-    return (sorted((c.name, repr(c.type), c.nullable) for c in table.columns),
-            sorted((str(i.name), [c.name for c in i.columns], bool(i.unique)) for i in table.indexes),
-            sorted((sorted(f.column_keys), f.referred_table.name) for f in table.foreign_key_constraints),
-            sorted(sorted(c.name for c in u.columns) for u in table.constraints if isinstance(u, sa.UniqueConstraint)),
-            [c.name for c in table.primary_key.columns])
-
-
-def _index_names(table: sa.Table) -> dict[str, list[str]]:
-    names = {str(i.name): [c.name for c in i.columns] for i in table.indexes}
-    names.update({str(u.name): [c.name for c in u.columns] for u in table.constraints
-                  if isinstance(u, sa.UniqueConstraint) and u.name})
-    return names
-
-
-def _probe(target: Target, cfg: Any) -> tuple[sa.MetaData, sa.MetaData | None, str]:
-    """The schema before and after the upgrade, from a schema-only copy (after: None if it fails)."""
+    Records on ``out`` the typed changes between the two (the diff engine's), the tables they touch and the
+    indexes they drop, or the upgrade's error.
+    """
     with scratch_copy(target.db, mode="schema") as url:
-        before = _reflect(url)
+        snap_before, before = read_schema(url)
         result = apply_upgrade(cfg, url, "heads")
-        return before, (_reflect(url) if result.ok else None), result.error
+        if not result.ok:
+            out.schema_error = result.error
+            return before, None
+        snap_after, after = read_schema(url)
+    out.changes = schema_changes(snap_before, snap_after)
+    out.touched = touched_tables(out.changes)
+    out.dropped_indexes, out.index_columns = dropped_indexes(out.changes, snap_before)
+    return before, after
 
 
 def _fk_without_index(meta: sa.MetaData, tables: list[str]) -> list[dict[str, Any]]:
@@ -192,21 +177,6 @@ def _named(facts: PlanFacts, query: Query) -> PlanFacts:
     return facts
 
 
-def _note_changes(out: Comparison, before: sa.MetaData, after: sa.MetaData) -> None:
-    """Record the tables the change touches and the indexes it drops."""
-    out.touched = sorted(t for t in set(before.tables) | set(after.tables)
-                         if t not in before.tables or t not in after.tables
-                         or _signature(before.tables[t]) != _signature(after.tables[t]))
-    for table in out.touched:
-        if table not in before.tables:
-            continue
-        old = _index_names(before.tables[table])
-        gone = sorted(set(old) - set(_index_names(after.tables[table]) if table in after.tables else {}))
-        if gone:
-            out.dropped_indexes[table] = gone
-            out.index_columns.update({ix: old[ix] for ix in gone})
-
-
 def compare_performance(target: Target, script_dir: Path, queries: list[Query] | None = None, *,
                         repeats: int = 3, mode: str = "full", rows: int = 1000,
                         timeout_seconds: float = 10.0) -> Comparison:
@@ -228,10 +198,9 @@ def compare_performance(target: Target, script_dir: Path, queries: list[Query] |
     finally:
         engine.dispose()  # PostgreSQL copies by TEMPLATE only when nobody is connected
     out = Comparison(dialect=name, mode=mode, timed=mode != "schema" and repeats > 0, repeats=repeats)
-    before, after, out.schema_error = _probe(target, cfg)
+    before, after = _probe(target, cfg, out)
     if after is None:
         return out
-    _note_changes(out, before, after)
     models = load_metadata(target.models, target.project_dir) if target.models else after
     if not dialects.facts(name).implicit_fk_index:
         out.fk_without_index = _fk_without_index(models, out.touched)

@@ -20,11 +20,6 @@ from dbrunbook.stages.schema_analysis._agreement import Agreement, agreement_fin
 if TYPE_CHECKING:
     from dbrunbook.core.stage import Stage
 
-#: How :func:`change_source` says there was genuinely nothing to compare (no scripts, no pending revision); any
-#: other note without a target schema is a check that could not run.
-_NOTHING_TO_COMPARE = ("no target models and no Alembic scripts", "no target models given, and no pending revisions")
-_NOTE_HEAD, _NOTE_TAIL = "no target models given, and ", ": nothing to check"
-
 
 @dataclass
 class SchemaAnalysisOutcome:
@@ -75,8 +70,8 @@ def run(stage: Stage) -> SchemaAnalysisOutcome:
 def not_analysed(source: ChangeSource) -> list[Finding]:
     """SA008 when there is no target schema because the pending revisions fail on the schema-only copy: the
     change could not be analysed, which is no pass. None when there is a target or genuinely nothing to compare."""
-    if source.metadata is not None or source.note.startswith(_NOTHING_TO_COMPARE):
+    if source.metadata is not None or not source.error:
         return []
-    error = source.note.removeprefix(_NOTE_HEAD).removesuffix(_NOTE_TAIL)
+    error = source.error
     return [codes.SA008.finding(f"the change could not be analysed: no target models given, and {error}", "",
                                 {"error": error})]
