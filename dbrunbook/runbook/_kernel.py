@@ -75,7 +75,22 @@ class IPCKernelManager(AsyncKernelManager):
         self._socket_dir = tempfile.mkdtemp(prefix=f"{PREFIX}{os.getpid()}-")
         self.ip = str(Path(self._socket_dir) / "k")
         self.connection_file = str(Path(self._socket_dir) / "kernel.json")
+        self._clients: list[Any] = []
         _managers.add(self)
+
+    def client(self, **kwargs: Any) -> Any:
+        # nbclient closes the client it makes only when it owns the manager; for a kernel started ahead and
+        # handed to papermill it leaves the client's ZeroMQ sockets open, and an open socket can hold the
+        # process at exit in libzmq's context termination. The manager remembers its clients to close them.
+        made = super().client(**kwargs)
+        self._clients.append(made)
+        return made
+
+    def _close_clients(self) -> None:
+        for made in self._clients:
+            with contextlib.suppress(Exception):  # a client already closed, or half made: nothing to keep
+                made.stop_channels()
+        self._clients.clear()
 
     async def _async_launch_kernel(self, kernel_cmd: list[str], **kw: Any) -> None:
         self._log = open(Path(self._socket_dir) / "kernel.log", "ab")  # noqa: SIM115 - closed on cleanup
@@ -96,6 +111,7 @@ class IPCKernelManager(AsyncKernelManager):
     shutdown_kernel = _async_shutdown_kernel
 
     def _remove_folder(self) -> None:
+        self._close_clients()
         if getattr(self, "_log", None):
             self._log.close()
         shutil.rmtree(self._socket_dir, ignore_errors=True)
