@@ -18,7 +18,9 @@ from dbrunbook.core.evidence import (
     TakenBackup,
 )
 from dbrunbook.errors import UsageError
+from dbrunbook.schema import Snapshot, snapshot_metadata
 from dbrunbook.stages import performance
+from dbrunbook.stages.performance._changes import dropped_indexes, schema_changes, touched_tables
 from helpers.databases import scalar
 from helpers.projects import scripts_project
 from helpers.runs import run_stages
@@ -92,6 +94,9 @@ def test_dropped_index_turns_the_lookup_into_a_full_scan(db_url, dialect, tmp_pa
     comparison = performance.compare_performance(target, scripts, mine, repeats=2)
     assert comparison.mode == "full" and comparison.timed and comparison.touched == ["items"]
     assert comparison.dropped_indexes == {"items": ["ix_items_code"]}
+    assert comparison.index_columns == {"ix_items_code": ["code"]}
+    assert [(c.op, c.table, c.object) for c in comparison.changes] == [("remove_index", "items", "ix_items_code")]
+    assert comparison.to_json()["changes"][0]["op"] == "remove_index"  # the typed changes reach the sidecar
     by_id = {q.query.id: q for q in comparison.queries}
     for name in ("q1", "items by code"):
         q = by_id[name]
@@ -129,10 +134,81 @@ def test_unrelated_new_column_changes_no_plan(db_url, dialect, tmp_path):
     target, scripts = items_project(tmp_path, db_url, _ADD_COLUMN)
     comparison = performance.compare_performance(target, scripts, repeats=5)
     assert comparison.touched == ["items"] and not comparison.dropped_indexes
+    assert [(c.op, c.object) for c in comparison.changes] == [("add_column", "items.colour")]
     assert {q.query.id for q in comparison.queries} == {"items by primary key", "items by code"}
     assert all(q.before.access == q.after.access and q.after.ok for q in comparison.queries)
     found = performance.findings(comparison)
     assert [f.code for f in found] == ["PF000"], [f.message for f in found]
+
+
+#: The index renamed: dropped and created again under another name, on the same column.
+_RENAME_INDEX = '''
+revision = "0002"
+down_revision = "0001"
+
+def upgrade():
+    op.drop_index("ix_items_code", table_name="items")
+    op.create_index("ix_items_by_code", "items", ["code"])
+
+def downgrade():
+    op.drop_index("ix_items_by_code", table_name="items")
+    op.create_index("ix_items_code", "items", ["code"])
+'''
+
+
+def test_an_index_renamed_with_the_same_key_is_not_dropped(db_url, dialect, tmp_path):
+    target, scripts = items_project(tmp_path, db_url, _RENAME_INDEX)
+    mine = performance.load_queries(dialect, queries=["SELECT note FROM items WHERE code = 'c-1234'"])
+    comparison = performance.compare_performance(target, scripts, mine, repeats=1)
+    # The diff engine matches indexes by key: the same column under a new name is no change at all.
+    assert comparison.changes == [] and comparison.touched == [] and comparison.dropped_indexes == {}
+    [q] = comparison.queries
+    assert q.before.access == {"items": ["index ix_items_code"]}, q.before.raw
+    assert q.after.access == {"items": ["index ix_items_by_code"]}, q.after.raw
+    codes = {f.code for f in performance.findings(comparison, min_ms=1000.0)}  # timings on a busy machine vary
+    assert not {"PF001", "PF005"} & codes, codes
+
+
+#: The table and its index dropped together.
+_DROP_TABLE = '''
+revision = "0002"
+down_revision = "0001"
+
+def upgrade():
+    op.drop_table("items")
+
+def downgrade():
+    op.create_table("items", sa.Column("id", sa.Integer(), primary_key=True), sa.Column("code", sa.String(20)),
+                    sa.Column("note", sa.String(40)))
+    op.create_index("ix_items_code", "items", ["code"])
+'''
+
+
+def test_a_dropped_table_is_touched_but_its_indexes_are_not_listed_as_dropped(db_url, dialect, tmp_path):
+    target, scripts = items_project(tmp_path, db_url, _DROP_TABLE)
+    mine = performance.load_queries(dialect, queries=["SELECT note FROM items WHERE code = 'c-1234'"])
+    comparison = performance.compare_performance(target, scripts, mine, repeats=0)
+    assert [(c.op, c.table) for c in comparison.changes] == [("remove_table", "items")]
+    assert comparison.touched == ["items"] and comparison.dropped_indexes == {}
+    codes = {f.code for f in performance.findings(comparison)}
+    assert "PF007" in codes and "PF005" not in codes  # the query fails; "keep the index" would mean nothing
+
+
+def test_dropped_unique_constraints_are_named_with_their_columns_and_unnamed_ones_left_out():
+    def schema(*extra: sa.SchemaItem) -> Snapshot:
+        meta = sa.MetaData()
+        sa.Table("tags", meta, sa.Column("id", sa.Integer, primary_key=True), sa.Column("name", sa.String(20)),
+                 sa.Column("owner", sa.Integer), sa.Column("slug", sa.String(20)), *extra)
+        return snapshot_metadata(meta, "sqlite", models=False)
+
+    before = schema(sa.UniqueConstraint("owner", "name", name="uq_tags_owner_name"), sa.UniqueConstraint("slug"),
+                    sa.Index("ix_tags_slug_desc", sa.text("slug DESC")))
+    after = schema(sa.Index("ix_tags_slug_desc_renamed", sa.text("slug DESC")))
+    changes = schema_changes(before, after)
+    assert sorted(c.op for c in changes) == ["remove_unique", "remove_unique"]
+    assert touched_tables(changes) == ["tags"]
+    assert dropped_indexes(changes, before) == ({"tags": ["uq_tags_owner_name"]},
+                                                {"uq_tags_owner_name": ["owner", "name"]})
 
 
 @pytest.mark.parametrize("sql", [

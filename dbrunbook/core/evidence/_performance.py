@@ -28,6 +28,8 @@ class PerformanceEvidence(Evidence):
     mode: str
     timed: bool
     repeats: int = 3
+    #: The tables the change touches, and each change as the schema engine states it (``Change.to_json``), from
+    #: a schema-only copy before and after the upgrade.
     touched: list[str] = field(default_factory=list)
     dropped_indexes: dict[str, list[str]] = field(default_factory=dict)
     skipped: list[str] = field(default_factory=list)
@@ -42,3 +44,4 @@ class PerformanceEvidence(Evidence):
     plans: str = ""
     chart: str = ""
     backup: BackupTiming = field(default_factory=lambda: BackupTiming("not measured"))
+    changes: list[dict[str, Any]] = field(default_factory=list)

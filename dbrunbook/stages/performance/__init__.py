@@ -97,7 +97,8 @@ class Comparison:
     def to_json(self) -> dict[str, Any]:
         """The comparison for the sidecar (the plans themselves go to plans.json)."""
         return {"dialect": self.dialect, "mode": self.mode, "timed": self.timed, "repeats": self.repeats,
-                "touched": self.touched, "changes": [c.to_json() for c in self.changes], "dropped_indexes": self.dropped_indexes, "skipped": self.skipped,
+                "touched": self.touched, "changes": [c.to_json() for c in self.changes],
+                "dropped_indexes": self.dropped_indexes, "skipped": self.skipped,
                 "fk_without_index": self.fk_without_index, "upgrade_error": self.upgrade_error,
                 "schema_error": self.schema_error, "queries": self.table()}
 

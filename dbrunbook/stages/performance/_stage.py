@@ -37,7 +37,7 @@ def performed(comparison: Comparison, stage: Stage, backup: BackupTiming) -> Per
         dialect=c.dialect, mode=c.mode, timed=c.timed, repeats=c.repeats, touched=c.touched,
         dropped_indexes=c.dropped_indexes, skipped=c.skipped, fk_without_index=c.fk_without_index,
         upgrade_error=c.upgrade_error, schema_error=c.schema_error, queries=c.table(), plans=stage.path("plans.json"),
-        chart=stage.path("timings.png"), backup=backup)
+        chart=stage.path("timings.png"), backup=backup, changes=[change.to_json() for change in c.changes])
 
 
 def run(stage: Stage, *, migration_dir: str = "", queries_file: str = "", queries: Sequence[str] = (),
