@@ -101,7 +101,8 @@ SA008 = _declare("SA008", "change-not-analysed", "warn",
 
 # -- 03 migration (dbrunbook.stages.migration, dbrunbook.alembic_ops._shapes) ------------------------------------------
 MG000 = _declare("MG000", "nothing-to-migrate", "info",
-                 "The database is at head and matches the models: there is nothing to migrate.")
+                 "The database is at head, and no revision is pending or generated from the models: there is "
+                 "nothing to migrate (what autogenerate cannot see, such as CHECK constraints, is MG010).")
 MG001 = _declare("MG001", "revisions-to-apply", "info", "The revisions the migration applies, in order.")
 MG002 = _declare("MG002", "no-downgrade-sql", "warn", "The migration renders no downgrade SQL: it cannot be "
                  "rolled back.", "write downgrade() so the change can be rolled back")
@@ -131,6 +132,15 @@ MG009 = _declare("MG009", "unnamed-constraint", "warn",
                  "Constraints without a name: named by dbrunbook in a generated revision, or left None in a "
                  "revision (warn when it drops one, info otherwise).",
                  "name each constraint in the revision and add a naming_convention to the models' MetaData")
+MG010 = _declare("MG010", "plan-does-not-make-the-change", "warn",
+                 "The planned revisions (the one generated with autogenerate included), applied to a schema-only "
+                 "copy, do not make the change stage 01 found from the models: each part they leave out or make "
+                 "differently is listed. Autogenerate does not emit CHECK constraints or enum value changes, "
+                 "misses some server default and type changes, and makes a rename a drop and an add.",
+                 "edit the revision: add what autogenerate does not emit, e.g. op.create_check_constraint(name, "
+                 "table, condition) for a CHECK, op.execute(\"ALTER TYPE ... ADD VALUE ...\") for an enum value, "
+                 "op.alter_column(table, column, server_default=...) or type_=... for a default or a type, "
+                 "op.alter_column(table, old, new_column_name=new) for a rename; then plan again")
 
 # -- lint itself (dbrunbook.lint) -----------------------------------------------------------------------------------
 LN001 = _declare("LN001", "silence-without-reason", "warn",

@@ -4,7 +4,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from dbrunbook.core.evidence._base import Evidence, Record
+from dbrunbook.core.evidence._base import Evidence, Record, grouped, optional
 
 
 @dataclass
@@ -87,3 +87,9 @@ class MigrationEvidence(Evidence):
     sql_source: str = "offline"
     review: MigrationReview = field(default_factory=MigrationReview)
     rewrite: RewriteSummary = field(default_factory=RewriteSummary)
+    #: With stage 01's change and the models, the planned revisions applied to a schema-only copy and compared
+    #: with the models: each part of the change they do not make, or make differently, as a change
+    #: (``dbrunbook.schema.Change.to_json``, described in ``extra["disagreement"]``); empty when they make it all.
+    #: None when the comparison could not run (``comparison_note`` says why); both keys absent when not compared.
+    disagreements: list[dict[str, Any]] | None = optional(group="plan_vs_models")
+    comparison_note: str | None = grouped("plan_vs_models")

@@ -125,7 +125,8 @@ _FAILED_AT = re.compile(r"-- upgrade failed on an empty copy at revision (\S+):"
 def findings(plan: MigrationPlan) -> list[Finding]:
     """What stage 3 reports before the lint rules look at the SQL."""
     if plan.empty:
-        return [Finding("MG000", "info", "nothing to migrate: the database is at head and matches the models"),
+        return [Finding("MG000", "info", "nothing to migrate: the database is at head, and no revision is pending or "
+                                         "generated from the models"),
                 *several_heads(plan.head, plan.current, plan.script_dir)]
     out = [Finding("MG001", "info", f"{len(plan.revisions)} revision(s) to apply: {', '.join(plan.revisions)}"),
            *several_heads(plan.head, plan.current, plan.script_dir)]

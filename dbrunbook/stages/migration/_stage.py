@@ -1,4 +1,5 @@
-"""Stage 03's step: plan the migration, review its SQL, write the safe rewrite, and build the evidence."""
+"""Stage 03's step: plan the migration, review its SQL, write the safe rewrite, check that the plan makes stage
+01's change (:mod:`._agreement`), and build the evidence."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -9,6 +10,7 @@ from dbrunbook.core import contract
 from dbrunbook.core.db import dialect_name
 from dbrunbook.core.evidence import MigrationEvidence, MigrationReview, RewriteSummary
 from dbrunbook.stages.migration import MigrationPlan, Review, findings, plan_migration, review_migration
+from dbrunbook.stages.migration._agreement import PlanAgreement, agreement_findings, check_plan
 from dbrunbook.stages.migration.rewrite import RewriteResult, rewrite_planned
 
 if TYPE_CHECKING:
@@ -24,10 +26,12 @@ class MigrationOutcome:
     rewrite: RewriteResult
     evidence: MigrationEvidence
     summary: str
+    #: What the planned revisions leave, against the models; None when stage 01 or the models were not there.
+    agreement: PlanAgreement | None = None
 
 
 def planned(plan: MigrationPlan, run_dir: Path, review: Review | None = None,
-            rewrite: RewriteResult | None = None) -> MigrationEvidence:
+            rewrite: RewriteResult | None = None, agreement: PlanAgreement | None = None) -> MigrationEvidence:
     """Stage 03's evidence of ``plan`` (and its review and rewrite); paths relative to the run folder."""
     def rel(path: Path | None) -> str | None:
         if path and path.is_relative_to(run_dir):
@@ -43,7 +47,9 @@ def planned(plan: MigrationPlan, run_dir: Path, review: Review | None = None,
         sql_source=plan.sql_source,
         review=MigrationReview.from_json(review.summary(), stage=stage) if review else MigrationReview(),
         rewrite=RewriteSummary(files=[str(p.relative_to(run_dir)) for p in rewrite.files], advice=rewrite.advice,
-                               remaining=[f.code for f in rewrite.findings]) if rewrite else RewriteSummary())
+                               remaining=[f.code for f in rewrite.findings]) if rewrite else RewriteSummary(),
+        disagreements=None if agreement is None or agreement.note else [c.to_json() for c in agreement.differences],
+        comparison_note=agreement.note if agreement is not None and agreement.note else None)
 
 
 def run(stage: Stage, *, message: str = "dbrunbook update", dry_run: bool = True,
@@ -57,7 +63,12 @@ def run(stage: Stage, *, message: str = "dbrunbook update", dry_run: bool = True
     stage.extend(review.findings)
     safe = rewrite_planned(plan.script_dir, plan.revisions, dialect_name(stage.engine), stage.dir / "rewrite",
                            review.findings, url=stage.target.db)
+    agreement = check_plan(stage, plan)
+    stage.extend(agreement_findings(agreement, plan))
     worst = max((row.blocked_seconds for row in review.locks), default=0.0)
     summary = (f"{len(plan.revisions)} revision(s) to apply" + (", generated from the models" if plan.generated else "")
                + f"; {len(review.findings)} lint finding(s); writes blocked up to {worst:.2f}s")
-    return MigrationOutcome(plan, review, safe, planned(plan, stage.run_dir, review, safe), summary)
+    if agreement is not None and agreement.differences:
+        summary += f"; the plan does not make the models ({len(agreement.differences)} difference(s))"
+    return MigrationOutcome(plan, review, safe, planned(plan, stage.run_dir, review, safe, agreement), summary,
+                            agreement)
