@@ -13,6 +13,10 @@ kernel gives three things no in-process call can:
 Online, every statement any engine runs is captured (``env.py`` may ignore the connection it is handed and
 build its own engine, which the fence only lets reach the copy). Offline (``sql``), Alembic renders SQL into a
 buffer and no database may be reached at all.
+
+With ``alembic_isolation_level`` in the project's ``[tool.dbrunbook]`` (``AUTOCOMMIT`` for a project whose own
+runner migrates on an AUTOCOMMIT connection, e.g. Dagster's ``CREATE INDEX CONCURRENTLY`` revisions), every
+connection to the copy runs at that level: the one handed to ``env.py`` and any ``env.py`` opens itself.
 """
 from __future__ import annotations
 
@@ -109,6 +113,31 @@ class _Recorder:
         self.failed = str(context.statement or "")
 
 
+def _isolate(level: str, copy: Any) -> None:
+    """Open every connection to ``copy`` at the isolation ``level``, whichever engine (ours or env.py's) opens it.
+
+    ``env.py`` may build its own engine from ``sqlalchemy.url`` or an environment variable, so no engine argument
+    of ours reaches it, and rewriting the URL cannot carry an isolation level. SQLAlchemy's own engine-wide
+    ``isolation_level`` execution option is an ``engine_connect`` hook that sets it on each new connection; this is
+    the same hook, on every engine of this process, sync or async (an async engine's connections are its sync
+    engine's), and only for the copy (nothing else can be reached here: the fence refuses it).
+    """
+    if not level:
+        return
+    import sqlalchemy as sa
+    from sqlalchemy.engine import Engine
+
+    from dbrunbook.core.fence import identity
+
+    wanted = identity(copy)
+
+    def at_level(conn: Any) -> None:
+        if identity(conn.engine.url) == wanted:
+            conn.execution_options(isolation_level=level)
+
+    sa.event.listen(Engine, "engine_connect", at_level)
+
+
 def _step_result(ok: bool, started: float, recorder: _Recorder | None, exc: BaseException | None = None,
                  output: str = "") -> dict[str, Any]:
     result: dict[str, Any] = {"ok": ok, "seconds": round(time.perf_counter() - started, 6), "output": output,
@@ -126,11 +155,14 @@ def _step_result(ok: bool, started: float, recorder: _Recorder | None, exc: Base
 def _run_online(request: dict[str, Any]) -> list[dict[str, Any]]:
     from alembic import command
 
+    from dbrunbook.core.config import load_isolation_level
     from dbrunbook.core.db import make_engine
     from dbrunbook.core.secrets import resolve_url
 
     cfg = _config(request)
     url = resolve_url(request["url"])
+    # The project's runner's level (run() moved into the project folder): [tool.dbrunbook] of the project.
+    _isolate(load_isolation_level(Path(request.get("project_dir") or ".")), url)
     env_py = Path(cfg.get_main_option("script_location") or ".") / "env.py"
     cfg.set_main_option("sqlalchemy.url", _async_url(url, env_py).render_as_string(hide_password=False)
                         .replace("%", "%%"))

@@ -24,7 +24,11 @@ from dbrunbook.errors import ConfigError
 
 #: Keys accepted in ``[tool.dbrunbook]``.
 CONFIG_KEYS = ("db", "models", "alembic_config", "runs_dir", "stages", "parameters", "lint", "renames", "flask_app",
-               "trusted_keys", "required_approvals", "notify_command", "notify_webhook", "notify_timeout")
+               "trusted_keys", "required_approvals", "notify_command", "notify_webhook", "notify_timeout",
+               "alembic_isolation_level")
+#: SQLAlchemy's isolation level names (``isolation_level=`` of an engine or a connection). ``AUTOCOMMIT`` is the one a
+#: project's own migration runner uses when its revisions run ``CREATE INDEX CONCURRENTLY`` outside a transaction.
+ISOLATION_LEVELS = ("AUTOCOMMIT", "READ COMMITTED", "READ UNCOMMITTED", "REPEATABLE READ", "SERIALIZABLE")
 
 
 @dataclass(frozen=True)
@@ -188,6 +192,9 @@ class RunSettings:
     notify_command: str = ""
     notify_webhook: str = ""
     notify_timeout: float = 5.0
+    #: The isolation level the project's revisions run at, on the copies and in ``apply`` ("" when not set: as
+    #: Alembic opens the connection, in a transaction); one of :data:`ISOLATION_LEVELS`.
+    alembic_isolation_level: str = ""
 
 
 def load_run_settings(project_dir: Path | None = None) -> RunSettings:
@@ -204,7 +211,28 @@ def load_run_settings(project_dir: Path | None = None) -> RunSettings:
     if not isinstance(parameters, dict):
         raise ConfigError("parameters in [tool.dbrunbook] must be a table of stage parameters")
     return RunSettings(project_dir / runs_dir, stages or None, dict(parameters), project_dir,
-                       **_signing_settings(table, project_dir))
+                       alembic_isolation_level=isolation_level(table), **_signing_settings(table, project_dir))
+
+
+def isolation_level(table: dict[str, Any]) -> str:
+    """``alembic_isolation_level`` of a ``[tool.dbrunbook]`` table, as SQLAlchemy spells it ("" when not set).
+
+    Case and ``_`` for a space are forgiven (``autocommit``, ``read_committed``); anything else is an error, so a
+    typo does not silently leave the revisions in a transaction their runner never opens.
+    """
+    value = table.get("alembic_isolation_level")
+    if value is None:
+        return ""
+    level = " ".join(value.replace("_", " ").upper().split()) if isinstance(value, str) else ""
+    if level not in ISOLATION_LEVELS:
+        raise ConfigError(f"alembic_isolation_level in [tool.dbrunbook] must be one of {', '.join(ISOLATION_LEVELS)}"
+                          f" (AUTOCOMMIT is the usual one), not {value!r}")
+    return level
+
+
+def load_isolation_level(project_dir: Path | None = None) -> str:
+    """``alembic_isolation_level`` of ``[tool.dbrunbook]`` ("" when not set), see :func:`isolation_level`."""
+    return isolation_level(read_pyproject((project_dir or Path.cwd()).resolve()))
 
 
 def _signing_settings(table: dict[str, Any], project_dir: Path) -> dict[str, Any]:

@@ -35,7 +35,7 @@ from dbrunbook.alembic_ops.migration import (
     run_alembic,
 )
 from dbrunbook.core import fence
-from dbrunbook.core.config import Target
+from dbrunbook.core.config import Target, load_isolation_level
 from dbrunbook.core.db import dialect_name, make_engine
 from dbrunbook.core.results import Finding
 from dbrunbook.data.clone import scratch_copy
@@ -251,8 +251,11 @@ def lint_revisions(target: Target, spec: str = "", config: LintConfig | None = N
         empty = parse_sql("", OPERATIONS_DIALECT, rendered.source)
         said = f"no revisions in {spec}" if spec else "no pending revisions (the database is at head)"
         return LintReport(empty, [], [], nothing=said)
+    # A project whose runner migrates on an AUTOCOMMIT session: what Alembic renders as one transaction is none.
+    autocommit = load_isolation_level(target.project_dir) == "AUTOCOMMIT"
     migration = parse_sql(rendered.upgrade_sql, rendered.dialect, rendered.source,
-                          in_transaction=rendered.in_transaction or config.assume_in_transaction)
+                          in_transaction=(rendered.in_transaction or config.assume_in_transaction) and not autocommit,
+                          autocommit=autocommit)
     LiveFacts(rendered.known_columns, rendered.sizes, rendered.server_version).lend(migration)
     up, down = (parse_sql(sql, OPERATIONS_DIALECT, f"{rendered.source} (operations)") for sql in rendered.operations)
     up.known_columns = dict(migration.known_columns)

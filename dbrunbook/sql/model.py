@@ -182,11 +182,13 @@ READERS: dict[str, _Reader] = {d.name: _BY_PARSER[d.sql_reader] for d in dialect
 
 
 def parse_sql(sql: str, dialect: str, source: str = "", first_line: int = 1,
-              in_transaction: bool = False) -> Migration:
+              in_transaction: bool = False, autocommit: bool = False) -> Migration:
     """Split and parse ``sql`` for ``dialect`` into a :class:`Migration` of statements.
 
     ``in_transaction`` says whether the SQL runs inside a transaction that it does not open
-    itself (SQL captured from Alembic online, where the driver opened it).
+    itself (SQL captured from Alembic online, where the driver opened it). ``autocommit``: the
+    session runs every statement on its own (``alembic_isolation_level = "AUTOCOMMIT"``), so the
+    BEGIN Alembic renders around a revision opens no transaction there.
     """
     if dialect not in READERS:
         raise UsageError(f"lint does not know the dialect {dialect!r} (known: {', '.join(sorted(READERS))})")
@@ -207,7 +209,7 @@ def parse_sql(sql: str, dialect: str, source: str = "", first_line: int = 1,
                 else:
                     stmt.unreasoned.append(code)
         for action in stmt.actions:
-            if action.kind == "begin":
+            if action.kind == "begin" and not autocommit:
                 in_tx, blocks = True, blocks + 1
                 tx = blocks
             elif action.kind == "commit":

@@ -78,6 +78,8 @@ class GuardedApplyEvidence(Evidence):
     retry_budget_seconds: float | None = grouped("plan")
     retry_backoff_seconds: float | None = grouped("plan")
     lock_holder: str | None = grouped("plan")
+    #: ``alembic_isolation_level`` of ``[tool.dbrunbook]`` the revisions ran at ("" when not set).
+    isolation_level: str | None = grouped("plan")
     reviewed_statements: int | None = grouped("plan")
     revision_before: str | None = grouped("plan")
     revision_after: str | None = grouped("plan")

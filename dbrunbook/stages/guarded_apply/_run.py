@@ -7,7 +7,10 @@ target's apply lock (:mod:`._lock`: one apply at a time). Only the reviewed SQL 
 (:mod:`._reviewed`). Where DDL is transactional (PostgreSQL, SQLite in a real transaction) the
 whole upgrade is ONE transaction: a failure or an abort rolls everything back, and a lock timeout
 runs it again (:mod:`._retry`). Elsewhere (MariaDB, MySQL) it runs revision by revision, its SQL
-checked on a rendering first, and the outcome names exactly which revisions and statements ran.
+checked on a rendering first, and the outcome names exactly which revisions and statements ran. With
+``alembic_isolation_level = "AUTOCOMMIT"`` in ``[tool.dbrunbook]`` (the project's own runner migrates so) the
+session runs at that level and the upgrade runs revision by revision on every dialect (:mod:`._upgrade`); the
+apply's journal (intent and outcome) says so.
 """
 from __future__ import annotations
 
@@ -86,6 +89,9 @@ class ApplyPlan:
     retry_backoff_seconds: float = DEFAULT_BACKOFF_SECONDS
     #: Who held the target's apply lock when the plan was made ("" when nobody): the apply would be refused.
     lock_holder: str = ""
+    #: ``alembic_isolation_level`` of ``[tool.dbrunbook]``: the level of the session the revisions run on ("" when
+    #: not set). ``AUTOCOMMIT`` makes the plan non-transactional: every statement commits on its own.
+    isolation_level: str = ""
 
     @property
     def refused(self) -> list[Guard]:
@@ -178,6 +184,7 @@ def plan_apply(plan_run: Path | str, target: Target, accept: Iterable[str] = (),
     finally:
         engine.dispose()
     facts = _facts(dialect)
+    isolation = load_run_settings(target.project_dir).alembic_isolation_level
     script_dir, revisions = inside(folder, plan.script_dir), list(plan.revisions)
     outside = _outside_transaction(script_dir, revisions)
     abort_after = plan.abort_after_seconds or 30.0
@@ -199,7 +206,9 @@ def plan_apply(plan_run: Path | str, target: Target, accept: Iterable[str] = (),
         revisions=revisions, script_dir=script_dir, outside_transaction=outside,
         upgrade_sql=sql_file.read_text() if sql_file and sql_file.is_file() else "",
         session=session_sql(facts, int(lock_ms), statement_ms), abort_after_seconds=abort_after,
-        lock_timeout_ms=int(lock_ms), statement_timeout_ms=statement_ms, transactional=transactional and not outside,
+        lock_timeout_ms=int(lock_ms), statement_timeout_ms=statement_ms,
+        # On AUTOCOMMIT each statement commits on its own: nothing could be rolled back as one transaction.
+        transactional=transactional and not outside and isolation != "AUTOCOMMIT", isolation_level=isolation,
         monitor_queries=[q for q in (facts.blocked_sql, facts.waiting_sql) if q],
         expected_seconds=plan.expected_seconds, restore_command=plan.restore_command,
         accepted=[g.id for g in checked if g.accepted],
@@ -335,12 +344,13 @@ def _apply_locked(plan: ApplyPlan, target: Target, stage_dir: Path, held: dict[s
             return outcome
     # The intent is on disk before the target is touched, the outcome once it is known: a run killed in between
     # still says what it set out to do (`dbrunbook runs`, `show` and `verify` read it).
+    level = f", at isolation level {plan.isolation_level}" if plan.isolation_level else ""
     record_step(stage_dir, "intent", {
         "summary": f"apply {', '.join(plan.revisions)} ({before or 'base'} -> {plan.revision_to}) to "
-                   f"{mask_url(target.db)}" + ("" if plan.transactional else ", revision by revision"),
+                   f"{mask_url(target.db)}" + ("" if plan.transactional else ", revision by revision") + level,
         "plan_run": plan.plan_run_id, "target": mask_url(target.db), "revision_from": before,
         "revision_to": plan.revision_to, "revisions": plan.revisions, "transactional": plan.transactional,
-        "pid": os.getpid()})
+        "isolation_level": plan.isolation_level or None, "pid": os.getpid()})
     tell("apply-started", {"summary": f"applying {', '.join(plan.revisions)} to {target.db}",
                            "revisions": plan.revisions, "abort_after_seconds": plan.abort_after_seconds})
     upgrade(plan, target, scripts, outcome, gate, plan.retry_policy(), on_attempt)
@@ -354,9 +364,10 @@ def _apply_locked(plan: ApplyPlan, target: Target, stage_dir: Path, held: dict[s
         ApplyResult(ok=not outcome.error, seconds=outcome.seconds, statements=outcome.statements), plan.revisions)
     if outcome.error and not outcome.rolled_back:
         outcome.restore_command = plan.restore_command
-    record_step(stage_dir, "outcome", {"summary": _ended(outcome), "applied": outcome.applied,
+    record_step(stage_dir, "outcome", {"summary": _ended(outcome) + level, "applied": outcome.applied,
                                        "revision_after": outcome.revision_after, "rolled_back": outcome.rolled_back,
-                                       "aborted": outcome.aborted, "error": outcome.error[:300]})
+                                       "aborted": outcome.aborted, "error": outcome.error[:300],
+                                       "isolation_level": plan.isolation_level or None})
     return outcome
 
 

@@ -4,6 +4,13 @@ Each statement passes :class:`~._reviewed.Gate` before it runs (only the next re
 timed into the outcome, and stops when the monitor aborted. Where DDL is transactional the whole upgrade is
 ONE transaction, rolled back on any failure and run again after a lock timeout; elsewhere the revisions run
 one by one and a revision is run again only when its first statement timed out (see :mod:`._retry`).
+
+With ``alembic_isolation_level`` in the project's ``[tool.dbrunbook]`` (the plan's ``isolation_level``) the session
+is opened at that level before anything else, so the lock and statement timeouts are set (session-wide ``SET``)
+on the session the revisions run on, at their level. Under ``AUTOCOMMIT`` every statement commits on its own: no
+transaction can be rolled back, so the plan runs revision by revision (``plan_apply`` says so), a revision is
+retried only when its first statement timed out, and a failure leaves what ran before it. A plan that still
+promises one transaction is refused before anything runs.
 """
 from __future__ import annotations
 
@@ -36,6 +43,13 @@ OnAttempt = Callable[[dict[str, Any]], None]
 
 class ApplyAborted(Exception):
     """Raised inside the migration session when the monitor aborted: no further statement runs."""
+
+
+#: Why a plan that promises one transaction is not run on an AUTOCOMMIT session.
+ONE_TRANSACTION_UNDER_AUTOCOMMIT = (
+    "the plan runs the upgrade as one transaction, which an AUTOCOMMIT session (alembic_isolation_level in "
+    "[tool.dbrunbook]) cannot hold: a failure could not be rolled back and a retry would run committed statements "
+    "again; plan the apply again with the setting (it then runs revision by revision); nothing ran")
 
 
 class OwnConnection(Exception):
@@ -112,6 +126,10 @@ def upgrade(plan: ApplyPlan, target: Target, scripts: Path, outcome: ApplyOutcom
             policy: RetryPolicy, on_attempt: OnAttempt | None = None) -> None:
     """Run the upgrade on one monitored session; fills ``outcome``'s statements, attempts, error and samples."""
     facts = APPLY_FACTS[plan.dialect]
+    unguarded = _unguarded_level(plan, facts)
+    if unguarded:  # refused before the target is touched, rather than run without a guard
+        outcome.error, outcome.error_type, outcome.rolled_back = unguarded, "ApplyRefused", True
+        return
     cfg = alembic_config(target, scripts)
     engine = make_engine(target.db, poolclass=NullPool)
     prepare_engine(engine, facts)
@@ -121,14 +139,18 @@ def upgrade(plan: ApplyPlan, target: Target, scripts: Path, outcome: ApplyOutcom
     try:
         with engine.connect() as conn:
             try:
+                if plan.isolation_level:
+                    # First: the timeouts below are then set on the session as the revisions will run on it.
+                    conn.execution_options(isolation_level=plan.isolation_level)
                 for sql in plan.session:
                     conn.exec_driver_sql(sql)
                 handle = (conn.exec_driver_sql(facts.backend_id_sql).scalar() if facts.backend_id_sql
                           else conn.connection.driver_connection)
                 conn.commit()
-            except sa.exc.DBAPIError as exc:  # the database's answer is the outcome, not an exception
+            except (sa.exc.DBAPIError, sa.exc.ArgumentError) as exc:  # the database's (or the dialect's) answer
                 outcome.error = f"the session could not be set up: {_first_line(exc)}; nothing ran"
-                outcome.error_type, outcome.rolled_back = type(exc.orig).__name__, True
+                orig = getattr(exc, "orig", None) or exc
+                outcome.error_type, outcome.rolled_back = type(orig).__name__, True
                 return
             conn.info[MIGRATING] = True
             cfg.attributes["connection"] = conn
@@ -161,6 +183,19 @@ def upgrade(plan: ApplyPlan, target: Target, scripts: Path, outcome: ApplyOutcom
         outcome.failed_statement = session.failed["sql"]
     if outcome.aborted:
         outcome.error = f"aborted after {plan.abort_after_seconds:g}s: {outcome.error}"
+
+
+def _unguarded_level(plan: ApplyPlan, facts: ApplyFacts) -> str:
+    """Why the plan's isolation level would leave a guard of the apply unkept ("" when it keeps them all)."""
+    if plan.isolation_level == "AUTOCOMMIT" and plan.transactional:
+        return ONE_TRANSACTION_UNDER_AUTOCOMMIT
+    if plan.isolation_level not in ("", "AUTOCOMMIT") and facts.begin_sql is not None:
+        # The driver would open its own transactions again (prepare_engine turns that off) and the apply's
+        # write-locking BEGIN could no longer be the one that opens each.
+        return (f"alembic_isolation_level {plan.isolation_level} on {plan.dialect}: the apply opens each transaction "
+                f"itself ({facts.begin_sql}), which a driver-managed isolation level would undo; use AUTOCOMMIT or "
+                "leave the setting out; nothing ran")
+    return ""
 
 
 class _Runner:
