@@ -14,10 +14,12 @@ from __future__ import annotations
 from typing import Any
 
 import pandas as pd
+import sqlalchemy as sa
 
 from dbrunbook.stages.data_checks._base import PYTHON, SQL, CheckContext, CheckResult
+from dbrunbook.stages.data_checks._replay_sql import column_of, readable
 from dbrunbook.stages.data_checks._statements import DataStatement, Steps
-from dbrunbook.stages.data_checks.statements import Replay, _reason, _rows, _shown
+from dbrunbook.stages.data_checks.statements import Replay, _reason, _shown
 
 
 def after_statements(ctx: CheckContext, results: list[CheckResult], steps: Steps,
@@ -63,43 +65,32 @@ def _duplicates(ctx: CheckContext, replay: Replay, result: CheckResult) -> Check
         return result
     if state.inexact:
         return _inexact(result, state.inexact)
-    q, rows = replay.q, replay.q(table)
-    keys = ", ".join(f"{rows}.{q(c)}" for c in columns)
-    source = f"{state.source} AS {rows}"
-    groups = (f"SELECT {keys}, COUNT(*) AS dbrunbook_n FROM {source} WHERE "
-              f"{' AND '.join(f'{rows}.{q(c)} IS NOT NULL' for c in columns)} GROUP BY {keys} HAVING COUNT(*) > 1")
-    query = f"SELECT COUNT(*), SUM(dbrunbook_n) FROM ({groups}) AS dbrunbook_dup"
-    n_groups, in_groups = [int(v or 0) for v in ctx.conn.exec_driver_sql(query).one()]
+    rows = state.named(table)
+    keys = [rows.c[c] for c in columns]
+    groups = sa.select(*keys, sa.func.count().label("dbrunbook_n")).select_from(rows) \
+        .where(*(k.is_not(None) for k in keys)).group_by(*keys).having(sa.func.count() > 1)
+    dup = groups.subquery("dbrunbook_dup")
+    query = sa.select(sa.func.count(), sa.func.sum(dup.c.dbrunbook_n))
+    n_groups, in_groups = [int(v or 0) for v in ctx.conn.execute(query).one()]
     surplus = in_groups - n_groups
     live = replay.live(table)
     key = live[1] if live else []
     shown = _shown(key, columns, state.columns)
-    if surplus:
-        # The first groups, joined back to their rows (MariaDB takes no LIMIT in an IN subquery).
-        first = f"SELECT {', '.join(f'dbrunbook_dup.{q(c)}' for c in columns)} FROM ({groups}) AS dbrunbook_dup " \
-                f"ORDER BY {', '.join(f'dbrunbook_dup.{q(c)}' for c in columns)} LIMIT {ctx.sample}"
-        match = " AND ".join(f"{rows}.{q(c)} = dbrunbook_first.{q(c)}" for c in columns)
-        order = ", ".join(f"{rows}.{q(c)}" for c in [*columns, *(k for k in key if k not in columns)])
-        sample = _rows(ctx, f"SELECT {', '.join(f'{rows}.{q(c)}' for c in shown)} FROM {source} "
-                            f"JOIN ({first}) AS dbrunbook_first ON {match} ORDER BY {order}")
-    else:
-        sample = pd.DataFrame(columns=shown)
-    names, listed = ", ".join(s.name for s in earlier), ", ".join(columns)
-    outcome = ctx.dialect.outcome("duplicate")
-    if surplus:
-        message = (f"{surplus} duplicate rows of {table} in {n_groups} groups ({in_groups} rows) still share "
-                   f"({listed}) after {names}, when the migration adds the constraint; {outcome.words}")
-    else:
-        message = f"{names} leaves no two rows of {table} sharing ({listed}) before the migration constrains it"
-    evidence = {**result.evidence, "groups": n_groups, "rows_in_groups": in_groups,
-                "after": [s.text for s in earlier], "counted_before": result.count}
-    remedies = {}
-    if surplus:
-        remedies["change the migration"] = (
-            f"# {names} leaves these duplicates: remove (or change) all but one row of each ({listed}) group "
-            f"before the constraint")
-        remedies["the groups left"] = groups + ";"
-    return _recounted(result, surplus, outcome.effect, message, sample, evidence, remedies, query)
+    # The first groups, whole: joined back to their rows (MariaDB takes no LIMIT in an IN subquery).
+    first = sa.select(*(dup.c[c] for c in columns)).order_by(*(dup.c[c] for c in columns)).limit(ctx.sample) \
+        .subquery("dbrunbook_first")
+    sample = sa.select(*(column_of(rows, c) for c in shown)) \
+        .select_from(rows.join(first, sa.and_(*(rows.c[c] == first.c[c] for c in columns)))) \
+        .order_by(*(column_of(rows, c) for c in [*columns, *(k for k in key if k not in columns)]))
+    names, listed = _names(earlier), ", ".join(columns)
+    return _recounted(
+        ctx, result, "duplicate", surplus, earlier, sample, shown, query,
+        left=f"{surplus} duplicate rows of {table} in {n_groups} groups ({in_groups} rows) still share ({listed}) "
+             f"after {names}, when the migration adds the constraint",
+        cleared=f"{names} leaves no two rows of {table} sharing ({listed}) before the migration constrains it",
+        change=f"# {names} leaves these duplicates: remove (or change) all but one row of each ({listed}) group "
+               f"before the constraint",
+        listing=("the groups left", groups), groups=n_groups, rows_in_groups=in_groups)
 
 
 def _orphans(ctx: CheckContext, replay: Replay, result: CheckResult) -> CheckResult:
@@ -115,49 +106,52 @@ def _orphans(ctx: CheckContext, replay: Replay, result: CheckResult) -> CheckRes
                    *_relevant(replay.steps.before(parent, at), refs)]
     if not earlier:
         return result
-    rows, up = replay.state(child, at), replay.state(parent, at)
-    if rows is None or up is None or not set(columns) <= set(rows.columns) or not set(refs) <= set(up.columns):
+    state, up = replay.state(child, at), replay.state(parent, at)
+    if state is None or up is None or not set(columns) <= set(state.columns) or not set(refs) <= set(up.columns):
         return result
-    if rows.inexact or up.inexact:
-        return _inexact(result, rows.inexact or up.inexact)
-    q, alias = replay.q, replay.q(child)
-    other = replay.q("dbrunbook_parent" if child != "dbrunbook_parent" else "dbrunbook_parent_")
-    source = f"{rows.source} AS {alias}"
-    has_parent = " AND ".join(f"{other}.{q(r)} = {alias}.{q(c)}" for r, c in zip(refs, columns, strict=True))
-    where = (f" WHERE {' AND '.join(f'{alias}.{q(c)} IS NOT NULL' for c in columns)} AND NOT EXISTS "
-             f"(SELECT 1 FROM {up.source} AS {other} WHERE {has_parent})")
-    query = f"SELECT COUNT(*) FROM {source}{where}"
-    count = int(ctx.conn.exec_driver_sql(query).scalar() or 0)
+    if state.inexact or up.inexact:
+        return _inexact(result, state.inexact or up.inexact)
+    rows = state.named(child)
+    parents = up.named("dbrunbook_parent" if child != "dbrunbook_parent" else "dbrunbook_parent_")
+    has_parent = sa.exists().where(*(parents.c[r] == rows.c[c] for r, c in zip(refs, columns, strict=True)))
+    orphaned = sa.and_(*(rows.c[c].is_not(None) for c in columns), ~has_parent)
+    query = sa.select(sa.func.count()).select_from(rows).where(orphaned)
+    count = int(ctx.scalar(query) or 0)
     live = replay.live(child)
     key = live[1] if live else []
-    shown = _shown(key, columns, rows.columns)
-    order = f" ORDER BY {', '.join(f'{alias}.{q(k)}' for k in key)}" if key else ""
-    listed = ", ".join(f"{alias}.{q(c)}" for c in shown)
-    sample_sql = f"SELECT {listed} FROM {source}{where}{order}"
-    sample = _rows(ctx, f"{sample_sql} LIMIT {ctx.sample}") if count else pd.DataFrame(columns=shown)
-    names = ", ".join(s.name for s in earlier)
-    outcome = ctx.dialect.outcome("orphan")
-    if count:
-        message = (f"{count} rows of {child} still have no matching row in {parent} ({', '.join(refs)}) after "
-                   f"{names}, when the migration adds the foreign key; {outcome.words}")
-    else:
-        message = f"{names} leaves no row of {child} without its row in {parent} before the migration adds the key"
-    evidence = {**result.evidence, "after": [s.text for s in earlier], "counted_before": result.count}
-    remedies = {}
-    if count:
-        remedies["change the migration"] = (
-            f"# {names} leaves these orphans: delete them, or set ({', '.join(columns)}) to NULL or to an existing "
-            f"{parent} row, before the foreign key")
-        remedies["the orphans left"] = sample_sql + ";"
-    return _recounted(result, count, outcome.effect, message, sample, evidence, remedies, query)
+    shown = _shown(key, columns, state.columns)
+    listing = sa.select(*(column_of(rows, c) for c in shown)).select_from(rows).where(orphaned) \
+        .order_by(*(column_of(rows, k) for k in key))
+    names = _names(earlier)
+    return _recounted(
+        ctx, result, "orphan", count, earlier, listing.limit(ctx.sample), shown, query,
+        left=f"{count} rows of {child} still have no matching row in {parent} ({', '.join(refs)}) after {names}, "
+             f"when the migration adds the foreign key",
+        cleared=f"{names} leaves no row of {child} without its row in {parent} before the migration adds the key",
+        change=f"# {names} leaves these orphans: delete them, or set ({', '.join(columns)}) to NULL or to an "
+               f"existing {parent} row, before the foreign key",
+        listing=("the orphans left", listing))
 
 
-def _recounted(result: CheckResult, count: int, effect: str, message: str, sample: pd.DataFrame,
-               evidence: dict[str, Any], remedies: dict[str, str], query: str) -> CheckResult:
-    out = CheckResult(result.code, result.name, result.table, list(result.columns), result.problem, count, effect,
-                      message, sample, evidence, query=query)
-    for name, text in remedies.items():
-        out.remedy(name, text, PYTHON if name == "change the migration" else SQL)
+def _names(earlier: list[DataStatement]) -> str:
+    return ", ".join(s.name for s in earlier)
+
+
+def _recounted(ctx: CheckContext, result: CheckResult, problem: str, count: int, earlier: list[DataStatement],
+               sample: sa.Select[Any], shown: list[str], query: sa.ClauseElement, *, left: str, cleared: str,
+               change: str, listing: tuple[str, sa.Select[Any]], **counted: Any) -> CheckResult:
+    """``result`` counted again: ``count`` rows the constraint still meets (``left``, with the dialect's words for
+    what the migration then does), or none (``cleared``); the ``sample`` of them, and the remedies: ``change``
+    the migration, or look at the rows by ``listing``. ``counted``: more evidence, before what every recount says."""
+    outcome = ctx.dialect.outcome(problem)
+    evidence = {**result.evidence, **counted, "after": [s.text for s in earlier], "counted_before": result.count}
+    out = CheckResult(result.code, result.name, result.table, list(result.columns), result.problem, count,
+                      outcome.effect, f"{left}; {outcome.words}" if count else cleared,
+                      ctx.frame(sample) if count else pd.DataFrame(columns=shown), evidence,
+                      query=readable(ctx, query))
+    if count:
+        out.remedy("change the migration", change, PYTHON)
+        out.remedy(listing[0], readable(ctx, listing[1]) + ";", SQL)
     return out
 
 

@@ -11,7 +11,9 @@ Statements see the effect of earlier ones: :class:`Replay` rewrites a table as t
 leave it, as a derived table (an UPDATE becomes ``CASE WHEN <where> THEN <expr> ELSE c END AS c``, a DELETE
 drops the rows it matches, a column the migration adds is NULL or its default), so a later ``SET NOT NULL`` is
 checked against the rows its backfill leaves NULL (:func:`after_backfills`), and a later ADD UNIQUE / ADD FOREIGN
-KEY against the duplicates and orphans its dedupe leaves (:mod:`.replayed`).
+KEY against the duplicates and orphans its dedupe leaves (:mod:`.replayed`). The queries are SQLAlchemy Core on
+the target's own names; the revision's SQL (its WHERE, SET expressions, SELECT, defaults) enters them only through
+:mod:`._replay_sql`.
 
 Codes: DC110 rows an UPDATE / INSERT ... SELECT writes (info); DC111 rows a DELETE removes: data lost, which
 blocks as a drop does (DC006); DC112 an UPDATE or DELETE without WHERE on a non-empty table (warn); DC113 a data
@@ -25,9 +27,11 @@ from typing import Any
 
 import pandas as pd
 import sqlalchemy as sa
+from sqlalchemy.types import NullType
 
 from dbrunbook.dialects import KEEPS, LOSES
 from dbrunbook.stages.data_checks._base import UNKNOWN, CheckContext, CheckResult
+from dbrunbook.stages.data_checks._replay_sql import column_of, readable, revision_select, revision_sql
 from dbrunbook.stages.data_checks._statements import DataStatement, Reshape, Steps
 
 #: The effect of rows an UPDATE or INSERT ... SELECT writes: what the migration is for, reported for review.
@@ -40,11 +44,18 @@ _SHOWN = 6
 class _State:
     """The rows of one table as the migration's earlier statements leave them: a FROM item and its columns."""
 
-    source: str
+    #: The live table, or a SELECT of the rows from it.
+    source: sa.TableClause | sa.Select[Any]
     columns: list[str]
     added: set[str] = field(default_factory=set)
     #: Why the state does not model every row ("" when it does).
     inexact: str = ""
+
+    def named(self, name: str) -> sa.FromClause:
+        """These rows as a FROM item called ``name``: the name the revision's own SQL calls the table by."""
+        if isinstance(self.source, sa.TableClause):
+            return self.source if self.source.name == name else self.source.alias(name)
+        return self.source.subquery(name)
 
 
 class Replay:
@@ -66,15 +77,13 @@ class Replay:
                 self._live[table] = None
         return self._live[table]
 
-    def q(self, name: str) -> str:
-        return self.ctx.quote(name)
-
     def state(self, table: str, before: int) -> _State | None:
         """``table`` as the statements before ``before`` leave it (None when the table is not on the target)."""
         live = self.live(table)
         if live is None:
             return None
-        state = _State(self.q(table), list(live[0]))
+        # Untyped columns, as the rows come from the driver: no type's result processing changes a sampled value.
+        state = _State(sa.table(table, *(sa.column(c) for c in live[0])), list(live[0]))
         events: list[tuple[int, Any]] = [(r.index, r) for r in self.steps.reshapes if r.table == table
                                          and r.index < before]
         events += [(s.index, s) for s in self.steps.before(table, before)]
@@ -97,60 +106,59 @@ class Replay:
             defaults = {}
         else:
             columns, defaults = change.columns, change.defaults
-        shown = []
+        rows = state.named(table)
+        shown: list[sa.ColumnElement[Any]] = []
         for name, old in columns.items():
             if old is not None and old in state.columns:
-                shown.append(self.q(old) if old == name else f"{self.q(old)} AS {self.q(name)}")
+                shown.append(rows.c[old] if old == name else rows.c[old].label(name))
             else:
-                shown.append(f"{self._new(table, name, defaults.get(name))} AS {self.q(name)}")
+                shown.append(self._new(table, name, defaults.get(name)).label(name))
                 state.added.add(name)
-        state.source = f"(SELECT {', '.join(shown)} FROM {state.source} AS {self.q(table)})"
+        state.source = sa.select(*shown).select_from(rows)  # FROM even when every column is new
         state.columns = list(columns)
 
-    def _new(self, table: str, column: str, default: str | None) -> str:
+    def _new(self, table: str, column: str, default: str | None) -> sa.ColumnElement[Any]:
         """The value existing rows get in a new column: its default, else a NULL of its type (an untyped NULL is
         text on PostgreSQL, which a CASE with an integer could not take)."""
         target = self.ctx.target.tables.get(table)
         if default:
-            return default
+            return revision_sql(self.ctx, default)
         if target is not None and column in target.c:
-            return self.ctx.sql(sa.cast(sa.null(), target.c[column].type))
-        return "NULL"
+            # Typed in the SQL only: the rows' values come back as the driver gives them, as every other column's.
+            return sa.type_coerce(sa.cast(sa.null(), target.c[column].type), NullType())
+        return sa.null()
 
     def _apply(self, state: _State, stmt: DataStatement) -> None:
-        alias = self.q(stmt.alias or stmt.table)
         if stmt.unreadable:
             state.inexact = state.inexact or f"{stmt.name} cannot be analysed: {stmt.unreadable}"
         elif stmt.verb == "insert":
             state.inexact = state.inexact or f"the rows {stmt.name} adds are not counted"
         elif stmt.verb == "delete":
-            keep = f"CASE WHEN ({stmt.where}) THEN 0 ELSE 1 END = 1" if stmt.where is not None else "1 = 0"
-            state.source = f"(SELECT * FROM {state.source} AS {alias} WHERE {keep})"
+            rows = state.named(stmt.alias or stmt.table)
+            # A DELETE removes the rows its WHERE holds for; those where it is NULL stay, which NOT (...) would drop.
+            keep = sa.case((revision_sql(self.ctx, stmt.where), 0), else_=1) == 1 if stmt.where is not None \
+                else sa.false()
+            state.source = sa.select(*(rows.c[c] for c in state.columns)).select_from(rows).where(keep)
         elif not set(stmt.sets) <= set(state.columns):
             unknown = ", ".join(sorted(set(stmt.sets) - set(state.columns)))
             state.inexact = state.inexact or f"{stmt.name} sets {unknown}, which the table does not have there"
         else:
-            state.source = f"(SELECT {', '.join(self._value(c, stmt) for c in state.columns)} " \
-                           f"FROM {state.source} AS {alias})"
+            rows = state.named(stmt.alias or stmt.table)
+            state.source = sa.select(*(self._value(rows, c, stmt) for c in state.columns)).select_from(rows)
 
-    def _value(self, column: str, stmt: DataStatement) -> str:
+    def _value(self, rows: sa.FromClause, column: str, stmt: DataStatement) -> sa.ColumnElement[Any]:
         """``column`` after ``stmt``: its expression where the statement's WHERE holds, else as it was."""
-        name = self.q(column)
         if column not in stmt.sets:
-            return name
+            return rows.c[column]
+        value = revision_sql(self.ctx, stmt.sets[column])
         if stmt.where is None:
-            return f"({stmt.sets[column]}) AS {name}"
-        return f"CASE WHEN ({stmt.where}) THEN ({stmt.sets[column]}) ELSE {name} END AS {name}"
+            return value.label(column)
+        return sa.case((revision_sql(self.ctx, stmt.where), value), else_=rows.c[column]).label(column)
 
 
 def _reason(exc: Exception) -> str:
     text = str(getattr(exc, "orig", None) or exc).strip()
     return text.splitlines()[0] if text else type(exc).__name__
-
-
-def _rows(ctx: CheckContext, sql: str) -> pd.DataFrame:
-    result = ctx.conn.exec_driver_sql(sql)
-    return pd.DataFrame(result.fetchall(), columns=list(result.keys()))
 
 
 def _not_analysed(stmt: DataStatement, why: str) -> CheckResult:
@@ -182,48 +190,56 @@ def statement_results(ctx: CheckContext, steps: Steps, replay: Replay | None = N
 def _counted(ctx: CheckContext, replay: Replay, stmt: DataStatement) -> list[CheckResult]:
     evidence: dict[str, Any] = {"statement": stmt.text, "index": stmt.index + 1, "verb": stmt.verb}
     if stmt.verb == "insert":
-        rows = f"({stmt.select}) AS dbrunbook_rows"
-        query = f"SELECT COUNT(*) FROM {rows}"
-        count = int(ctx.conn.exec_driver_sql(query).scalar() or 0)
-        sample = _rows(ctx, f"SELECT * FROM {rows} LIMIT {ctx.sample}") if count else pd.DataFrame()
+        inserted = revision_select(ctx, stmt.select, "dbrunbook_rows")
+        query = sa.select(sa.func.count()).select_from(inserted)
+        count = int(ctx.scalar(query) or 0)
+        sample = ctx.frame(sa.select(sa.literal_column("*")).select_from(inserted).limit(ctx.sample)) if count \
+            else pd.DataFrame()
         return [CheckResult("DC110", "data-statement", stmt.table, [], "inserted", count, WRITES,
                             f"{count} rows would be inserted into {stmt.table} by {stmt.name}", sample,
-                            evidence, query=query)]
+                            evidence, query=readable(ctx, query))]
     state = replay.state(stmt.table, stmt.index)
     if state is None:
         return []  # a table the migration creates holds only rows the migration itself wrote
     live = replay.live(stmt.table)
     key = live[1] if live else []
-    source = f"{state.source} AS {replay.q(stmt.alias or stmt.table)}"
-    where = f" WHERE {stmt.where}" if stmt.where is not None else ""
-    query = f"SELECT COUNT(*) FROM {source}{where}"
-    count = int(ctx.conn.exec_driver_sql(query).scalar() or 0)
+    rows = state.named(stmt.alias or stmt.table)
+    query = _where(ctx, sa.select(sa.func.count()).select_from(rows), stmt)
+    count, counted = int(ctx.scalar(query) or 0), readable(ctx, query)
     if state.inexact:
         evidence["not_replayed"] = state.inexact
     shown = _shown(key, list(stmt.sets) + stmt.reads if stmt.verb == "update" else state.columns, state.columns)
-    after = [f"({e}) AS {replay.q(c + ' (new)')}" for c, e in stmt.sets.items()]
-    order = f" ORDER BY {', '.join(replay.q(k) for k in key)}" if key else ""
-    listed = ", ".join([*(replay.q(c) for c in shown), *after])
-    sample = _rows(ctx, f"SELECT {listed} FROM {source}{where}{order} LIMIT {ctx.sample}") if count \
+    after = [revision_sql(ctx, e).label(f"{c} (new)") for c, e in stmt.sets.items()]
+    listed = _where(ctx, sa.select(*(column_of(rows, c) for c in shown), *after).select_from(rows), stmt)
+    sample = ctx.frame(listed.order_by(*(column_of(rows, k) for k in key)).limit(ctx.sample)) if count \
         else pd.DataFrame()
     out = []
     if stmt.verb == "delete":
-        named = f" AS {replay.q(stmt.alias)}" if stmt.alias else ""
-        keep = f"CREATE TABLE {replay.q(stmt.table + '_deleted')} AS SELECT * FROM {replay.q(stmt.table)}{named}{where}"
+        # In the migration, just before the DELETE: the table as the migration has it then, every column of it.
+        table = sa.table(stmt.table)
+        source = table.alias(stmt.alias) if stmt.alias else table
+        keep = sa.CreateTableAs(_where(ctx, sa.select(sa.literal_column("*")).select_from(source), stmt),
+                                f"{stmt.table}_deleted")
         out.append(CheckResult("DC111", "rows-deleted", stmt.table, [], "deleted", count, LOSES,
                                f"{count} rows of {stmt.table} would be deleted by {stmt.name}: the data is lost",
-                               sample, evidence, {"keep a copy before the delete (in the migration)": keep + ";"},
-                               query))
+                               sample, evidence,
+                               {"keep a copy before the delete (in the migration)": readable(ctx, keep) + ";"},
+                               counted))
     else:
         out.append(CheckResult("DC110", "data-statement", stmt.table, list(stmt.sets), "updated", count, WRITES,
                                f"{count} rows of {stmt.table} would be updated by {stmt.name}", sample, evidence,
-                               query=query))
+                               query=counted))
     if stmt.where is None and count:
         what = "removes every one" if stmt.verb == "delete" else "rewrites every one"
         out.append(CheckResult("DC112", "statement-without-where", stmt.table, list(stmt.sets), "every_row", count,
                                KEEPS, f"{stmt.name} has no WHERE: it {what} of the {count} rows of {stmt.table} "
-                               "in one transaction", evidence=dict(evidence), query=query))
+                               "in one transaction", evidence=dict(evidence), query=counted))
     return out
+
+
+def _where(ctx: CheckContext, select: sa.Select[Any], stmt: DataStatement) -> sa.Select[Any]:
+    """``select`` of the rows ``stmt`` touches: those its WHERE holds for (every row when it has none)."""
+    return select.where(revision_sql(ctx, stmt.where)) if stmt.where is not None else select
 
 
 def _shown(key: list[str], wanted: list[str], available: list[str]) -> list[str]:
@@ -278,15 +294,15 @@ def _left_null(ctx: CheckContext, replay: Replay, result: CheckResult, at: int) 
         return result
     live = replay.live(table)
     key = live[1] if live else []
-    source = f"{state.source} AS {replay.q(table)}"
-    where = f" WHERE {replay.q(column)} IS NULL"
-    query = f"SELECT COUNT(*) FROM {source}{where}"
-    count = int(ctx.conn.exec_driver_sql(query).scalar() or 0)
+    rows = state.named(table)
+    null = rows.c[column].is_(None)
+    query = sa.select(sa.func.count()).select_from(rows).where(null)
+    count = int(ctx.scalar(query) or 0)
     reads = [c for s in earlier for c in s.reads]
     shown = _shown(key, [column, *reads], state.columns)
-    order = f" ORDER BY {', '.join(replay.q(k) for k in key)}" if key else ""
-    sample_sql = f"SELECT {', '.join(replay.q(c) for c in shown)} FROM {source}{where}{order} LIMIT {ctx.sample}"
-    sample = _rows(ctx, sample_sql) if count else pd.DataFrame(columns=shown)
+    listed = sa.select(*(column_of(rows, c) for c in shown)).select_from(rows).where(null) \
+        .order_by(*(column_of(rows, k) for k in key))
+    sample = ctx.frame(listed.limit(ctx.sample)) if count else pd.DataFrame(columns=shown)
     outcome = ctx.dialect.outcome("null")
     names = ", ".join(s.name for s in earlier)
     if count:
@@ -301,6 +317,6 @@ def _left_null(ctx: CheckContext, replay: Replay, result: CheckResult, at: int) 
         remedies["change the migration"] = (
             f"# {names} leaves these rows NULL: give them a value before NOT NULL, e.g. right after it:\n"
             f"op.execute(\"UPDATE {table} SET {column} = ... WHERE {column} IS NULL\")")
-        remedies["the rows left NULL"] = sample_sql.replace(f" LIMIT {ctx.sample}", "") + ";"
+        remedies["the rows left NULL"] = readable(ctx, listed) + ";"
     return CheckResult(result.code, result.name, table, [column], "null", count, outcome.effect, message, sample,
-                       evidence, remedies, query)
+                       evidence, remedies, readable(ctx, query))
