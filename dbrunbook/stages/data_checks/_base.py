@@ -136,9 +136,17 @@ class CheckContext:
         """The live primary key columns, which identify sample rows."""
         return list(table.primary_key.columns)
 
+    @property
+    def doubles_percent(self) -> bool:
+        """Whether SQLAlchemy writes each ``%`` twice for this connection's driver (``format`` / ``pyformat``)."""
+        return self.conn.dialect.paramstyle in ("format", "pyformat")
+
     def sql(self, statement: sa.ClauseElement) -> str:
-        """``statement`` as this dialect's SQL with values inlined, for people to read."""
+        """``statement`` as this dialect's SQL with values inlined, for people to read and run in the database's
+        own client, and for ``sa.text`` (which doubles each ``%`` again): each ``%`` once, as written."""
         text = str(statement.compile(dialect=self.conn.dialect, compile_kwargs={"literal_binds": True}))
+        if self.doubles_percent:  # the compiler's doubling is for the driver, not for people
+            text = text.replace("%%", "%")
         return "\n".join(line.rstrip() for line in text.splitlines())
 
     def quote(self, name: str) -> str:

@@ -37,13 +37,6 @@ def column_of(source: sa.FromClause, name: str) -> sa.ColumnElement[Any]:
     return source.c[name] if name in source.c else sa.column(name)
 
 
-def readable(ctx: CheckContext, statement: sa.ClauseElement) -> str:
-    """``statement`` as SQL to read and run in the database's own client (:meth:`CheckContext.sql`), each ``%``
-    once: the doubling a ``format`` / ``pyformat`` driver needs is for the driver only."""
-    text = ctx.sql(statement)
-    return text.replace("%%", "%") if _doubles_percent(ctx) else text
-
-
 def _as_sql(ctx: CheckContext, recorded: str) -> str:
     """A piece of a statement the revisions ran, as SQL for SQLAlchemy to compile.
 
@@ -51,9 +44,4 @@ def _as_sql(ctx: CheckContext, recorded: str) -> str:
     / ``pyformat`` driver (psycopg, PyMySQL) with each ``%`` doubled. SQLAlchemy doubles every ``%`` of a query
     for such a driver, so the recorded doubling is undone first: the driver gets the text the revision's did.
     """
-    return recorded.replace("%%", "%") if _doubles_percent(ctx) else recorded
-
-
-def _doubles_percent(ctx: CheckContext) -> bool:
-    """Whether SQLAlchemy writes each ``%`` twice for this connection's driver (as its compiler decides)."""
-    return ctx.conn.dialect.paramstyle in ("format", "pyformat")
+    return recorded.replace("%%", "%") if ctx.doubles_percent else recorded

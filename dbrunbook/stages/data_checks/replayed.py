@@ -17,7 +17,7 @@ import pandas as pd
 import sqlalchemy as sa
 
 from dbrunbook.stages.data_checks._base import PYTHON, SQL, CheckContext, CheckResult
-from dbrunbook.stages.data_checks._replay_sql import column_of, readable
+from dbrunbook.stages.data_checks._replay_sql import column_of
 from dbrunbook.stages.data_checks._statements import DataStatement, Steps
 from dbrunbook.stages.data_checks.statements import Replay, _reason, _shown
 
@@ -148,10 +148,10 @@ def _recounted(ctx: CheckContext, result: CheckResult, problem: str, count: int,
     out = CheckResult(result.code, result.name, result.table, list(result.columns), result.problem, count,
                       outcome.effect, f"{left}; {outcome.words}" if count else cleared,
                       ctx.frame(sample) if count else pd.DataFrame(columns=shown), evidence,
-                      query=readable(ctx, query))
+                      query=ctx.sql(query))
     if count:
         out.remedy("change the migration", change, PYTHON)
-        out.remedy(listing[0], readable(ctx, listing[1]) + ";", SQL)
+        out.remedy(listing[0], ctx.sql(listing[1]) + ";", SQL)
     return out
 
 

@@ -31,7 +31,7 @@ from sqlalchemy.types import NullType
 
 from dbrunbook.dialects import KEEPS, LOSES
 from dbrunbook.stages.data_checks._base import UNKNOWN, CheckContext, CheckResult
-from dbrunbook.stages.data_checks._replay_sql import column_of, readable, revision_select, revision_sql
+from dbrunbook.stages.data_checks._replay_sql import column_of, revision_select, revision_sql
 from dbrunbook.stages.data_checks._statements import DataStatement, Reshape, Steps
 
 #: The effect of rows an UPDATE or INSERT ... SELECT writes: what the migration is for, reported for review.
@@ -197,7 +197,7 @@ def _counted(ctx: CheckContext, replay: Replay, stmt: DataStatement) -> list[Che
             else pd.DataFrame()
         return [CheckResult("DC110", "data-statement", stmt.table, [], "inserted", count, WRITES,
                             f"{count} rows would be inserted into {stmt.table} by {stmt.name}", sample,
-                            evidence, query=readable(ctx, query))]
+                            evidence, query=ctx.sql(query))]
     state = replay.state(stmt.table, stmt.index)
     if state is None:
         return []  # a table the migration creates holds only rows the migration itself wrote
@@ -205,7 +205,7 @@ def _counted(ctx: CheckContext, replay: Replay, stmt: DataStatement) -> list[Che
     key = live[1] if live else []
     rows = state.named(stmt.alias or stmt.table)
     query = _where(ctx, sa.select(sa.func.count()).select_from(rows), stmt)
-    count, counted = int(ctx.scalar(query) or 0), readable(ctx, query)
+    count, counted = int(ctx.scalar(query) or 0), ctx.sql(query)
     if state.inexact:
         evidence["not_replayed"] = state.inexact
     shown = _shown(key, list(stmt.sets) + stmt.reads if stmt.verb == "update" else state.columns, state.columns)
@@ -223,7 +223,7 @@ def _counted(ctx: CheckContext, replay: Replay, stmt: DataStatement) -> list[Che
         out.append(CheckResult("DC111", "rows-deleted", stmt.table, [], "deleted", count, LOSES,
                                f"{count} rows of {stmt.table} would be deleted by {stmt.name}: the data is lost",
                                sample, evidence,
-                               {"keep a copy before the delete (in the migration)": readable(ctx, keep) + ";"},
+                               {"keep a copy before the delete (in the migration)": ctx.sql(keep) + ";"},
                                counted))
     else:
         out.append(CheckResult("DC110", "data-statement", stmt.table, list(stmt.sets), "updated", count, WRITES,
@@ -317,6 +317,6 @@ def _left_null(ctx: CheckContext, replay: Replay, result: CheckResult, at: int) 
         remedies["change the migration"] = (
             f"# {names} leaves these rows NULL: give them a value before NOT NULL, e.g. right after it:\n"
             f"op.execute(\"UPDATE {table} SET {column} = ... WHERE {column} IS NULL\")")
-        remedies["the rows left NULL"] = readable(ctx, listed) + ";"
+        remedies["the rows left NULL"] = ctx.sql(listed) + ";"
     return CheckResult(result.code, result.name, table, [column], "null", count, outcome.effect, message, sample,
-                       evidence, remedies, readable(ctx, query))
+                       evidence, remedies, ctx.sql(query))
