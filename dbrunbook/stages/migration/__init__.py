@@ -34,7 +34,7 @@ from dbrunbook.alembic_ops.migration import (
     run_alembic,
 )
 from dbrunbook.core import contract, fence
-from dbrunbook.core.config import Target
+from dbrunbook.core.config import Target, load_isolation_level
 from dbrunbook.core.db import dialect_name, make_engine
 from dbrunbook.core.project import project_path
 from dbrunbook.core.results import Finding
@@ -208,7 +208,10 @@ def review_migration(plan: MigrationPlan, target: Target, *, measure: bool = Tru
         dialect, captured = dialect_name(engine), plan.sql_source != "offline"
     finally:
         engine.dispose()
-    migration = parse_sql(plan.upgrade_sql, dialect, "upgrade.sql", in_transaction=captured)
+    # A project whose runner migrates on an AUTOCOMMIT session: the BEGIN Alembic renders opens nothing there.
+    autocommit = load_isolation_level(target.project_dir) == "AUTOCOMMIT"
+    migration = parse_sql(plan.upgrade_sql, dialect, "upgrade.sql", in_transaction=captured and not autocommit,
+                          autocommit=autocommit)
     migration.known_columns = {**migration.known_columns, **known_columns(target)}
     # Sizes before the rules run: lock findings then say how big the table is, or that it is empty.
     sizes = locks.table_sizes(target.db)
