@@ -158,3 +158,12 @@ def test_codes_are_unique_and_documented():
 def test_registering_a_code_twice_fails_at_import():
     with pytest.raises(ValueError, match="registered twice"):
         registry.rule("LK001", "again", "warn", safe="-")(registry["LK001"].check)
+
+
+@pytest.mark.parametrize("dialect, severity", [("postgresql", "block"), ("sqlite", "block"), ("mariadb", "warn")])
+def test_a_required_column_blocks_where_it_fails_and_warns_where_rows_get_zero_values(dialect, severity):
+    # MariaDB, even in strict mode, fills the existing rows with the type's zero value instead of failing.
+    [finding] = [f for f in lint_sql("ALTER TABLE t ADD COLUMN d INTEGER NOT NULL", dialect).findings
+                 if f.code == "MF002"]
+    assert finding.severity == severity
+    assert ("zero value" in finding.message) == (dialect == "mariadb"), finding.message

@@ -183,6 +183,27 @@ def test_a_widening_type_change_cannot_fail_on_rows(old, new, widening):
     assert ("SA003" in codes) is not widening
 
 
+@pytest.mark.parametrize(("dialect", "may_fail"), [("postgresql", True), ("mariadb", True), ("sqlite", False)])
+def test_a_type_change_may_fail_only_where_a_cast_can_fail(dialect, may_fail):
+    # SQLite's batch copy casts every value (what it changes, stage 05 counts): no row can make it fail.
+    before, after = (Snapshot(dialect, "x", {"t": Table("t", [Column("id", "INTEGER"), Column("c", type_)], ["id"],
+                                                        rows=200)}) for type_ in ("VARCHAR(40)", "INTEGER"))
+    [change] = assess(diff(before, after))
+    assert ("may-fail" in change.classes) is may_fail
+    assert ("SA003" in [f.code for f in analysis.findings([change])]) is may_fail
+
+
+@pytest.mark.parametrize(("dialect", "may_fail"), [("postgresql", True), ("sqlite", True), ("mariadb", False)])
+def test_a_required_column_may_fail_only_where_the_rows_get_no_value(dialect, may_fail):
+    # MariaDB, strict mode or not, gives the existing rows the type's zero value; old INSERTs still break.
+    before = Snapshot(dialect, "x", {"t": Table("t", [Column("id", "INTEGER")], ["id"], rows=200)})
+    after = Snapshot(dialect, "x", {"t": Table("t", [Column("id", "INTEGER"), Column("flag", "BOOLEAN",
+                                                                                      nullable=False)], ["id"])})
+    [change] = assess(diff(before, after))
+    assert change.op == "add_column" and "breaking" in change.classes
+    assert ("may-fail" in change.classes) is may_fail
+
+
 
 def _accounts(bare, strings=True):
     """``bare``: the models leave the length and precision out (``String()``, ``Numeric()``). ``strings``: with a

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import sqlalchemy as sa
 
 from dbrunbook.dialects._expressions import Expressions
-from dbrunbook.dialects._outcomes import PROBLEMS, Outcome
+from dbrunbook.dialects._outcomes import FAILS, PROBLEMS, Outcome
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import URL
@@ -193,6 +193,12 @@ class Dialect(Expressions):
     #: strict SQL mode.
     outcomes: ClassVar[Mapping[str, Outcome]]
     strict_outcomes: ClassVar[Mapping[str, Outcome]]
+
+    def can_fail_on(self, *problems: str) -> bool:
+        """Whether rows with one of ``problems`` can make the migration fail on this dialect, in any sql_mode (a
+        change that cannot fail here may still lose or keep the values: the outcomes say which)."""
+        return any(outcome.effect == FAILS for table in (self.outcomes, self.strict_outcomes)
+                   for problem, outcome in table.items() if problem in problems)
 
     # -- plans, statistics, health ---------------------------------------------------------------
     #: Put before a query to get its plan.

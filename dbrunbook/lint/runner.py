@@ -160,12 +160,14 @@ class LintContext:
         return self.migration.actions(*kinds)
 
     def finding(self, stmt: Statement | None, message: str, object: str = "", fix: str | None = None,
-                source: str | None = None, **evidence: Any) -> Finding:
-        """A finding of the current rule about ``stmt`` (None: about the migration as a whole)."""
+                source: str | None = None, severity: str | None = None, **evidence: Any) -> Finding:
+        """A finding of the current rule about ``stmt`` (None: about the migration as a whole); ``severity``
+        overrides the rule's where the dialect makes the problem milder."""
         where: dict[str, Any] = {"source": self.migration.source if source is None else source}
         if stmt is not None:
             where.update(statement=stmt.index, line=stmt.line, sql=stmt.text[:500])
-        return self.rule.finding(message, object or (stmt.table if stmt else ""), {**where, **evidence}, fix=fix)
+        return self.rule.finding(message, object or (stmt.table if stmt else ""), {**where, **evidence},
+                                 severity=severity, fix=fix)
 
 
 @dataclass

@@ -16,6 +16,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from dbrunbook import dialects
 from dbrunbook.schema._model import Snapshot, Table
 from dbrunbook.schema.diff import Change, SchemaDiff
 
@@ -39,6 +40,8 @@ _CLASSES: dict[str, tuple[str, ...]] = {
 #: Operations after which a dependent object no longer works as written.
 _BREAKS_DEPENDENTS = {"remove_table", "rename_table", "remove_column", "rename_column", "modify_type", "modify_pk"}
 _TABLE_OPS = {"remove_table", "rename_table", "modify_pk"}
+#: The problems of a type change (as the dialects name them): whether one can fail decides "may-fail".
+_CAST_PROBLEMS = ("too_long", "overflow", "bad_cast", "enum")
 
 
 #: Type families whose every value fits the later members unchanged, smallest first (snapshot spellings).
@@ -66,6 +69,9 @@ def classify(change: Change, source: Snapshot) -> list[str]:
     """The impact classes of ``change`` against the ``source`` schema."""
     if change.op == "modify_type" and widens(str(change.before), str(change.after)):
         return ["locking"]  # no row can make it fail; the table may still be rewritten under a lock
+    dialect = dialects.get(source.dialect)
+    if change.op == "modify_type" and dialect is not None and not dialect.can_fail_on(*_CAST_PROBLEMS):
+        return ["locking"]  # SQLite's batch copy casts every value: stage 05 counts what it changes
     if change.op == "add_column":
         col = change.after or {}
         required = not col.get("nullable", True) and col.get("default") is None and not col.get("identity") \
@@ -73,7 +79,9 @@ def classify(change: Change, source: Snapshot) -> list[str]:
         if not required:
             return ["additive"]
         rows = (source.tables.get(change.table) or Table(change.table)).rows
-        return ["may-fail", "breaking"] if rows else ["breaking"]
+        # MariaDB fills the existing rows with the type's zero value instead of failing: only the code breaks.
+        fails = dialect is None or dialect.can_fail_on("required")
+        return ["may-fail", "breaking"] if rows and fails else ["breaking"]
     if change.op == "modify_nullable":
         return ["may-fail", "locking"] if change.after is False else ["additive"]
     return list(_CLASSES.get(change.op, ("neutral",)))
