@@ -101,7 +101,9 @@ def _copy_mysql(source: URL, clone: URL, mode: str) -> None:
                 ddl = conn.execute(sa.text(f"SHOW CREATE TABLE {q(src)}.{q(table)}")).one()[1]
                 conn.execute(sa.text(f"USE {q(dst)}"))
                 conn.execute(sa.text(ddl.replace(":", "\\:")))
-                if mode == "full":
+            _server_made_fk_indexes(conn, src, dst, tables)
+            if mode == "full":
+                for table in tables:
                     conn.execute(sa.text(f"INSERT INTO {q(dst)}.{q(table)} SELECT * FROM {q(src)}.{q(table)}"))
             for view in views:
                 ddl = conn.execute(sa.text(f"SHOW CREATE VIEW {q(src)}.{q(view)}")).one()[1]
@@ -112,6 +114,40 @@ def _copy_mysql(source: URL, clone: URL, mode: str) -> None:
                 conn.execute(sa.text(on))
     finally:
         engine.dispose()
+
+
+def _server_made_fk_indexes(conn: sa.Connection, src: str, dst: str, tables: list[str]) -> None:
+    """Make the indexes InnoDB made itself for foreign keys in ``src`` server-made in the copy ``dst`` too.
+
+    SHOW CREATE TABLE lists such an index as a plain KEY, so the copy holds it as one its author made. The two
+    behave differently: InnoDB drops its own index once another index can serve the key (an upgrade's CREATE
+    INDEX on the key's columns), but keeps an author's. A downgrade that drops that new index then fails on the
+    target ("needed in a foreign key constraint") and passes on a copy that kept the KEY: the rollback would be
+    called proven when it is not. Each such key is dropped with its index and added again, which lets InnoDB
+    make the index itself (named after the constraint). Run on the new, empty tables: nothing to rebuild.
+    """
+    inspector = sa.inspect(conn)
+    redo: dict[str, dict[str, str]] = {}
+    for table in tables:
+        indexes = {ix["name"]: tuple(ix["column_names"]) for ix in inspector.get_indexes(table, schema=src)}
+        for fk in inspector.get_foreign_keys(table, schema=src):
+            columns = tuple(fk["constrained_columns"])
+            # InnoDB names its index after the constraint, or after the first column of an unnamed one.
+            made = next((n for n in (fk["name"], columns[0]) if n and indexes.get(n) == columns), None)
+            if made and fk["name"]:
+                redo.setdefault(table, {})[fk["name"]] = made
+    if not redo:
+        return
+    copy = sa.MetaData(schema=dst)
+    copy.reflect(conn, only=sorted(redo))
+    for table, keys in redo.items():
+        reflected = copy.tables[f"{dst}.{table}"]
+        for constraint in [c for c in reflected.foreign_key_constraints if c.name in keys]:
+            index = next((ix for ix in reflected.indexes if ix.name == keys[str(constraint.name)]), None)
+            conn.execute(sa.schema.DropConstraint(constraint))
+            if index is not None:
+                conn.execute(sa.schema.DropIndex(index))
+            conn.execute(sa.schema.AddConstraint(constraint))
 
 
 _STRATEGIES: dict[str, Callable[[URL, URL, str], None]] = {
