@@ -148,7 +148,7 @@ def test_stages_that_read_nothing_of_each_other_may_run_together():
     chosen = [Path(f"{spec.name}.ipynb") for spec in contract.STAGES[:11]]
     waits = prerequisites(chosen)
     assert waits["02-design-validation"] == set() and waits["07-tests"] == {"03-migration"}
-    assert waits["05-data-checks"] == {"03-migration", "04-dev-rehearsal"}
+    assert waits["05-data-checks"] == {"01-schema-analysis", "03-migration", "04-dev-rehearsal"}
     assert waits["10-production-plan"] == {c.stem for c in chosen[:10]}  # the plan reads every stage before it
     custom = [Path("01-schema-analysis.ipynb"), Path("05-mine.ipynb"), Path("06-code-impact.ipynb")]
     assert prerequisites(custom)["05-mine"] == {"01-schema-analysis"}  # a template the contract does not know waits

@@ -124,7 +124,7 @@ MIGRATION = StageSpec("03-migration", "03-migration.ipynb", "dbrunbook.stages.mi
 DEV_REHEARSAL = StageSpec("04-dev-rehearsal", "04-dev-rehearsal.ipynb", "dbrunbook.stages.dev_rehearsal",
                           DevRehearsalEvidence, reads=("03-migration",))
 DATA_CHECKS = StageSpec("05-data-checks", "05-data-checks.ipynb", "dbrunbook.stages.data_checks", DataChecksEvidence,
-                        reads=("03-migration", "04-dev-rehearsal"))
+                        reads=("01-schema-analysis", "03-migration", "04-dev-rehearsal"))
 CODE_IMPACT = StageSpec("06-code-impact", "06-code-impact.ipynb", "dbrunbook.stages.code_impact", CodeImpactEvidence,
                         reads=("01-schema-analysis", "03-migration"))
 TESTS = StageSpec("07-tests", "07-tests.ipynb", "dbrunbook.stages.tests", TestsEvidence, reads=("03-migration",))

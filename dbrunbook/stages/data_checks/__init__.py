@@ -1,11 +1,12 @@
 """Stage 5 data checks: read-only queries generated from the change, run on the target's data.
 
-:func:`run_checks` compares the live database with the target models (Alembic's
-``compare_metadata`` plus CHECK, enum and primary-key comparisons, see :mod:`._diff`), then
-runs every registered check on one read-only connection under the dialect's statement
-timeout. Each check counts the rows the migration would trip over and samples them (primary
-key plus the columns involved); a check proving that the migration fails or loses data
-blocks, and offers remedies as SQL to review. Nothing is written to the target.
+:func:`run_checks` takes the change from the live database to the target as the project's one
+diff engine gives it (:mod:`dbrunbook.schema`: stage 01's recorded changes, else computed the
+same way), translated for the checks in :mod:`._diff`, then runs every registered check on one
+read-only connection under the dialect's statement timeout. Each check counts the rows the
+migration would trip over and samples them (primary key plus the columns involved); a check
+proving that the migration fails or loses data blocks, and offers remedies as SQL to review.
+Nothing is written to the target.
 
 One check per module, registered on :data:`registry` under a code (``DC0xx``)::
 
@@ -23,7 +24,7 @@ type change whose revision says how to convert (USING) is judged by that express
 """
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -32,10 +33,10 @@ from sqlalchemy.engine import Engine
 
 from dbrunbook.core.db import dialect_name
 from dbrunbook.core.results import Finding
+from dbrunbook.schema import Change
 from dbrunbook.stages.data_checks._base import UNKNOWN, CheckContext, CheckResult, failed, read_only, registry, run_rule
 from dbrunbook.stages.data_checks._dialect import session_dialect
-from dbrunbook.stages.data_checks._diff import diffs as _diffs
-from dbrunbook.stages.data_checks._diff import table_of
+from dbrunbook.stages.data_checks._diff import compute, translate
 from dbrunbook.stages.data_checks._revisions import ChangeSource, change_source, settle, unexplained
 from dbrunbook.stages.data_checks._statements import Steps
 
@@ -82,16 +83,21 @@ class CheckReport:
 
 
 def run_checks(engine: Engine, metadata: sa.MetaData, sample: int = 10, timeout_ms: int = 60_000,
-               include: Sequence[str] = (), exclude: Sequence[str] = (), steps: Steps | None = None) -> CheckReport:
+               include: Sequence[str] = (), exclude: Sequence[str] = (), steps: Steps | None = None, *,
+               changes: Sequence[Change] | None = None, renames: Mapping[str, str] | None = None,
+               models: bool = True) -> CheckReport:
     """Run the data checks of the change from ``engine``'s database to ``metadata``, read-only.
 
-    With ``steps`` (the data statements of the pending revisions), each is counted and sampled, and DC001 is
-    counted after the migration's own backfills."""
+    ``changes``: the typed change (stage 01's); without it, it is computed as stage 01 does, with the confirmed
+    ``renames`` (old -> new) and ``models`` (False when ``metadata`` was reflected from the copy the pending
+    revisions upgraded). With ``steps`` (the data statements of the pending revisions), each is counted and
+    sampled, and DC001 is counted after the migration's own backfills."""
     name = dialect_name(engine)
     with read_only(engine, timeout_ms) as (conn, reopen):
-        found, live = _diffs(conn, metadata)
+        typed = list(changes) if changes is not None else compute(conn, metadata, renames, models=models)
+        found = translate(conn, metadata, typed)
         dialect = session_dialect(conn, name)
-        ctx = CheckContext(conn, dialect, live, metadata, found, sample=sample, reopen=reopen,
+        ctx = CheckContext(conn, dialect, found.live, metadata, found.diffs, sample=sample, reopen=reopen,
                            converted=dict(steps.converted) if steps is not None else {})
         results: list[CheckResult] = []
         touched: set[str] = set()
@@ -104,8 +110,8 @@ def run_checks(engine: Engine, metadata: sa.MetaData, sample: int = 10, timeout_
                 results.append(failed(ctx, rule.name, exc))
         if steps is not None:
             results, touched = _with_statements(ctx, results, steps)
-    tables = sorted(({table_of(d) for d in found} | touched) - {""})
-    return CheckReport(results, tables, name, dialect.strict, [_describe(d) for d in found],
+    tables = sorted((found.tables | touched) - {""})
+    return CheckReport(results, tables, name, dialect.strict, found.described,
                        [s.to_json() for s in steps.statements] if steps is not None else [])
 
 
@@ -127,12 +133,6 @@ def _with_statements(ctx: CheckContext, results: list[CheckResult], steps: Steps
         return results + [CheckResult("DC113", "statement-not-analysed", "", [], "not_analysed", -1, UNKNOWN,
                                       f"the migration's data statements were not analysed: "
                                       f"{why[0] if why else type(exc).__name__}")], set()
-
-
-def _describe(diff: tuple[Any, ...]) -> str:
-    op = diff[0]
-    detail = diff[3] if op.startswith("modify_") else getattr(diff[-1], "name", "")
-    return f"{op} {table_of(diff)}{'.' + str(detail) if detail else ''}"
 
 
 # The stage's step builds on the functions above, so it is imported last.

@@ -1,49 +1,199 @@
-"""The differences between the live database and the target models that data can trip over.
+"""The change from the live database to the target, in the shape the data checks read.
 
-Alembic's :func:`~alembic.autogenerate.compare_metadata` gives most of them, carrying the
-target's Column and Constraint objects. It does not compare CHECK constraints, enum value
-lists or primary keys, so those are compared here from the reflected live tables and added as
-diffs of the same tuple shape: ``("add_check", CheckConstraint)``, ``("add_pk",
-PrimaryKeyConstraint)`` and ``("modify_enum", None, table, column, live_values, values)``.
+The change comes from the project's one diff engine (:mod:`dbrunbook.schema`): stage 01's recorded
+:class:`~dbrunbook.schema.Change` objects when it ran (so stage 05 judges the change stage 01 reported), else
+computed here the same way, a live :func:`~dbrunbook.schema.snapshot` against
+:func:`~dbrunbook.schema.snapshot_metadata` of the target. Each typed change is translated into a tuple that
+carries the SQLAlchemy objects the checks build their queries from: the target's new columns and constraints
+(looked up in the target ``MetaData``), the reflected live tables and columns for what is dropped::
+
+    ("add_column", None, table, Column)            ("remove_column", None, table, Column)
+    ("modify_nullable", None, table, column, {}, nullable_before, nullable)
+    ("modify_type", None, table, column, {}, type_before, type)
+    ("add_constraint", UniqueConstraint)  ("add_index", Index)  ("add_pk", PrimaryKeyConstraint)
+    ("add_fk", ForeignKeyConstraint)      ("add_check", CheckConstraint)
+    ("modify_enum", None, table, column, values_before, values)
+    ("add_table", Table)                  ("remove_table", Table)
+
+A confirmed rename (``renames`` in ``[tool.dbrunbook]``, or declared by a revision) is a ``rename_*`` change,
+never a drop and an add: it loses no data, so it becomes no tuple, and later changes of the renamed column or
+table are checked on its live name. A non-native enum is plain text in the database, so no schema diff sees
+its values: those of the target's enum columns are compared with the live column here (``modify_enum``).
 """
 from __future__ import annotations
 
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 import sqlalchemy as sa
-from alembic.autogenerate import compare_metadata
-from alembic.runtime.migration import MigrationContext
 from sqlalchemy.engine import Connection
 
 from dbrunbook.core.db import dialect_name
+from dbrunbook.errors import ConfigError
+from dbrunbook.schema import Change, diff, snapshot, snapshot_metadata
 from dbrunbook.schema._canonical import canonical_sql
 from dbrunbook.schema._normalise import clause_text
 
 Diff = tuple[Any, ...]
 
 
-def _flatten(diffs: list[Any]) -> list[Diff]:
-    flat: list[Diff] = []
-    for diff in diffs:
-        flat.extend(_flatten(diff) if isinstance(diff, list) else [diff])
-    return flat
+@dataclass
+class Found:
+    """The change translated for the checks, the reflected live tables, and what each piece of it says."""
+
+    diffs: list[Diff]
+    live: sa.MetaData
+    #: One line per typed change (``"modify_type users.age"``), and per enum compared with the models.
+    described: list[str] = field(default_factory=list)
+    #: The tables the change touches, by their live name and their target name.
+    tables: set[str] = field(default_factory=set)
 
 
-def _norm(clause: Any, conn: Connection) -> str:
-    # The database's words and the model's compared after parsing (IN vs = ANY, casts, quotes).
+def compute(conn: Connection, target: sa.MetaData, renames: Mapping[str, str] | None = None, *,
+            models: bool = True) -> list[Change]:
+    """The typed changes from ``conn``'s database to ``target``, as stage 01 computes them.
+
+    ``models``: False when ``target`` was reflected from the copy the pending revisions upgraded. A ``renames``
+    entry that names no source or target object is left out (stage 01 reports it), not a reason to check nothing.
+    """
+    live = snapshot(conn.engine, sizes=False)
+    wanted = snapshot_metadata(target, conn.dialect, models=models)
+    try:
+        return diff(live, wanted, renames).changes
+    except ConfigError:
+        return diff(live, wanted).changes
+
+
+def translate(conn: Connection, target: sa.MetaData, changes: list[Change]) -> Found:
+    """The tuples the checks read for ``changes``, with the live tables they touch reflected on ``conn``."""
+    tables = {t: t for t in target.tables}
+    columns: dict[tuple[str, str], str] = {}
+    for change in changes:
+        if change.op == "rename_table" and isinstance(change.before, str):
+            tables[change.table] = change.before
+        elif change.op == "rename_column" and isinstance(change.before, str) and isinstance(change.after, str):
+            columns[(change.table, change.after)] = change.before
+    existing = set(sa.inspect(conn).get_table_names())
+    wanted = ({tables.get(c.table, c.table) for c in changes} | set(tables.values())) & existing
+    live = sa.MetaData()
+    live.reflect(conn, only=sorted(wanted))
+    found = Found([], live, [describe(c) for c in changes])
+    names = _Names(tables, columns)
+    for change in changes:
+        found.diffs.extend(_translate(conn, target, live, names, change))
+        if change.table:
+            found.tables |= {change.table, names.table(change.table)}
+    seen = {(d[2], d[3]) for d in found.diffs if d[0] == "modify_enum"}
+    for extra in _model_enums(target, live, names):
+        if (extra[2], extra[3]) not in seen:
+            found.diffs.append(extra)
+            found.described.append(f"modify_enum {extra[2]}.{extra[3]}")
+    found.tables |= {table_of(d) for d in found.diffs} - {""}
+    return found
+
+
+def describe(change: Change) -> str:
+    """One line for a typed change: its operation and ``table.object`` (``"add_check runs.ck_runs_status"``)."""
+    t, obj = change.table, change.object
+    named = obj if not t or obj == t or obj.startswith((f"{t}.", f"{t}(")) else f"{t}.{obj}"
+    return f"{change.op} {named}"
+
+
+@dataclass
+class _Names:
+    """Target names to live names: a renamed table or column is still under its old name in the database."""
+
+    tables: dict[str, str]
+    columns: dict[tuple[str, str], str]
+
+    def table(self, name: str) -> str:
+        return self.tables.get(name, name)
+
+    def column(self, table: str, name: str) -> str:
+        return self.columns.get((table, name), name)
+
+
+def _column_name(change: Change) -> str:
+    """The column of a change whose object is ``table.column`` (either may hold dots of its own)."""
+    return change.object[len(change.table) + 1:]
+
+
+def _translate(conn: Connection, target: sa.MetaData, live: sa.MetaData, names: _Names,
+               change: Change) -> list[Diff]:
+    op, t = change.op, change.table
+    goal, now = target.tables.get(t), live.tables.get(names.table(t))
+    if op == "remove_table":
+        return [("remove_table", now if now is not None else sa.Table(t, sa.MetaData()))]
+    if op == "add_table":
+        return [("add_table", goal)] if goal is not None else []
+    if op == "remove_enum_value":
+        return _removed_value(target, live, names, change)
+    if goal is None:
+        return []
+    if op == "add_column":
+        name = (change.after or {}).get("name") or _column_name(change)
+        return [("add_column", None, names.table(t), goal.c[name])] if name in goal.c else []
+    if op == "remove_column":
+        name = (change.before or {}).get("name") or _column_name(change)
+        column = now.c[name] if now is not None and name in now.c else sa.Column(name)
+        return [("remove_column", None, names.table(t), column)]
+    if op in ("modify_type", "modify_nullable"):
+        name = _column_name(change)
+        if name not in goal.c:
+            return []
+        live_name = names.column(t, name)
+        new = goal.c[name].type if op == "modify_type" else change.after
+        out: list[Diff] = [(op, None, names.table(t), live_name, {}, change.before, new)]
+        return out + (_enum(goal, now, name, live_name) if op == "modify_type" else [])
+    if op == "modify_pk":
+        return [("add_pk", goal.primary_key)] if goal.primary_key.columns else []
+    if op == "add_fk":
+        fk = _foreign_key(goal, change.after or {})
+        return [("add_fk", fk)] if fk is not None else []
+    if op == "add_unique":  # a UNIQUE constraint or a unique index: the diff keys both by their columns
+        return _unique(goal, list(change.after or []))
+    if op == "add_check":
+        check = _check(conn, goal, str((change.after or [""])[0]))
+        return [("add_check", check)] if check is not None else []
+    # add_index is a non-unique index (a unique one is add_unique), which no row can fail; the other changes
+    # (defaults, comments, dropped keys, views, sequences) change no stored value.
+    return []
+
+
+def _foreign_key(table: sa.Table, wanted: Mapping[str, Any]) -> sa.ForeignKeyConstraint | None:
+    for fk in table.foreign_key_constraints:
+        # Read from the key's text: resolving ``fk.referred_table`` raises when the models lack it.
+        refs = [e.target_fullname.rsplit(".", 1) for e in fk.elements]
+        if list(fk.column_keys) == list(wanted.get("columns", [])) \
+                and [r[-1] for r in refs] == list(wanted.get("ref_columns", [])) \
+                and refs and refs[0][0].split(".")[-1] == wanted.get("ref_table"):
+            return fk
+    return None
+
+
+def _unique(table: sa.Table, key: list[Any]) -> list[Diff]:
+    """The target's UNIQUE constraint on the columns of ``key``, else its unique index on them."""
+    cols = [str(k) for k in key]
+    for constraint in table.constraints:
+        if isinstance(constraint, sa.UniqueConstraint) and [c.name for c in constraint.columns] == cols:
+            return [("add_constraint", constraint)]
+    for index in table.indexes:
+        elements = [e.name if isinstance(e, sa.Column) else None for e in index.expressions]
+        if index.unique and elements == cols:
+            return [("add_index", index)]
+    return []
+
+
+def _check(conn: Connection, table: sa.Table, sqltext: str) -> sa.CheckConstraint | None:
+    """The target's CHECK whose canonical text (as :func:`~dbrunbook.schema.snapshot_metadata` writes it) is
+    ``sqltext``."""
     name = dialect_name(conn.engine)
-    return canonical_sql(clause_text(clause, conn.dialect), name) or ""
-
-
-def _checks(conn: Connection, live: sa.Table, target: sa.Table) -> list[Diff]:
-    """CHECK constraints of ``target`` that the live table lacks (or holds with another meaning)."""
-    have = {_norm(c.sqltext, conn) for c in live.constraints if isinstance(c, sa.CheckConstraint)}
-    out: list[Diff] = []
-    for constraint in target.constraints:
-        if isinstance(constraint, sa.CheckConstraint) and not getattr(constraint, "_type_bound", False):
-            if _norm(constraint.sqltext, conn) not in have:
-                out.append(("add_check", constraint))
-    return out
+    for constraint in table.constraints:
+        if isinstance(constraint, sa.CheckConstraint) and not getattr(constraint, "_type_bound", False) \
+                and canonical_sql(clause_text(constraint.sqltext, conn.dialect), name) == sqltext:
+            return constraint
+    return None
 
 
 def _enum_values(column: sa.Column[Any] | None) -> list[str] | None:
@@ -51,41 +201,48 @@ def _enum_values(column: sa.Column[Any] | None) -> list[str] | None:
     return list(enums) if enums else None
 
 
-def _enums(live: sa.Table, target: sa.Table) -> list[Diff]:
-    """Enum columns whose allowed values shrink (or that become enums)."""
+def _enum(goal: sa.Table, now: sa.Table | None, name: str, live_name: str) -> list[Diff]:
+    """``modify_enum`` when the target column is an enum whose values the live column does not all keep."""
+    values = _enum_values(goal.c[name]) if name in goal.c else None
+    if values is None or now is None or live_name not in now.c:
+        return []
+    before = _enum_values(now.c[live_name])
+    if before is not None and not set(before) - set(values):
+        return []
+    return [("modify_enum", None, now.name, live_name, before, values)]
+
+
+def _removed_value(target: sa.MetaData, live: sa.MetaData, names: _Names, change: Change) -> list[Diff]:
+    """An enum value removed: of a column's inline ENUM (MariaDB), or of a named enum type (PostgreSQL), which
+    every target column of that type loses."""
+    value = str(change.before)
+    owner = change.object[:len(change.object) - len(value) - 1]
+    if change.table:
+        wanted = [(change.table, owner[len(change.table) + 1:])]
+    else:
+        wanted = [(t.name, c.name) for t in target.tables.values() for c in t.columns
+                  if isinstance(c.type, sa.Enum) and c.type.name == owner]
     out: list[Diff] = []
-    for column in target.columns:
-        values = _enum_values(column)
-        if values is None or column.name not in live.c:
-            continue
-        before = _enum_values(live.c[column.name])
-        if before is None or set(before) - set(values):
-            out.append(("modify_enum", None, target.name, column.name, before, values))
+    for table, column in wanted:
+        if table in target.tables:
+            now = live.tables.get(names.table(table))
+            out += _enum(target.tables[table], now, column, names.column(table, column))
     return out
 
 
-def _primary_key(live: sa.Table, target: sa.Table) -> list[Diff]:
-    now = [c.name for c in live.primary_key.columns]
-    wanted = [c.name for c in target.primary_key.columns]
-    if wanted and wanted != now and all(name in live.c for name in wanted):
-        return [("add_pk", target.primary_key)]
-    return []
-
-
-def diffs(conn: Connection, target: sa.MetaData) -> tuple[list[Diff], sa.MetaData]:
-    """All diffs from the live database to ``target``, and the reflected live tables they touch."""
-    mc = MigrationContext.configure(conn, opts={"compare_type": True})
-    found = _flatten(compare_metadata(mc, target))
-    live = sa.MetaData()
-    existing = set(sa.inspect(conn).get_table_names())
-    shared = [name for name in target.tables if name in existing]
-    touched = {table_of(d) for d in found} | set(shared)
-    live.reflect(conn, only=sorted(t for t in touched if t in existing))
-    for name in shared:
-        found.extend(_checks(conn, live.tables[name], target.tables[name]))
-        found.extend(_enums(live.tables[name], target.tables[name]))
-        found.extend(_primary_key(live.tables[name], target.tables[name]))
-    return found, live
+def _model_enums(target: sa.MetaData, live: sa.MetaData, names: _Names) -> list[Diff]:
+    """Enum columns of the target whose live column holds plain text: the values of a non-native enum are the
+    models' alone (the DDL is the same VARCHAR), so no schema diff sees them."""
+    out: list[Diff] = []
+    for goal in target.tables.values():
+        now = live.tables.get(names.table(goal.name))
+        if now is None:
+            continue
+        for column in goal.columns:
+            live_name = names.column(goal.name, column.name)
+            if isinstance(column.type, sa.Enum) and live_name in now.c and _enum_values(now.c[live_name]) is None:
+                out += _enum(goal, now, column.name, live_name)
+    return out
 
 
 def table_of(diff: Diff) -> str:
@@ -100,4 +257,3 @@ def table_of(diff: Diff) -> str:
     if table is None:
         table = getattr(obj, "parent", None)
     return str(getattr(table, "name", ""))
-

@@ -1,5 +1,8 @@
 """Stage 05's step: run the data checks, profile and fingerprint the touched tables, plan the backfills.
 
+The checks judge the change stage 01 recorded when it ran (the same typed changes, renames included), else the
+change computed here the same way.
+
 Every artifact of the stage is written here (``checks.json``, ``profile.json``, ``fingerprint.json``,
 ``backfill-<table>-<column>.sql``), and the evidence is built from the same objects.
 """
@@ -12,8 +15,11 @@ from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 
-from dbrunbook.core.evidence import CheckRun, DataChecksEvidence, DevRehearsalEvidence
+from dbrunbook.core.config import load_renames
+from dbrunbook.core.evidence import CheckRun, DataChecksEvidence, DevRehearsalEvidence, SchemaAnalysisEvidence
 from dbrunbook.data.fingerprint import Fingerprint, fingerprint
+from dbrunbook.errors import ConfigError
+from dbrunbook.schema import Change, as_changes
 from dbrunbook.stages.data_checks import CheckReport, run_checks
 from dbrunbook.stages.data_checks._revisions import ChangeSource, change_source, settle, unexplained
 from dbrunbook.stages.data_checks.backfill import BackfillPlan, backfill_plans
@@ -48,13 +54,32 @@ def _checks(stage: Stage, source: ChangeSource, sample: int, timeout_ms: int) ->
     """The checks of the change, weighed against what the revisions declare and stage 04's rehearsal."""
     if source.metadata is None:
         return None
-    report = run_checks(stage.engine, source.metadata, sample=sample, timeout_ms=timeout_ms, steps=source.steps)
+    report = run_checks(stage.engine, source.metadata, sample=sample, timeout_ms=timeout_ms, steps=source.steps,
+                        changes=_recorded_changes(stage), renames=_renames(stage, source),
+                        models=source.source == "models")
     rehearsal = stage.earlier(DevRehearsalEvidence)
     report.results = settle(report.results, source, rehearsal)
     stage.extend(unexplained(report.results, rehearsal))
     stage.extend(report.findings())
     _write_json(stage.dir / "checks.json", report.to_json())
     return report
+
+
+def _recorded_changes(stage: Stage) -> list[Change] | None:
+    """Stage 01's typed changes, when it ran and compared (None: compute them here)."""
+    recorded = stage.earlier(SchemaAnalysisEvidence)
+    if recorded is None or recorded.evidence.snapshot is None:
+        return None
+    return as_changes(recorded.evidence.changes)
+
+
+def _renames(stage: Stage, source: ChangeSource) -> dict[str, str]:
+    """The renames stage 01 applies: confirmed in ``[tool.dbrunbook]``, and declared by the revisions."""
+    try:
+        confirmed = load_renames(stage.target.project_dir)
+    except ConfigError:  # stage 01 reports a malformed renames table; the checks go on with the declared ones
+        confirmed = {}
+    return {**confirmed, **source.renames}
 
 
 def _plannable(report: CheckReport) -> CheckReport:

@@ -1,8 +1,7 @@
 """CHECK added or narrowed, enum values removed: rows the new rule rejects.
 
 A CHECK is validated against existing rows when it is added (it passes on NULL, as the query
-does). Alembic does not compare CHECK constraints or enum value lists, so both are found by
-comparing the reflected live table with the target (see ``_diff``).
+does). Both come from the schema diff's ``add_check`` and enum changes (see ``_diff``).
 """
 from __future__ import annotations
 
