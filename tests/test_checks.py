@@ -637,6 +637,29 @@ def test_a_type_change_without_an_automatic_cast_fails_on_every_row_until_it_say
     engine.dispose()
 
 
+def test_text_that_casts_but_loses_its_leading_zeros_is_data_lost(db_url, dialect):
+    """A zip code 01234 becomes 1234 as INTEGER: it converts, and what it said is gone (held-out scoring, s05).
+    Spaces around and a plus sign are formatting the value keeps the meaning of: no finding."""
+    engine = make_engine(db_url)
+    live, target = sa.MetaData(), sa.MetaData()
+    sa.Table("addresses", live, sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),
+             sa.Column("zip", sa.String(10)))
+    sa.Table("addresses", target, sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),
+             sa.Column("zip", sa.Integer))
+    live.create_all(engine)
+    values = [(1, "01234"), (2, "12345"), (3, "SW1A"), (4, " 42"), (5, "+7"), (6, "0"), (7, None), (8, "-5"),
+              (9, "007")]
+    with engine.begin() as conn:
+        conn.execute(live.tables["addresses"].insert(), [{"id": i, "zip": z} for i, z in values])
+    found = {r.problem: r for r in run_checks(engine, target).results if r.table == "addresses"}
+    assert (found["bad_cast"].count, found["bad_cast"].sample["id"].tolist()) == (1, [3])
+    reformatted = found["reformatted"]
+    assert (reformatted.count, reformatted.sample["id"].tolist()) == (2, [1, 9])
+    assert (reformatted.effect, reformatted.severity) == ("loses", "block")
+    assert "leading zeros" in reformatted.message
+    engine.dispose()
+
+
 def test_a_type_change_without_a_cast_blocks_on_an_empty_table_too(db_url, dialect):
     """PostgreSQL refuses VARCHAR to INTEGER without USING before reading a row: no row is no pass."""
     from dbrunbook.stages.data_checks import CheckReport

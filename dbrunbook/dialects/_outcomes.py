@@ -12,6 +12,7 @@ FAILS, LOSES, KEEPS = "fails", "loses", "keeps"
 BLOCKING = (FAILS, LOSES)
 #: The problems every dialect must say the outcome of (the ``problem`` names the check modules use).
 PROBLEMS = ("null", "required", "duplicate", "orphan", "check", "too_long", "overflow", "bad_cast", "rounded",
+            "reformatted",
             "enum", "dropped")
 
 

@@ -132,6 +132,7 @@ class MySQL(Dialect):
         "overflow": loses("non-strict sql_mode: MODIFY clamps the values to the range silently"),
         "bad_cast": loses("non-strict sql_mode: MODIFY stores 0 silently"),
         "rounded": loses("MODIFY rounds the values silently"),
+        "reformatted": loses("MODIFY keeps the number, not its text: its leading zeros are gone"),
         "enum": loses("non-strict sql_mode: MODIFY stores an empty string silently"),
         "dropped": LOST_WITH_COLUMN,
     }

@@ -164,6 +164,7 @@ class PostgreSQL(Dialect):
         "overflow": fails("ALTER TYPE fails: value out of range"),
         "bad_cast": fails("ALTER TYPE fails: invalid input syntax"),
         "rounded": loses("ALTER TYPE rounds the values silently"),
+        "reformatted": loses("ALTER TYPE keeps the number, not its text: its leading zeros are gone"),
         "enum": fails("ALTER TYPE fails: invalid input value for enum"),
         "dropped": LOST_WITH_COLUMN,
     }

@@ -161,6 +161,7 @@ class SQLite(Dialect):
         "overflow": loses("the batch copy CASTs and clamps the values silently"),
         "bad_cast": loses("the batch copy CASTs the values to 0 silently"),
         "rounded": loses("the batch copy CASTs and cuts the fraction silently"),
+        "reformatted": loses("the batch copy CASTs to the number: its leading zeros are gone"),
         "enum": keeps("the values stay: SQLite has no enum type and SQLAlchemy adds no CHECK by default"),
         "dropped": LOST_WITH_COLUMN,
     }

@@ -1,4 +1,4 @@
-"""Type changed: values that fail to cast, are truncated, overflow or are silently rounded.
+"""Type changed: values that fail to cast, are truncated, overflow, are silently rounded or lose leading zeros.
 
 Failing and silently lossy values are reported separately, in the words of the dialect:
 PostgreSQL fails on a too-long VARCHAR, MariaDB in non-strict sql_mode truncates it, SQLite
@@ -37,6 +37,11 @@ _USING_PATTERNS: list[tuple[type[sa.types.TypeEngine[Any]], str]] = [
     (sa.Boolean, r"^ *([tT]([rR]([uU][eE]?)?)?|[yY]([eE][sS]?)?|[oO][nN]|1|[fF]([aA]([lL]([sS][eE]?)?)?)?|[nN][oO]?"
                  r"|[oO][fF][fF]?|0) *$"),
 ]
+
+
+#: The text of a number that its value does not keep and that meant something: a leading zero (zip codes, phone
+#: numbers, account numbers). Spaces around and a plus sign are formatting: the value says all they said.
+_REFORMATTED = r"^ *[-+]?0[0-9]"
 
 
 @rule("DC005", "type-change", "block",
@@ -213,6 +218,10 @@ def _probes(ctx: CheckContext, column: sa.Column[Any], new: Any,
     pattern = _pattern(column, new, needs_using)
     if pattern:
         yield "bad_cast", ~column.regexp_match(pattern), "do not cast", sa.null() if column.nullable else None
+        if isinstance(new, (sa.Integer, sa.Numeric)) and not isinstance(new, sa.Float):
+            # A zip code 01234 casts, to 1234: the value converts and what it said is gone.
+            yield ("reformatted", sa.and_(column.regexp_match(pattern), column.regexp_match(_REFORMATTED)),
+                   "lose their leading zeros", None)
     elif isinstance(new, sa.String) and not isinstance(new, sa.Text) and new.length:
         value = column if is_text else sa.cast(column, sa.Text)
         yield ("too_long", ctx.dialect.chars(value) > new.length, f"are longer than {new.length} characters",
