@@ -33,6 +33,9 @@ from typing import Any
 _NOT_MIGRATION = ("PRAGMA", "SELECT", "SHOW", "DESCRIBE")
 #: Markers of an async env.py (the async drivers are each dialect's ``async_drivers``).
 _ASYNC_MARKERS = ("async_engine_from_config", "create_async_engine", "AsyncEngine")
+#: The parameter sets of one execution rendered with their values inlined, at most: each becomes a statement a
+#: reader counts on its own, and an executemany of more is a bulk load rather than a statement to count.
+_INLINED_SETS = 20
 
 
 def _first_line(exc: BaseException) -> str:
@@ -87,7 +90,12 @@ def _config(request: dict[str, Any]) -> Any:
 
 
 class _Recorder:
-    """Statements run by any engine of this process, with timings, and the one that failed."""
+    """Statements run by any engine of this process, with timings, and the one that failed.
+
+    Each statement is recorded as ``{"sql": the text the driver received, "seconds": ...}``, with what readers of
+    that text need beside it (:func:`_beside`): whether the driver's paramstyle doubles each ``%``, and, for a
+    statement run with bound parameters, the statement with their values inlined (or why it could not be).
+    """
 
     def __init__(self) -> None:
         self.statements: list[dict[str, Any]] = []
@@ -107,10 +115,81 @@ class _Recorder:
     def after(self, conn: Any, cursor: Any, sql: str, params: Any, context: Any, many: bool) -> None:
         elapsed = time.perf_counter() - conn.info.pop("dbrunbook_t0", time.perf_counter())
         if not sql.lstrip().upper().startswith(_NOT_MIGRATION):
-            self.statements.append({"sql": sql, "seconds": round(elapsed, 6)})
+            self.statements.append({"sql": sql, "seconds": round(elapsed, 6), **_beside(context)})
 
     def on_error(self, context: Any) -> None:
         self.failed = str(context.statement or "")
+
+
+def _beside(context: Any) -> dict[str, Any]:
+    """What a reader of a recorded statement needs beside the driver's text; never raises (it runs in the hook).
+
+    ``doubles_percent``: the text has each ``%`` written twice, as SQLAlchemy writes it for a ``format`` /
+    ``pyformat`` driver. A statement compiled from SQLAlchemy (``sa.text`` with values, Core ``update()`` /
+    ``delete()``) with bound parameters: ``inlined``, the statement with each parameter set's values written in
+    as literals, one text per set (in the same ``%`` convention), or ``inline_error``, why not; ``adds_rows`` for a
+    Core INSERT of given values (``op.bulk_insert``), which touches no existing row. A statement run through
+    ``exec_driver_sql`` with the driver's own parameters: ``driver_params`` (SQLAlchemy never saw their types).
+    """
+    facts: dict[str, Any] = {}
+    try:
+        if context.dialect.paramstyle in ("format", "pyformat"):
+            facts["doubles_percent"] = True
+        compiled = context.compiled
+        if compiled is None:
+            if any(context.parameters or ()):
+                facts["driver_params"] = True
+            return facts
+        if not getattr(compiled, "bind_names", None):
+            return facts
+        statement = compiled.statement
+        if getattr(compiled, "isinsert", False) and getattr(statement, "select", None) is None:
+            facts["adds_rows"] = True
+            return facts
+        sets = list(context.compiled_parameters or ())
+        if len(sets) > _INLINED_SETS:
+            facts["inline_error"] = (f"it runs once for each of {len(sets)} parameter sets (more than "
+                                     f"{_INLINED_SETS} to count one by one), whose values are not inlined")
+            return facts
+        facts["inlined"] = [_inline(compiled, context.dialect, values) for values in sets]
+    except Exception as exc:  # a value without a literal form (JSON, an array, a custom type): the reason is kept
+        facts.pop("inlined", None)
+        facts["inline_error"] = ("it runs with bound parameters whose values cannot be written as SQL: "
+                                 f"{_first_line(exc)}")
+    return facts
+
+
+def _inline(compiled: Any, dialect: Any, values: dict[str, Any]) -> str:
+    """``compiled``'s statement with ``values`` (bind name -> value) written in as literals, by the same dialect.
+
+    The compiled statement may be a cached one, first compiled for another execution: its binds are named by
+    ``compiled.bind_names``, and ``values`` are this execution's, so each bind of it takes this execution's value.
+    """
+    import warnings
+
+    import sqlalchemy as sa
+    from sqlalchemy.sql import visitors
+
+    names = compiled.bind_names
+    source: Any = compiled.statement
+    if getattr(compiled, "isupdate", False):
+        # ``conn.execute(t.update().where(...), [{"name": ...}, ...])``: the compiler set the columns the
+        # parameters name, with binds of its own (none of the statement's); as values of the statement they are
+        # written in like the others.
+        own = {names.get(e) for e in visitors.iterate(source) if isinstance(e, sa.BindParameter)}
+        taken = {name: value for name, value in values.items() if name not in own and name in source.table.c}
+        source = source.values(taken) if taken else source
+
+    def valued(element: Any, **kw: Any) -> Any:
+        name = names.get(element) if isinstance(element, sa.BindParameter) else None
+        if name is None or name not in values:
+            return None
+        return element._with_value(values[name], maintain_key=True, required=False)
+
+    statement: Any = visitors.replacement_traverse(source, {}, valued)
+    with warnings.catch_warnings():  # "rendering literal NULL": a NULL is what the driver was sent, too
+        warnings.simplefilter("ignore")
+        return str(statement.compile(dialect=dialect, compile_kwargs={"literal_binds": True}))
 
 
 def _isolate(level: str, copy: Any) -> None:

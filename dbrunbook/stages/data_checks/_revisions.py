@@ -127,7 +127,7 @@ def schema_after_revisions(target: Target, script_dir: Path) -> RevisionSchema:
     except Exception:  # operations that cannot be read offline: nothing declared is known, drops stay drops
         declared = Declared()
     # read_steps never raises: a statement it cannot read is kept, named, with the reason.
-    steps = read_steps([str(s["sql"]).strip() for s in result.statements], dialect)
+    steps = read_steps(result.statements, dialect)
     steps.converted = declared.converted
     return RevisionSchema(metadata, revisions, _live_renames(target, declared.renames), declared.defaulted,
                           steps=steps)

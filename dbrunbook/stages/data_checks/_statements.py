@@ -8,9 +8,15 @@ table, alias, WHERE and assignments as SQL text of the dialect, and the schema s
 which columns the migration adds (with their default) and where a column becomes NOT NULL. Nothing is run
 here; :mod:`.statements` counts on the target. A data statement that cannot be read is kept, with the
 reason, so that it is named rather than skipped.
+
+A statement the revision ran with bound parameters (``sa.text`` with values, a Core ``update()`` / ``delete()``)
+is read from its text with the values inlined, as the Alembic process records it beside the driver's text
+(:func:`dbrunbook.alembic_ops._child._beside`): it is counted like one written with literals. One run through
+``exec_driver_sql`` with the driver's own parameters stays unreadable, with the reason.
 """
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -20,6 +26,8 @@ from dbrunbook import dialects
 _VERSION_TABLE = "alembic_version"
 _BATCH_PREFIX = "_alembic_tmp_"
 _VERBS = ("UPDATE", "DELETE", "INSERT", "WITH", "MERGE", "REPLACE")
+_DRIVER_PARAMS = ("it runs through exec_driver_sql with the driver's own parameters, whose values the capture "
+                  "does not record")
 
 
 @dataclass
@@ -41,10 +49,17 @@ class DataStatement:
     reads: list[str] = field(default_factory=list)
     #: Why the statement cannot be analysed ("" when it can).
     unreadable: str = ""
+    #: ``sql`` has each ``%`` written twice, as the driver (``format`` / ``pyformat``) received it.
+    doubled: bool = False
+    #: ``sql`` is the statement with the values of its bound parameters written in as literals.
+    inlined: bool = False
 
     @property
     def text(self) -> str:
+        """The statement on one line, shortened, for people: each ``%`` once, as the revision wrote it."""
         one = " ".join(self.sql.split())
+        if self.doubled:  # the driver's doubling; :mod:`._replay_sql` undoes it on ``sql`` for the replay
+            one = one.replace("%%", "%")
         return one if len(one) <= 200 else one[:197] + "..."
 
     @property
@@ -111,19 +126,40 @@ def _ours(table: str) -> bool:
     return bool(table) and table != _VERSION_TABLE and not table.startswith(_BATCH_PREFIX)
 
 
-def read_steps(ran: list[str], dialect: str) -> Steps:
-    """The data statements and schema facts of the statements ``ran`` (in ``dialect``), never raising."""
+def read_steps(ran: Sequence[str | Mapping[str, Any]], dialect: str) -> Steps:
+    """The data statements and schema facts of the statements ``ran`` (in ``dialect``), never raising.
+
+    Each statement is its SQL text, or the statement as the Alembic process records it (``{"sql": ...}`` with
+    ``inlined`` / ``inline_error`` / ``driver_params`` / ``adds_rows`` / ``doubles_percent``, see
+    :func:`dbrunbook.alembic_ops._child._beside`). A statement run once per parameter set is read once per set,
+    each at the statement's position.
+    """
+    steps = Steps(dialect, count=len(ran))
+    for index, item in enumerate(ran):
+        recorded: Mapping[str, Any] = {"sql": item} if isinstance(item, str) else item
+        if recorded.get("adds_rows"):  # an INSERT of given values: it touches no row the target has
+            continue
+        inlined = [str(sql).strip() for sql in recorded.get("inlined") or ()]
+        why = "" if inlined else str(recorded.get("inline_error") or "") or \
+            (_DRIVER_PARAMS if recorded.get("driver_params") else "")
+        first = len(steps.statements)
+        for sql in inlined or [str(recorded.get("sql", "")).strip()]:
+            _read_one(steps, index, sql, dialect)
+        for stmt in steps.statements[first:]:
+            stmt.doubled, stmt.inlined = bool(recorded.get("doubles_percent")), bool(inlined)
+            stmt.unreadable = why or stmt.unreadable
+    return steps
+
+
+def _read_one(steps: Steps, index: int, sql: str, dialect: str) -> None:
     from dbrunbook.sql.model import parse_sql
 
-    steps = Steps(dialect, count=len(ran))
-    for index, sql in enumerate(ran):
-        try:
-            for stmt in parse_sql(sql, dialect).statements:
-                for action in stmt.actions:
-                    _note(steps, index, sql, action, dialect)
-        except Exception as exc:  # SQL no reader takes (or a reader's surprise): a data statement is still named
-            _unreadable(steps, index, sql, f"it cannot be read: {exc}")
-    return steps
+    try:
+        for stmt in parse_sql(sql, dialect).statements:
+            for action in stmt.actions:
+                _note(steps, index, sql, action, dialect)
+    except Exception as exc:  # SQL no reader takes (or a reader's surprise): a data statement is still named
+        _unreadable(steps, index, sql, f"it cannot be read: {exc}")
 
 
 def _unreadable(steps: Steps, index: int, sql: str, why: str) -> None:
