@@ -13,6 +13,7 @@ import pytest
 import sqlalchemy as sa
 
 from dbrunbook.core.config import Target
+from helpers.projects import pending_project
 from helpers.runs import run_stages
 
 USERS, DUPLICATED_ROWS, GROUPS, NULL_NICKNAMES = 300, 40, 8, 23
@@ -58,26 +59,14 @@ def downgrade():
 
 
 def _project(tmp_path: Path, url: str, pending: str) -> Target:
-    project = tmp_path / "project"
-    versions = project / "migrations" / "versions"
-    versions.mkdir(parents=True)
-    (project / "alembic.ini").write_text("[alembic]\nscript_location = migrations\n")
-    (project / "migrations" / "env.py").write_text(
-        "from alembic import context\nconn = context.config.attributes['connection']\n"
-        "context.configure(connection=conn)\nwith context.begin_transaction():\n    context.run_migrations()\n")
-    (versions / "0001_base.py").write_text(BASE)
-    (versions / "0002_change.py").write_text(pending)
-    engine = sa.create_engine(url)
-    with engine.begin() as conn:
+    def fill(conn: sa.Connection) -> None:
         conn.execute(sa.text("CREATE TABLE users (id INTEGER PRIMARY KEY, email VARCHAR(100), nickname VARCHAR(50))"))
         rows = [{"id": i, "email": f"dup{i % GROUPS}@x" if i <= DUPLICATED_ROWS else f"u{i}@x",
                  "nickname": None if DUPLICATED_ROWS < i <= DUPLICATED_ROWS + NULL_NICKNAMES else f"n{i}"}
                 for i in range(1, USERS + 1)]
         conn.execute(sa.text("INSERT INTO users VALUES (:id, :email, :nickname)"), rows)
-        conn.execute(sa.text("CREATE TABLE alembic_version (version_num VARCHAR(32) NOT NULL PRIMARY KEY)"))
-        conn.execute(sa.text("INSERT INTO alembic_version VALUES ('0001')"))
-    engine.dispose()
-    return Target.from_url(url, alembic_config=str(project / "alembic.ini"), project_dir=project)
+
+    return pending_project(tmp_path / "project", url, {"0001_base.py": BASE, "0002_change.py": pending}, fill)
 
 
 def test_the_revision_alone_gives_the_exact_counts(db_url, dialect, tmp_path):

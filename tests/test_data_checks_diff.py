@@ -16,6 +16,7 @@ from dbrunbook.core.db import make_engine
 from dbrunbook.core.results import load_result
 from dbrunbook.schema import Change, as_changes, diff, snapshot, snapshot_metadata
 from dbrunbook.stages.data_checks import _diff, change_source, run_checks
+from helpers.projects import pending_project
 from helpers.runs import run_stages
 
 USERS, WITH_EMAIL = 30, 25
@@ -41,24 +42,12 @@ def downgrade():
 
 
 def _project(tmp_path: Path, url: str) -> Target:
-    project = tmp_path / "project"
-    versions = project / "migrations" / "versions"
-    versions.mkdir(parents=True)
-    (project / "alembic.ini").write_text("[alembic]\nscript_location = migrations\n")
-    (project / "migrations" / "env.py").write_text(
-        "from alembic import context\nconn = context.config.attributes['connection']\n"
-        "context.configure(connection=conn)\nwith context.begin_transaction():\n    context.run_migrations()\n")
-    (versions / "0001_base.py").write_text(BASE)
-    (versions / "0002_rename.py").write_text(RENAME)
-    engine = sa.create_engine(url)
-    with engine.begin() as conn:
+    def fill(conn: sa.Connection) -> None:
         conn.execute(sa.text("CREATE TABLE users (id INTEGER PRIMARY KEY, email VARCHAR(100))"))
         conn.execute(sa.text("INSERT INTO users VALUES (:id, :email)"),
                      [{"id": i, "email": f"u{i}@x" if i <= WITH_EMAIL else None} for i in range(1, USERS + 1)])
-        conn.execute(sa.text("CREATE TABLE alembic_version (version_num VARCHAR(32) NOT NULL PRIMARY KEY)"))
-        conn.execute(sa.text("INSERT INTO alembic_version VALUES ('0001')"))
-    engine.dispose()
-    return Target.from_url(url, alembic_config=str(project / "alembic.ini"), project_dir=project)
+
+    return pending_project(tmp_path / "project", url, {"0001_base.py": BASE, "0002_rename.py": RENAME}, fill)
 
 
 def test_a_revision_that_renames_a_column_loses_no_data(db_url, dialect, tmp_path):

@@ -14,6 +14,7 @@ import sqlalchemy as sa
 
 from dbrunbook.core.config import Target
 from dbrunbook.stages.data_checks import CheckReport, change_source, run_checks, settle
+from helpers.projects import pending_project
 
 USERS = 300
 #: Rows 41..63 have no nickname; of those, rows 41..50 have no name either.
@@ -51,26 +52,14 @@ def _execute(*statements: str) -> str:
 
 
 def _project(tmp_path: Path, url: str, upgrade: str) -> Target:
-    project = tmp_path / "project"
-    versions = project / "migrations" / "versions"
-    versions.mkdir(parents=True)
-    (project / "alembic.ini").write_text("[alembic]\nscript_location = migrations\n")
-    (project / "migrations" / "env.py").write_text(
-        "from alembic import context\nconn = context.config.attributes['connection']\n"
-        "context.configure(connection=conn)\nwith context.begin_transaction():\n    context.run_migrations()\n")
-    (versions / "0001_base.py").write_text(BASE)
-    (versions / "0002_change.py").write_text(HEAD + upgrade)
-    engine = sa.create_engine(url)
-    with engine.begin() as conn:
+    def fill(conn: sa.Connection) -> None:
         conn.execute(sa.text("CREATE TABLE users (id INTEGER PRIMARY KEY, email VARCHAR(100), name VARCHAR(50), "
                              "nickname VARCHAR(50))"))
         rows = [{"id": i, "email": f"u{i}@x", "name": None if i in NO_NAME else f"name{i}",
                  "nickname": None if i in NO_NICKNAME else f"n{i}"} for i in range(1, USERS + 1)]
         conn.execute(sa.text("INSERT INTO users VALUES (:id, :email, :name, :nickname)"), rows)
-        conn.execute(sa.text("CREATE TABLE alembic_version (version_num VARCHAR(32) NOT NULL PRIMARY KEY)"))
-        conn.execute(sa.text("INSERT INTO alembic_version VALUES ('0001')"))
-    engine.dispose()
-    return Target.from_url(url, alembic_config=str(project / "alembic.ini"), project_dir=project)
+
+    return pending_project(tmp_path / "project", url, {"0001_base.py": BASE, "0002_change.py": HEAD + upgrade}, fill)
 
 
 def _checks(tmp_path: Path, url: str, upgrade: str, live: tuple[str, ...] = ()) -> CheckReport:

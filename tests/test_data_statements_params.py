@@ -18,6 +18,7 @@ import sqlalchemy as sa
 
 from dbrunbook.core.config import Target
 from dbrunbook.core.results import StageResult
+from helpers.projects import pending_project
 from helpers.runs import run_stages
 
 USERS = 300
@@ -51,26 +52,14 @@ BACKFILL = '''    op.add_column("users", sa.Column("tier", sa.String(20), nullab
 
 
 def _project(tmp_path: Path, url: str, upgrade: str) -> Target:
-    project = tmp_path / "project"
-    versions = project / "migrations" / "versions"
-    versions.mkdir(parents=True)
-    (project / "alembic.ini").write_text("[alembic]\nscript_location = migrations\n")
-    (project / "migrations" / "env.py").write_text(
-        "from alembic import context\nconn = context.config.attributes['connection']\n"
-        "context.configure(connection=conn)\nwith context.begin_transaction():\n    context.run_migrations()\n")
-    (versions / "0001_base.py").write_text(BASE)
-    (versions / "0002_change.py").write_text(HEAD + upgrade)
-    engine = sa.create_engine(url)
-    with engine.begin() as conn:
+    def fill(conn: sa.Connection) -> None:
         conn.execute(sa.text("CREATE TABLE users (id INTEGER PRIMARY KEY, email VARCHAR(100), name VARCHAR(50), "
                              "created DATE)"))
         rows = [{"id": i, "email": f"u{i}@x", "name": f"name{i}", "created": FIRST_DAY + dt.timedelta(days=i)}
                 for i in range(1, USERS + 1)]
         conn.execute(sa.text("INSERT INTO users VALUES (:id, :email, :name, :created)"), rows)
-        conn.execute(sa.text("CREATE TABLE alembic_version (version_num VARCHAR(32) NOT NULL PRIMARY KEY)"))
-        conn.execute(sa.text("INSERT INTO alembic_version VALUES ('0001')"))
-    engine.dispose()
-    return Target.from_url(url, alembic_config=str(project / "alembic.ini"), project_dir=project)
+
+    return pending_project(tmp_path / "project", url, {"0001_base.py": BASE, "0002_change.py": HEAD + upgrade}, fill)
 
 
 def _stage_05(tmp_path: Path, url: str, upgrade: str) -> tuple[str, StageResult]:

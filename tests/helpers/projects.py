@@ -3,7 +3,10 @@ from __future__ import annotations
 
 import shutil
 import textwrap
+from collections.abc import Callable
 from pathlib import Path
+
+import sqlalchemy as sa
 
 from dbrunbook.alembic_ops.migration import _TEMPLATES, alembic_config, apply_upgrade
 from dbrunbook.core.config import Target
@@ -46,3 +49,30 @@ def write_project(dest: Path, db: str, revisions: dict[str, str]) -> Target:
     for name, source in revisions.items():
         (versions / name).write_text(textwrap.dedent(source))
     return Target.from_url(db, alembic_config=str(dest / "alembic.ini"), project_dir=dest)
+
+
+#: An env.py that runs the revisions on the connection it is handed, as most projects' env.py do.
+HANDED_ENV = ("from alembic import context\nconn = context.config.attributes['connection']\n"
+              "context.configure(connection=conn)\nwith context.begin_transaction():\n    context.run_migrations()\n")
+
+
+def pending_project(dest: Path, url: str, revisions: dict[str, str], fill: Callable[[sa.Connection], None],
+                    at: str = "0001") -> Target:
+    """A user's Alembic project at ``dest`` (``alembic.ini``, :data:`HANDED_ENV`) holding ``revisions`` (file name ->
+    whole source), on ``url``'s database as ``fill`` makes it (tables and rows, in one transaction), stamped at
+    ``at``: the revisions after it are pending."""
+    versions = dest / "migrations" / "versions"
+    versions.mkdir(parents=True)
+    (dest / "alembic.ini").write_text("[alembic]\nscript_location = migrations\n")
+    (dest / "migrations" / "env.py").write_text(HANDED_ENV)
+    for name, source in revisions.items():
+        (versions / name).write_text(source)
+    engine = sa.create_engine(url)
+    try:
+        with engine.begin() as conn:
+            fill(conn)
+            conn.execute(sa.text("CREATE TABLE alembic_version (version_num VARCHAR(32) NOT NULL PRIMARY KEY)"))
+            conn.execute(sa.text("INSERT INTO alembic_version VALUES (:at)"), {"at": at})
+    finally:
+        engine.dispose()
+    return Target.from_url(url, alembic_config=str(dest / "alembic.ini"), project_dir=dest)
