@@ -51,6 +51,19 @@ _STRINGS = re.compile(r"^(VARCHAR|CHARACTER VARYING|NVARCHAR)(?:\((\d+)\))?$")
 _UNBOUNDED = ("TEXT", "MEDIUMTEXT", "LONGTEXT")
 
 
+_NUMERIC = re.compile(r"^(NUMERIC|DECIMAL)\((\d+)(?:, ?(\d+))?\)$")
+#: The decimal digits every value of each integer type holds.
+_INTEGER_DIGITS = {"SMALLINT": 4, "MEDIUMINT": 6, "INTEGER": 9, "INT": 9, "BIGINT": 18}
+
+
+def _fits_rounded(old: str, new: str) -> bool:
+    """Every value of NUMERIC(p, s) ``old`` fits the integer type ``new`` once rounded: the change cannot fail on a
+    row (the fractions it drops are data lost, which stage 05 counts on the rows)."""
+    numeric, digits = _NUMERIC.match(old.strip().upper()), _INTEGER_DIGITS.get(new.strip().upper())
+    return bool(numeric and digits is not None
+                and int(numeric.group(2)) - int(numeric.group(3) or 0) <= digits)
+
+
 def widens(old: str, new: str) -> bool:
     """Every value of type ``old`` fits ``new`` unchanged: a longer VARCHAR, VARCHAR or TEXT to a larger TEXT,
     a larger integer (so the change cannot fail on a row). Anything else, or a spelling not known here: False."""
@@ -67,7 +80,8 @@ def widens(old: str, new: str) -> bool:
 
 def classify(change: Change, source: Snapshot) -> list[str]:
     """The impact classes of ``change`` against the ``source`` schema."""
-    if change.op == "modify_type" and widens(str(change.before), str(change.after)):
+    if change.op == "modify_type" and (widens(str(change.before), str(change.after))
+                                       or _fits_rounded(str(change.before), str(change.after))):
         return ["locking"]  # no row can make it fail; the table may still be rewritten under a lock
     dialect = dialects.get(source.dialect)
     if change.op == "modify_type" and dialect is not None and not dialect.can_fail_on(*_CAST_PROBLEMS):
