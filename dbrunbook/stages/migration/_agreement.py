@@ -123,12 +123,13 @@ def agreement_findings(agreement: PlanAgreement | None, plan: MigrationPlan) -> 
          f"revision {revisions[0]}" if len(revisions) == 1 else f"the {len(revisions)} planned revisions")
     ours = [d for d in agreement.differences if d.extra.get("in_change")]
     others = [d for d in agreement.differences if not d.extra.get("in_change")]
+    several = len(revisions) > 1  # "the 45 planned revisions do not make", "the generated revision does not make"
     parts = []
     if ours:
-        parts.append(f"does not make {len(ours)} part(s) of the change stage 01 found: "
+        parts.append(f"{'do' if several else 'does'} not make {len(ours)} part(s) of the change stage 01 found: "
                      + "; ".join(d.extra["disagreement"] for d in ours))
     if others:
-        parts.append(f"leaves {len(others)} other difference(s) with the models: "
+        parts.append(f"{'leave' if several else 'leaves'} {len(others)} other difference(s) with the models: "
                      + "; ".join(d.extra["disagreement"] for d in others))
     head = revisions[-1] if revisions else ""
     where = f"edit {'the generated revision' if plan.generated is not None else 'revision'} {head}: " if head \
