@@ -302,13 +302,24 @@ def fingerprint_from(stage: Path):
     return Fingerprint.load(stage / "fingerprint-before.json")
 
 
-def _block_reader(url: str, delay: float) -> threading.Thread:
-    """A session that reads customers while the migration holds its lock."""
+#: PostgreSQL: another session holds ACCESS EXCLUSIVE on customers (the migration's ALTER, granted).
+_HELD_SQL = ("SELECT 1 FROM pg_locks l JOIN pg_class c ON c.oid = l.relation WHERE c.relname = 'customers' "
+             "AND l.mode = 'AccessExclusiveLock' AND l.granted AND l.pid <> pg_backend_pid()")
+
+
+def _block_reader(url: str) -> threading.Thread:
+    """A session that reads customers once the migration holds its lock (PostgreSQL).
+
+    It waits for the lock to be granted rather than for a fixed delay: on a loaded machine the apply's own
+    preparation (fingerprint, backup) can outlast any delay, and a read before the ALTER is never blocked.
+    """
     def read() -> None:
-        time.sleep(delay)
-        engine = make_engine(url)
+        engine = make_engine(url, isolation_level="AUTOCOMMIT")
         try:
             with engine.connect() as conn:
+                deadline = time.perf_counter() + 30
+                while conn.execute(sa.text(_HELD_SQL)).first() is None and time.perf_counter() < deadline:
+                    time.sleep(0.02)
                 conn.execute(sa.text("SELECT COUNT(*) FROM customers")).scalar()
         finally:
             engine.dispose()
@@ -323,7 +334,7 @@ def test_abort_cancels_a_long_revision(planned, tmp_path):
     before = planned.state()
     plan = dataclasses.replace(_variant(planned, tmp_path, _SLEEP[planned.dialect], _SLEEP_SQL[planned.dialect]),
                                abort_after_seconds=2.0)  # room for the reader to queue on a loaded machine
-    reader = _block_reader(planned.url, 0.4) if planned.dialect == "postgresql" else None
+    reader = _block_reader(planned.url) if planned.dialect == "postgresql" else None
     outcome = apply(plan, planned.target(), tmp_path / "stage")
     assert outcome.seconds < 4.5  # the upgrade's own time: cancelled, not waited out
     assert outcome.aborted and not outcome.applied and outcome.error.startswith("aborted after 2s")

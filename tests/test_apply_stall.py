@@ -156,6 +156,11 @@ def test_writes_stall_at_most_one_lock_timeout_and_the_apply_succeeds_once_the_b
         assert _after(writer.samples, moments["released"]) <= bound + own, seen
     else:
         # The writer queued behind the ALTER's lock request, for nearly all of one lock_timeout: the contention
-        # was real; and it never waited longer than the lock_timeout plus 10 %.
+        # was real; and it never waited longer than the lock_timeout plus 10 %. The server ends the ALTER's wait
+        # by its own timer, which a loaded machine can make late (MariaDB was seen giving up after 1,131 ms of a
+        # 1,000 ms lock_wait_timeout): the writer can wait no longer than the request it queued behind, so the
+        # bound is the longer of the two, and the request's own wait must still be about one lock_timeout.
+        waited = max(a["waited"] for a in outcome.attempts[:2])
         assert longest >= lock_ms / 1000 / 2, seen
-        assert longest <= bound + own, seen
+        assert waited <= lock_ms / 1000 * 1.5, seen
+        assert longest <= max(bound, waited) + own, seen
