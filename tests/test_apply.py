@@ -53,6 +53,7 @@ from dbrunbook.stages.guarded_apply import (
 from dbrunbook.stages.guarded_apply._lock import lock_file
 from helpers.apply_plan import _CHANGE, CHECKLIST, CUSTOMERS, Planned, _project, _revision, plan_once
 from helpers.apply_plan import Blocker as _Blocker
+from helpers.projects import COOKBOOK_ENV
 
 #: Fails midway: the names repeat, so a unique index on them is refused by the database.
 _FAILS = 'op.create_index("uq_customers_name", "customers", ["name"], unique=True)'
@@ -180,6 +181,21 @@ def test_a_stock_env_py_that_opens_its_own_connection_is_refused_before_anything
     outcome = apply(plan, made.target(), tmp_path / "apply" / "11-guarded-apply")
     assert not outcome.applied and "env.py opened a database connection of its own" in outcome.error
     assert outcome.rolled_back and outcome.statements == [] and made.state() == before
+    drop_database(url)
+
+
+def test_an_env_py_that_connects_on_the_handed_connection_is_applied_on_it(tmp_path):
+    url = new_database("sqlite", tmp_path)
+    made = Planned("sqlite", url, _project(tmp_path, url))
+    (made.project / "migrations" / "env.py").write_text(COOKBOOK_ENV)
+    made.reset()
+    made.plan_run = made.plan(tmp_path)
+    plan = plan_apply(made.plan_run, made.target())
+    assert plan.refused == [], plan.guards
+    outcome = apply(plan, made.target(), tmp_path / "apply" / "11-guarded-apply")
+    assert outcome.applied, outcome.error  # was: 'Connection' object has no attribute 'connect'
+    assert any("ADD COLUMN phone" in s["sql"] for s in outcome.statements)  # run where the apply watches
+    assert made.state()[0] == "0002"
     drop_database(url)
 
 

@@ -220,3 +220,28 @@ def test_a_type_change_with_models_is_judged_by_the_revisions_own_using(db_url, 
                 conn.exec_driver_sql(alter)
     finally:
         engine.dispose()
+
+
+NOTE_ADDED = '''revision = "0002"
+down_revision = "0001"
+from alembic import op
+import sqlalchemy as sa
+def upgrade():
+    op.add_column("children", sa.Column("note", sa.String(20), nullable=True))
+def downgrade():
+    op.drop_column("children", "note")
+'''
+
+
+def test_the_servers_own_foreign_key_indexes_are_no_change(db_url, dialect, tmp_path):
+    # InnoDB makes an index for each foreign key and reflection lists it as an ordinary one: read from the copy
+    # the revisions ran on, each was an "index added" (20 of them on JupyterHub's history).
+    def fill(conn: sa.Connection) -> None:
+        conn.execute(sa.text("CREATE TABLE parents (id INTEGER PRIMARY KEY)"))
+        conn.execute(sa.text("CREATE TABLE children (id INTEGER PRIMARY KEY, parent_id INTEGER, other_id INTEGER, "
+                             "CONSTRAINT fk_children_parent_id FOREIGN KEY (parent_id) REFERENCES parents (id), "
+                             "FOREIGN KEY (other_id) REFERENCES parents (id))"))
+
+    target = pending_project(tmp_path / "project", db_url, {"0001_base.py": BASE, "0002_note.py": NOTE_ADDED}, fill)
+    run, result = run_stages(target, tmp_path / "runs", ["01"])
+    assert [(c["op"], c["object"]) for c in result.data["changes"]] == [("add_column", "children.note")], run.stages

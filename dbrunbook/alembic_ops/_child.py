@@ -234,6 +234,7 @@ def _step_result(ok: bool, started: float, recorder: _Recorder | None, exc: Base
 def _run_online(request: dict[str, Any]) -> list[dict[str, Any]]:
     from alembic import command
 
+    from dbrunbook.alembic_ops.handed import hand_over
     from dbrunbook.core.config import load_isolation_level
     from dbrunbook.core.db import make_engine
     from dbrunbook.core.secrets import resolve_url
@@ -255,7 +256,7 @@ def _run_online(request: dict[str, Any]) -> list[dict[str, Any]]:
             recorder.statements, recorder.failed = [], ""
             started = time.perf_counter()
             with engine.connect() as conn:
-                cfg.attributes["connection"] = conn
+                hand_over(cfg, conn)
                 try:
                     fn(cfg, step["revision"])
                     conn.commit()

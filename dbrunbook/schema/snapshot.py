@@ -184,9 +184,7 @@ def _action(value: str | None) -> str | None:
 
 def _live_indexes(raw: list[dict[str, Any]], facts: dict[str, dict[str, Any]], table: Table, sa_dialect: str,
                   name: str) -> list[Index]:
-    # InnoDB names the index it makes for a foreign key after the constraint, or after its first
-    # column when the author left the constraint unnamed (the constraint is then *_ibfk_N).
-    implicit = {(n, tuple(f.columns)) for f in table.foreign_keys for n in (f.name, f.columns[0])} \
+    implicit = _server_made((f.name, tuple(f.columns)) for f in table.foreign_keys) \
         if _has(name, "implicit_fk_index") else set()
     # MariaDB reports a unique constraint again as a unique index; keep it once.
     unique_keys = [u.columns for u in table.uniques]
@@ -204,6 +202,32 @@ def _live_indexes(raw: list[dict[str, Any]], facts: dict[str, dict[str, Any]], t
         out.append(Index(ix["name"], cols, bool(ix.get("unique")),
                          canonical_sql(str(where), name) if where is not None else None))
     return out
+
+
+def _server_made(foreign_keys: Iterable[tuple[str | None, tuple[str, ...]]]) -> set[tuple[str, tuple[str, ...]]]:
+    """The (name, columns) an index the server made for one of ``foreign_keys`` has.
+
+    InnoDB names the index it makes for a foreign key after the constraint, or after its first column when the
+    author left the constraint unnamed (the constraint is then *_ibfk_N).
+    """
+    return {(n, columns) for fk_name, columns in foreign_keys for n in (fk_name, columns[0] if columns else None)
+            if n}
+
+
+def drop_server_made_indexes(metadata: sa.MetaData, name: str) -> None:
+    """Remove from ``metadata`` reflected on dialect ``name`` the indexes the server made for foreign keys.
+
+    Reflection reports InnoDB's own foreign-key indexes as ordinary ones; :func:`snapshot` leaves them out, so a
+    schema reflected into ``MetaData`` (the schema the pending revisions produce on a copy) must too, or every
+    foreign key of the target would read as an index the migration adds.
+    """
+    if not _has(name, "implicit_fk_index"):
+        return
+    for table in metadata.tables.values():
+        made = _server_made((fk.name if isinstance(fk.name, str) else None, tuple(c.name for c in fk.columns))
+                            for fk in table.foreign_key_constraints)
+        for index in [ix for ix in table.indexes if (ix.name, tuple(c.name for c in ix.columns)) in made]:
+            table.indexes.discard(index)
 
 
 def _reflected_elements(ix: dict[str, Any], table: Table, name: str) -> list[str]:
@@ -251,7 +275,9 @@ def _name(obj: Any) -> str | None:
 
 def _model_table(table: sa.Table, dialect: Dialect, name: str) -> Table:
     identity = getattr(dialect, "supports_identity_columns", False)
-    columns = [Column(c.name, type_text(c.type, dialect, name), bool(c.nullable),
+    # A primary key column is NOT NULL, as the live side reads it; MetaData reflected from SQLite (the schema
+    # the revisions leave on a copy) says a bare INTEGER PRIMARY KEY is nullable.
+    columns = [Column(c.name, type_text(c.type, dialect, name), bool(c.nullable) and not c.primary_key,
                       default_text(c.server_default, dialect),
                       ("always" if c.identity.always else "by default")
                       if c.identity is not None and identity else None,

@@ -55,6 +55,21 @@ def write_project(dest: Path, db: str, revisions: dict[str, str]) -> Target:
 HANDED_ENV = ("from alembic import context\nconn = context.config.attributes['connection']\n"
               "context.configure(connection=conn)\nwith context.begin_transaction():\n    context.run_migrations()\n")
 
+#: The env.py of Alembic's older cookbook ("sharing a connection"), as JupyterHub ships it: it calls
+#: ``.connect()`` on what it is handed, which SQLAlchemy 2.x connections no longer have.
+COOKBOOK_ENV = """from alembic import context
+from sqlalchemy import engine_from_config, pool
+config = context.config
+connectable = config.attributes.get("connection", None)
+if connectable is None:
+    connectable = engine_from_config(config.get_section(config.config_ini_section), prefix="sqlalchemy.",
+                                     poolclass=pool.NullPool)
+with connectable.connect() as connection:
+    context.configure(connection=connection)
+    with context.begin_transaction():
+        context.run_migrations()
+"""
+
 
 def pending_project(dest: Path, url: str, revisions: dict[str, str], fill: Callable[[sa.Connection], None],
                     at: str = "0001") -> Target:

@@ -69,6 +69,14 @@ def _dagster_base(engine: sa.Engine) -> None:
         metadata.create_all(engine)
 
 
+def _jupyterhub_base(engine: sa.Engine) -> None:
+    # JupyterHub creates a new database from its current models and stamps head (jupyterhub.app's
+    # init_db); its base revision only alters tables. An older database is reached with its own downgrades.
+    from jupyterhub import orm
+
+    orm.Base.metadata.create_all(engine)
+
+
 @dataclass(frozen=True)
 class Corpus:
     """A project whose Alembic history ships inside its package."""
@@ -94,6 +102,7 @@ PROJECTS = {
     # under that dialect name (a mariadb+ URL ignores them and MariaDB refuses the index keys as too long).
     "dagster": Corpus("dagster", "_core/storage/alembic", _dagster_base, from_head=True,
                       connection={"isolation_level": "AUTOCOMMIT"}, drivers={"mariadb": "mysql+pymysql"}),
+    "jupyterhub": Corpus("jupyterhub", "alembic", _jupyterhub_base, from_head=True),
 }
 
 

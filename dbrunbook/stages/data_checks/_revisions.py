@@ -30,6 +30,7 @@ from dbrunbook.core.evidence import DevRehearsalEvidence
 from dbrunbook.core.results import Finding
 from dbrunbook.data.clone import scratch_copy
 from dbrunbook.dialects import OPERATIONS_DIALECT
+from dbrunbook.schema.snapshot import drop_server_made_indexes
 from dbrunbook.stages.data_checks._base import CheckResult
 from dbrunbook.stages.data_checks._dialect import FAILS
 from dbrunbook.stages.data_checks._statements import Steps, read_steps
@@ -121,6 +122,7 @@ def schema_after_revisions(target: Target, script_dir: Path) -> RevisionSchema:
     if "alembic_version" in metadata.tables:
         metadata.remove(metadata.tables["alembic_version"])
     dialect = dialect_name_of(target)
+    drop_server_made_indexes(metadata, dialect)
     try:
         ran = "".join(s["sql"].strip() + ";\n" for s in result.statements)
         declared = declared_facts(script_dir, revisions, ran, dialect)

@@ -26,6 +26,7 @@ import sqlalchemy as sa
 from alembic import command
 from sqlalchemy.pool import NullPool
 
+from dbrunbook.alembic_ops.handed import hand_over
 from dbrunbook.alembic_ops.migration import alembic_config
 from dbrunbook.core.config import Target
 from dbrunbook.core.db import make_engine
@@ -153,7 +154,7 @@ def upgrade(plan: ApplyPlan, target: Target, scripts: Path, outcome: ApplyOutcom
                 outcome.error_type, outcome.rolled_back = type(orig).__name__, True
                 return
             conn.info[MIGRATING] = True
-            cfg.attributes["connection"] = conn
+            hand_over(cfg, conn)
             # For env.py files that build their own engine: the real URL, in memory only.
             cfg.set_main_option("sqlalchemy.url", real_url.replace("%", "%%"))
             monitor = session.monitor = Monitor(target.db, facts, handle, plan.abort_after_seconds)
