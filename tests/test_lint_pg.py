@@ -88,6 +88,17 @@ def test_a_downgrade_dropping_the_column_undoes_its_inline_constraint():
     assert report.findings == []
 
 
+@pytest.mark.parametrize("dialect, undone", [("postgresql", True), ("mariadb", False), ("sqlite", False)])
+def test_a_downgrade_dropping_the_column_undoes_its_separate_constraint_where_the_server_drops_it(dialect, undone):
+    # Buildbot's 065: the foreign key is its own ALTER; PostgreSQL drops it with the column, MariaDB and SQLite
+    # refuse to drop a column a foreign key is on, so the downgrade needs its own DROP CONSTRAINT there.
+    up = ("ALTER TABLE buildsets ADD COLUMN rebuilt_buildid INTEGER; ALTER TABLE buildsets ADD CONSTRAINT "
+          "rebuilt_buildid FOREIGN KEY (rebuilt_buildid) REFERENCES builds (id) ON DELETE SET NULL")
+    report = lint_sql(up, dialect, LintConfig(include=("RB002",)),
+                      downgrade_sql="ALTER TABLE buildsets DROP COLUMN rebuilt_buildid")
+    assert [f.code for f in report.findings] == ([] if undone else ["RB002"]), report.findings
+
+
 @pytest.mark.parametrize("dialect,sql,what", [
     ("postgresql", "ALTER TABLE t SET UNLOGGED", "ALTER TABLE t SetUnLogged"),
     ("postgresql", "REFRESH MATERIALIZED VIEW mv", "REFRESH MATERIALIZED VIEW"),

@@ -5,7 +5,7 @@ import sqlalchemy as sa
 from dbrunbook.core.db import make_engine
 from dbrunbook.errors import ConfigError
 from dbrunbook.schema import assess, diff, snapshot, snapshot_metadata
-from dbrunbook.schema._model import Column, Snapshot, Table
+from dbrunbook.schema._model import Column, ForeignKey, Snapshot, Table
 from dbrunbook.stages import schema_analysis as analysis
 
 
@@ -213,6 +213,20 @@ def test_a_required_column_may_fail_only_where_the_rows_get_no_value(dialect, ma
     [change] = assess(diff(before, after))
     assert change.op == "add_column" and "breaking" in change.classes
     assert ("may-fail" in change.classes) is may_fail
+
+
+@pytest.mark.parametrize(("default", "may_fail"), [(None, False), ("7", True)])
+def test_a_foreign_key_on_a_column_added_empty_cannot_fail(default, may_fail):
+    # Buildbot's 065 adds buildsets.rebuilt_buildid with its key: every row holds NULL there. With a default, every
+    # row gets a value the key must find.
+    parent = Table("builds", [Column("id", "INTEGER")], ["id"], rows=50)
+    before = Snapshot("postgresql", "x", {"builds": parent, "t": Table("t", [Column("id", "INTEGER")], ["id"],
+                                                                         rows=200)})
+    after = Snapshot("postgresql", "x", {"builds": parent, "t": Table(
+        "t", [Column("id", "INTEGER"), Column("build_id", "INTEGER", default=default)], ["id"],
+        foreign_keys=[ForeignKey("fk_t_build", ["build_id"], "builds", ["id"])])})
+    changes = {c.op: c for c in assess(diff(before, after))}
+    assert ("may-fail" in changes["add_fk"].classes) is may_fail
 
 
 

@@ -183,6 +183,8 @@ class Dialect(Expressions):
     schema_is_database: ClassVar[bool]
     #: A validated CHECK (col IS NOT NULL) lets SET NOT NULL skip its full-table scan.
     not_null_uses_check: ClassVar[bool]
+    #: DROP COLUMN drops the constraints on that column with it (elsewhere a foreign key stops the drop).
+    drop_column_drops_constraints: ClassVar[bool]
 
     # -- data ------------------------------------------------------------------------------------
     #: SQL function drawing a random number.

@@ -119,6 +119,7 @@ class MySQL(Dialect):
     serial_types = ()
     schema_is_database = True
     not_null_uses_check = False
+    drop_column_drops_constraints = False
 
     random_function = "rand"
     checksum_sql = "COALESCE(SUM(CAST(CONV(SUBSTRING(MD5({c}), 1, 15), 16, 10) AS UNSIGNED)), 0)"

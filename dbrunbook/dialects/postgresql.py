@@ -151,6 +151,7 @@ class PostgreSQL(Dialect):
     serial_types = ("serial", "bigserial", "smallserial")
     schema_is_database = False
     not_null_uses_check = True
+    drop_column_drops_constraints = True
 
     random_function = "random"
     checksum_sql = "COALESCE(SUM(('x' || SUBSTR(MD5(CAST({c} AS TEXT)), 1, 15))::BIT(60)::BIGINT), 0)"

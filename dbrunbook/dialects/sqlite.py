@@ -148,6 +148,7 @@ class SQLite(Dialect):
     serial_types = ()
     schema_is_database = False
     not_null_uses_check = False
+    drop_column_drops_constraints = False
 
     random_function = "random"
     checksum_sql = f"COALESCE({CHECKSUM_AGGREGATE}({{c}}), '0')"

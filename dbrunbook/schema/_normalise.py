@@ -85,10 +85,9 @@ def default_text(raw: Any, dialect: Dialect) -> str | None:
         return _canonical_default(raw)  # a model's plain string is the literal value itself
     if isinstance(raw, sa.sql.ClauseElement):
         raw = raw.compile(dialect=dialect, compile_kwargs={"literal_binds": True})
-    text = str(raw)
-    if text.startswith("nextval("):
-        return None  # a serial column's sequence (MetaData reflected from a database): autoincrement, as reflected
-    return _canonical_default(_unquote(_strip(text)))
+    # SQL text (a model's sa.text(), or MetaData reflected from a database, as the schema the revisions leave on a
+    # copy is): read as the live side reads the catalog's text, casts included ('0'::smallint is 0).
+    return reflected_default(str(raw))
 
 
 def reflected_default(text: str | None) -> str | None:

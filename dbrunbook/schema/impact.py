@@ -14,6 +14,7 @@ column, indexes and constraints that contain it, and views whose definition read
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from typing import Any
 
 from dbrunbook import dialects
@@ -78,8 +79,10 @@ def widens(old: str, new: str) -> bool:
     return bool(short) and new in _UNBOUNDED
 
 
-def classify(change: Change, source: Snapshot) -> list[str]:
-    """The impact classes of ``change`` against the ``source`` schema."""
+def classify(change: Change, source: Snapshot, added: Mapping[tuple[str, str], dict[str, Any]] | None = None) \
+        -> list[str]:
+    """The impact classes of ``change`` against the ``source`` schema; ``added``: the columns the same change adds
+    ((table, column) -> the added column), which hold no value yet."""
     if change.op == "modify_type" and (widens(str(change.before), str(change.after))
                                        or _fits_rounded(str(change.before), str(change.after))):
         return ["locking"]  # no row can make it fail; the table may still be rewritten under a lock
@@ -98,13 +101,24 @@ def classify(change: Change, source: Snapshot) -> list[str]:
         return ["may-fail", "breaking"] if rows and fails else ["breaking"]
     if change.op == "modify_nullable":
         return ["may-fail", "locking"] if change.after is False else ["additive"]
+    if change.op == "add_fk" and _on_new_empty_columns(change, added or {}):
+        return ["locking"]  # every row holds NULL there: no row can break the key (Buildbot's 065)
     return list(_CLASSES.get(change.op, ("neutral",)))
+
+
+def _on_new_empty_columns(change: Change, added: Mapping[tuple[str, str], dict[str, Any]]) -> bool:
+    """The foreign key ``change`` adds is on columns the same change adds without a default."""
+    columns = (change.after or {}).get("columns") or []
+    return bool(columns) and all((change.table, c) in added and added[(change.table, c)].get("default") is None
+                                 for c in columns)
 
 
 def assess(result: SchemaDiff) -> list[Change]:
     """Fill in kind, classes, rows and dependencies of every change in ``result``; returns the changes."""
+    added = {(c.table, str((c.after or {}).get("name"))): dict(c.after or {}) for c in result.changes
+             if c.op == "add_column"}
     for change in result.changes:
-        change.classes = classify(change, result.source)
+        change.classes = classify(change, result.source, added)
         change.kind = min(change.classes, key=KINDS.index)
         table = result.source.tables.get(change.table)
         if table is not None and change.rows_affected is None and change.op not in ("add_table",):
