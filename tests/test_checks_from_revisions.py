@@ -248,3 +248,55 @@ def test_what_the_server_made_or_rewrote_is_no_change(db_url, dialect, tmp_path)
     target = pending_project(tmp_path / "project", db_url, {"0001_base.py": BASE, "0002_note.py": NOTE_ADDED}, fill)
     run, result = run_stages(target, tmp_path / "runs", ["01"])
     assert [(c["op"], c["object"]) for c in result.data["changes"]] == [("add_column", "children.note")], run.stages
+
+
+UNIQUE_LOWER = '''revision = "0002"
+down_revision = "0001"
+from alembic import op
+import sqlalchemy as sa
+def upgrade():
+    op.create_index("uq_members_lower_email", "members", [sa.text("lower(email)")], unique=True)
+def downgrade():
+    op.drop_index("uq_members_lower_email", table_name="members")
+'''
+UNIQUE_LIVE = '''revision = "0002"
+down_revision = "0001"
+from alembic import op
+import sqlalchemy as sa
+def upgrade():
+    op.create_index("uq_members_email_live", "members", ["email"], unique=True,
+                    postgresql_where=sa.text("deleted = 0"), sqlite_where=sa.text("deleted = 0"))
+def downgrade():
+    op.drop_index("uq_members_email_live", table_name="members")
+'''
+
+
+def _members(conn: sa.Connection) -> None:
+    # Six pairs differ only in case (Dup0@x, dup0@x, ...); u13@x once live and three times deleted.
+    conn.execute(sa.text("CREATE TABLE members (id INTEGER PRIMARY KEY, email VARCHAR(100), deleted INTEGER NOT NULL)"))
+    rows = [{"id": i, "email": (f"Dup{i % 3}@x" if i % 2 else f"dup{i % 3}@x") if i <= 12 else f"u{i}@x",
+             "deleted": 0} for i in range(1, 101)]
+    rows += [{"id": 200 + i, "email": "u13@x", "deleted": 1} for i in range(3)]
+    conn.execute(sa.text("INSERT INTO members VALUES (:id, :email, :deleted)"), rows)
+
+
+@pytest.mark.parametrize("dialect", ["sqlite", "postgresql"], indirect=True)
+def test_a_partial_unique_index_counts_only_the_rows_it_covers(db_url, dialect, tmp_path):
+    # Soft deletes: the three deleted u13@x rows are outside the index and cannot make it fail.
+    target = pending_project(tmp_path / "project", db_url, {"0001_base.py": BASE, "0002_live.py": UNIQUE_LIVE},
+                             _members)
+    run, result = run_stages(target, tmp_path / "runs", ["05"])
+    [found] = [f for f in result.findings if f.code == "DC002"]
+    assert (found.evidence["count"], found.evidence["groups"], found.severity) == (6, 6, "block"), found
+    assert "deleted = 0" in found.message and 13 not in [row["id"] for row in found.evidence["sample"]]
+
+
+@pytest.mark.parametrize("dialect", ["postgresql"], indirect=True)
+def test_a_unique_index_on_an_expression_counts_what_the_expression_makes_equal(db_url, dialect, tmp_path):
+    # lower(email) makes each case pair one value, and u13@x four rows of one: 16 rows in 4 groups.
+    target = pending_project(tmp_path / "project", db_url, {"0001_base.py": BASE, "0002_lower.py": UNIQUE_LOWER},
+                             _members)
+    run, result = run_stages(target, tmp_path / "runs", ["05"])
+    [found] = [f for f in result.findings if f.code == "DC002"]
+    assert (found.evidence["count"], found.evidence["groups"], found.severity) == (12, 4, "block"), found
+    assert found.evidence["rows_in_groups"] == 16

@@ -152,7 +152,7 @@ def _translate(conn: Connection, target: sa.MetaData, live: sa.MetaData, names: 
         fk = _foreign_key(goal, change.after or {})
         return [("add_fk", fk)] if fk is not None else []
     if op == "add_unique":  # a UNIQUE constraint or a unique index: the diff keys both by their columns
-        return _unique(goal, list(change.after or []))
+        return _unique(goal, list(change.after or []), change.object)
     if op == "add_check":
         check = _check(conn, goal, str((change.after or [""])[0]))
         return [("add_check", check)] if check is not None else []
@@ -172,17 +172,18 @@ def _foreign_key(table: sa.Table, wanted: Mapping[str, Any]) -> sa.ForeignKeyCon
     return None
 
 
-def _unique(table: sa.Table, key: list[Any]) -> list[Diff]:
-    """The target's UNIQUE constraint on the columns of ``key``, else its unique index on them."""
+def _unique(table: sa.Table, key: list[Any], name: str) -> list[Diff]:
+    """The target's UNIQUE constraint on the columns of ``key``, else its unique index on them, else its unique
+    index named ``name`` (one on expressions, ``lower(email)``, whose text the diff wrote canonically)."""
     cols = [str(k) for k in key]
     for constraint in table.constraints:
         if isinstance(constraint, sa.UniqueConstraint) and [c.name for c in constraint.columns] == cols:
             return [("add_constraint", constraint)]
-    for index in table.indexes:
-        elements = [e.name if isinstance(e, sa.Column) else None for e in index.expressions]
-        if index.unique and elements == cols:
+    unique = [index for index in table.indexes if index.unique]
+    for index in unique:
+        if [e.name if isinstance(e, sa.Column) else None for e in index.expressions] == cols:
             return [("add_index", index)]
-    return []
+    return [("add_index", index) for index in unique if index.name == name][:1]
 
 
 def _check(conn: Connection, table: sa.Table, sqltext: str) -> sa.CheckConstraint | None:

@@ -25,19 +25,43 @@ def check(ctx: CheckContext) -> Iterator[CheckResult]:
         if diff[0] == "add_index" and not obj.unique:
             continue
         table = ctx.table(obj.table.name)
-        names = [c.name for c in obj.columns]
-        if table is None or not names or not all(n in table.c for n in names):
+        if table is None:
             continue
-        yield _duplicates(ctx, table, [table.c[n] for n in names], obj.name or "")
+        key = _key(ctx, table, obj)
+        if key is not None:
+            yield _duplicates(ctx, table, *key, obj.name or "")
 
 
-def _duplicates(ctx: CheckContext, table: sa.Table, columns: list[sa.Column[Any]], name: str) -> CheckResult:
+def _key(ctx: CheckContext, table: sa.Table, obj: Any) -> tuple[list[Any], Any] | None:
+    """The live expressions of the new key and the rows it covers (a partial index's WHERE; None: every row).
+
+    A unique index on expressions (``lower(email)``) keys on them, as the database evaluates them; a partial one
+    (``WHERE deleted_at IS NULL``) only on the rows it covers: the rows it leaves out cannot make it fail.
+    """
+    elements: list[Any] = []
+    for element in getattr(obj, "expressions", None) or list(obj.columns):
+        if isinstance(element, sa.Column):
+            if element.name not in table.c:
+                return None  # a column the migration adds: nothing to count yet
+            elements.append(table.c[element.name])
+        else:
+            elements.append(sa.literal_column(str(element.compile(dialect=ctx.conn.dialect))))
+    if not elements:
+        return None
+    where = getattr(obj, "dialect_kwargs", {}).get(f"{ctx.conn.dialect.name}_where")
+    if where is not None and not isinstance(where, sa.ClauseElement):
+        where = sa.text(str(where))
+    return elements, where
+
+
+def _duplicates(ctx: CheckContext, table: sa.Table, columns: list[Any], covered: Any, name: str) -> CheckResult:
     # One GROUP BY gives the totals (window sums over the groups) and the first groups to show.
     # Every output column carries our own label, so no user column name (n, rows, ...) can clash.
     width = len(columns)
     keys = [c.label(f"dbrunbook_k{i}") for i, c in enumerate(columns)]
-    groups = (sa.select(*keys, sa.func.count().label("dbrunbook_n"))
-              .where(*(c.is_not(None) for c in columns))
+    within = [covered] if covered is not None else []
+    groups = (sa.select(*keys, sa.func.count().label("dbrunbook_n")).select_from(table)
+              .where(*(c.is_not(None) for c in columns), *within)
               .group_by(*columns).having(sa.func.count() > 1).subquery("dbrunbook_dup"))
     group_keys = [groups.c[f"dbrunbook_k{i}"] for i in range(width)]
     first = sa.select(*group_keys, sa.func.count().over().label("dbrunbook_groups"),
@@ -48,19 +72,24 @@ def _duplicates(ctx: CheckContext, table: sa.Table, columns: list[sa.Column[Any]
     in_groups = int(shown_groups[0][width + 1]) if shown_groups else 0
     surplus = in_groups - n_groups
     key = ctx.key(table)
-    shown = [*key, *[c for c in columns if c not in key]]
-    names = [c.name for c in columns]
+    names = [c.name if isinstance(c, sa.Column) else str(c) for c in columns]
+    shown = [*key, *[c if isinstance(c, sa.Column) else c.label(f"dbrunbook_k{i}")
+                     for i, c in enumerate(columns) if c not in key]]
     sample = pd.DataFrame(columns=[c.name for c in shown])
     if shown_groups:
         values = [tuple(row[:width]) for row in shown_groups]
         match = sa.tuple_(*columns).in_(values) if width > 1 else columns[0].in_([v[0] for v in values])
-        sample = ctx.frame(sa.select(*shown).where(match).order_by(*columns, *key))
+        sample = ctx.frame(sa.select(*shown).select_from(table).where(match, *within).order_by(*columns, *key))
+    only = f" among the rows where {covered}" if covered is not None else ""
     result = ctx.result(table.name, names, "duplicate", surplus,
                         f"{surplus} duplicate rows of {table.name} in {n_groups} groups "
-                        f"({in_groups} rows) share ({', '.join(names)})",
+                        f"({in_groups} rows) share ({', '.join(names)}){only}",
                         sample=sample, query=ctx.sql(first),
                         evidence={"groups": n_groups, "rows_in_groups": in_groups, "constraint": name})
-    if surplus and key:
+    # The quarantine pairs each row with an earlier one of its group by plain column equality: not for a key on
+    # expressions or over part of the table, where it would move the wrong rows.
+    plain = covered is None and all(isinstance(c, sa.Column) for c in columns)
+    if surplus and key and plain:
         moved = ctx.quarantine(table, _later_duplicates(table, columns, key), f"{names[0]}_duplicate")
         if moved:
             result.remedy("move all but the first row (lowest key) of each group to a quarantine table", moved)
