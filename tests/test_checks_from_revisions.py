@@ -291,9 +291,10 @@ def test_a_partial_unique_index_counts_only_the_rows_it_covers(db_url, dialect, 
     assert "deleted = 0" in found.message and 13 not in [row["id"] for row in found.evidence["sample"]]
 
 
-@pytest.mark.parametrize("dialect", ["postgresql"], indirect=True)
+@pytest.mark.parametrize("dialect", ["sqlite", "postgresql"], indirect=True)
 def test_a_unique_index_on_an_expression_counts_what_the_expression_makes_equal(db_url, dialect, tmp_path):
-    # lower(email) makes each case pair one value, and u13@x four rows of one: 16 rows in 4 groups.
+    # lower(email) makes each case pair one value, and u13@x four rows of one: 16 rows in 4 groups. (SQLite's
+    # reflection skips such an index: it was no change at all. MariaDB has no index on an expression.)
     target = pending_project(tmp_path / "project", db_url, {"0001_base.py": BASE, "0002_lower.py": UNIQUE_LOWER},
                              _members)
     run, result = run_stages(target, tmp_path / "runs", ["05"])

@@ -230,6 +230,23 @@ def drop_server_made_indexes(metadata: sa.MetaData, name: str) -> None:
             table.indexes.discard(index)
 
 
+def add_unreflected_indexes(metadata: sa.MetaData, conn: sa.Connection, name: str) -> None:
+    """Add to ``metadata`` reflected through ``conn`` the indexes reflection skipped (SQLite's on expressions).
+
+    :func:`snapshot` reads them from the catalog; a schema reflected into ``MetaData`` lacked them, so a unique
+    index on ``lower(email)`` that the pending revisions add was no change at all. Each is added with its
+    canonical elements as SQL text, and its WHERE, as a model would declare it.
+    """
+    for (table_name, index_name), entry in _catalog.index_facts(conn, name).items():
+        table = metadata.tables.get(table_name)
+        if table is None or "elements" not in entry or index_name in {ix.name for ix in table.indexes}:
+            continue
+        where: dict[str, Any] = {f"{conn.dialect.name}_where": sa.text(entry["where"])} if entry.get("where") else {}
+        # _table: SQLAlchemy's own way to attach an index whose elements are all text (no column to find it by).
+        sa.Index(index_name, *(sa.text(e) for e in entry["elements"]), unique=bool(entry.get("unique")),
+                 _table=table, **where)
+
+
 def _reflected_elements(ix: dict[str, Any], table: Table, name: str) -> list[str]:
     """Each element of a reflected index: a column name or expression, with its sort order."""
     exprs = ix.get("expressions") or ix["column_names"]

@@ -30,7 +30,7 @@ from dbrunbook.core.evidence import DevRehearsalEvidence
 from dbrunbook.core.results import Finding
 from dbrunbook.data.clone import scratch_copy
 from dbrunbook.dialects import OPERATIONS_DIALECT
-from dbrunbook.schema.snapshot import drop_server_made_indexes
+from dbrunbook.schema.snapshot import add_unreflected_indexes, drop_server_made_indexes
 from dbrunbook.stages.data_checks._base import CheckResult
 from dbrunbook.stages.data_checks._dialect import FAILS
 from dbrunbook.stages.data_checks._statements import Steps, read_steps
@@ -117,6 +117,8 @@ def schema_after_revisions(target: Target, script_dir: Path) -> RevisionSchema:
         try:
             metadata = sa.MetaData()
             metadata.reflect(copy)
+            with copy.connect() as conn:
+                add_unreflected_indexes(metadata, conn, dialect_name_of(target))
         finally:
             copy.dispose()
     if "alembic_version" in metadata.tables:
