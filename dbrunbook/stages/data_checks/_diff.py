@@ -10,8 +10,11 @@ carries the SQLAlchemy objects the checks build their queries from: the target's
     ("add_column", None, table, Column)            ("remove_column", None, table, Column)
     ("modify_nullable", None, table, column, {}, nullable_before, nullable)
     ("modify_type", None, table, column, {}, type_before, type)
-    ("add_constraint", UniqueConstraint)  ("add_index", Index)  ("add_pk", PrimaryKeyConstraint)
-    ("add_fk", ForeignKeyConstraint)      ("add_check", CheckConstraint)
+    ("add_constraint", UniqueConstraint, table, {column: live column})     (an added unique key: the live
+    ("add_index", Index, table, {column: live column})                    table and columns it is checked on)
+    ("add_pk", PrimaryKeyConstraint)
+    ("add_fk", ForeignKeyConstraint, table, {column: live column}, referred table)
+    ("add_check", CheckConstraint)
     ("modify_enum", None, table, column, values_before, values)
     ("add_table", Table)                  ("remove_table", Table)
 
@@ -150,9 +153,13 @@ def _translate(conn: Connection, target: sa.MetaData, live: sa.MetaData, names: 
         return [("add_pk", goal.primary_key)] if goal.primary_key.columns else []
     if op == "add_fk":
         fk = _foreign_key(goal, change.after or {})
-        return [("add_fk", fk)] if fk is not None else []
+        columns = {c.name: names.column(t, c.name) for c in goal.c}
+        referred = str((change.after or {}).get("ref_table", ""))
+        return [("add_fk", fk, names.table(t), columns, names.table(referred))] if fk is not None else []
     if op == "add_unique":  # a UNIQUE constraint or a unique index: the diff keys both by their columns
-        return _unique(goal, list(change.after or []), change.object)
+        columns = {c.name: names.column(t, c.name) for c in goal.c}  # checked on the live names of renamed ones
+        return [(kind, key, names.table(t), columns) for kind, key in _unique(goal, list(change.after or []),
+                                                                          change.object)]
     if op == "add_check":
         check = _check(conn, goal, str((change.after or [""])[0]))
         return [("add_check", check)] if check is not None else []
@@ -253,6 +260,8 @@ def table_of(diff: Diff) -> str:
         return str(diff[1].name)
     if op.startswith("modify_") or op in ("add_column", "remove_column"):
         return str(diff[2])
+    if op in ("add_constraint", "add_index", "add_fk") and len(diff) > 2:
+        return str(diff[2])  # the live name of the table the key is checked on
     obj = diff[1]
     table = getattr(obj, "table", None)
     if table is None:

@@ -155,12 +155,20 @@ def _live_renames(target: Target, renames: dict[str, str]) -> dict[str, str]:
     try:
         inspector = sa.inspect(engine)
         tables = set(inspector.get_table_names())
+        # A column renamed in a table the revisions renamed first is named by the table's new name: look it up
+        # live under the old one (a live table's: a batch copy's _alembic_tmp_ table is renamed too).
+        back = {new: old for old, new in renames.items() if "." not in old and old in tables}
+
+        def live_table(old: str) -> str:
+            table = old.split(".", 1)[0]
+            return back.get(table, table)
+
         columns = {t: {c["name"] for c in inspector.get_columns(t)}
-                   for t in {old.split(".")[0] for old in renames if "." in old} & tables}
+                   for t in {live_table(old) for old in renames if "." in old} & tables}
     finally:
         engine.dispose()
     return {old: new for old, new in renames.items()
-            if (old in tables if "." not in old else old.split(".", 1)[1] in columns.get(old.split(".")[0], set()))}
+            if (old in tables if "." not in old else old.split(".", 1)[1] in columns.get(live_table(old), set()))}
 
 
 def without_declared(results: list[CheckResult], renames: dict[str, str], defaulted: set[str]) -> list[CheckResult]:

@@ -17,11 +17,13 @@ from dbrunbook.stages.data_checks._base import CheckContext, CheckResult, rule, 
 def check(ctx: CheckContext) -> Iterator[CheckResult]:
     for diff in ctx.of("add_fk"):
         fk: sa.ForeignKeyConstraint = diff[1]
-        names = list(fk.column_keys)
         # Read from the key's text: resolving ``fk.referred_table`` raises when the models lack it.
         refs = [e.target_fullname.rsplit(".", 1)[-1] for e in fk.elements]
         referred = fk.elements[0].target_fullname.rsplit(".", 1)[0].split(".")[-1] if fk.elements else ""
-        child = ctx.table(fk.parent.name)
+        # A key of a renamed table or column is checked on the live names (diff[2:], see _diff).
+        child_name, renamed, referred = diff[2:5] if len(diff) > 4 else (fk.parent.name, {}, referred)
+        names = [renamed.get(n, n) for n in fk.column_keys]
+        child = ctx.table(child_name)
         parent = ctx.table(referred)
         parent = _reflect(ctx, referred) if parent is None else parent
         if child is None or parent is None or not all(n in child.c for n in names) \

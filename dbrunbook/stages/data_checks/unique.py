@@ -24,15 +24,17 @@ def check(ctx: CheckContext) -> Iterator[CheckResult]:
             continue
         if diff[0] == "add_index" and not obj.unique:
             continue
-        table = ctx.table(obj.table.name)
+        # A key on a renamed table or column is checked on its live names (diff[2:], see _diff).
+        live_name, renamed = (diff[2], diff[3]) if len(diff) > 3 else (obj.table.name, {})
+        table = ctx.table(live_name)
         if table is None:
             continue
-        key = _key(ctx, table, obj)
+        key = _key(ctx, table, obj, renamed)
         if key is not None:
             yield _duplicates(ctx, table, *key, obj.name or "")
 
 
-def _key(ctx: CheckContext, table: sa.Table, obj: Any) -> tuple[list[Any], Any] | None:
+def _key(ctx: CheckContext, table: sa.Table, obj: Any, renamed: dict[str, str]) -> tuple[list[Any], Any] | None:
     """The live expressions of the new key and the rows it covers (a partial index's WHERE; None: every row).
 
     A unique index on expressions (``lower(email)``) keys on them, as the database evaluates them; a partial one
@@ -41,9 +43,10 @@ def _key(ctx: CheckContext, table: sa.Table, obj: Any) -> tuple[list[Any], Any] 
     elements: list[Any] = []
     for element in getattr(obj, "expressions", None) or list(obj.columns):
         if isinstance(element, sa.Column):
-            if element.name not in table.c:
+            name = renamed.get(element.name, element.name)
+            if name not in table.c:
                 return None  # a column the migration adds: nothing to count yet
-            elements.append(table.c[element.name])
+            elements.append(table.c[name])
         else:
             elements.append(sa.literal_column(str(element.compile(dialect=ctx.conn.dialect))))
     if not elements:
