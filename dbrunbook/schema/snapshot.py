@@ -242,9 +242,12 @@ def add_unreflected_indexes(metadata: sa.MetaData, conn: sa.Connection, name: st
         if table is None or "elements" not in entry or index_name in {ix.name for ix in table.indexes}:
             continue
         where: dict[str, Any] = {f"{conn.dialect.name}_where": sa.text(entry["where"])} if entry.get("where") else {}
-        # _table: SQLAlchemy's own way to attach an index whose elements are all text (no column to find it by).
-        sa.Index(index_name, *(sa.text(e) for e in entry["elements"]), unique=bool(entry.get("unique")),
-                 _table=table, **where)
+        try:
+            # _table: SQLAlchemy's own way to attach an index whose elements are all text (no column to find it by).
+            sa.Index(index_name, *(sa.text(e) for e in entry["elements"]), unique=bool(entry.get("unique")),
+                     _table=table, **where)
+        except sa.exc.ArgumentError:  # an index SQLAlchemy cannot hold stays out, as reflection left it
+            continue
 
 
 def _reflected_elements(ix: dict[str, Any], table: Table, name: str) -> list[str]:

@@ -61,7 +61,9 @@ def _duplicates(ctx: CheckContext, replay: Replay, result: CheckResult) -> Check
     if not earlier:
         return result
     state = replay.state(table, at)
-    if state is None or not set(columns) <= set(state.columns):
+    # A partial index's key is counted over the rows its WHERE covers, which the replayed rows do not carry:
+    # its live count stands.
+    if state is None or not set(columns) <= set(state.columns) or result.evidence.get("where"):
         return result
     if state.inexact:
         return _inexact(result, state.inexact)

@@ -88,7 +88,8 @@ def _duplicates(ctx: CheckContext, table: sa.Table, columns: list[Any], covered:
                         f"{surplus} duplicate rows of {table.name} in {n_groups} groups "
                         f"({in_groups} rows) share ({', '.join(names)}){only}",
                         sample=sample, query=ctx.sql(first),
-                        evidence={"groups": n_groups, "rows_in_groups": in_groups, "constraint": name})
+                        evidence={"groups": n_groups, "rows_in_groups": in_groups, "constraint": name,
+                                  **({"where": str(covered)} if covered is not None else {})})
     # The quarantine pairs each row with an earlier one of its group by plain column equality: not for a key on
     # expressions or over part of the table, where it would move the wrong rows.
     plain = covered is None and all(isinstance(c, sa.Column) for c in columns)
