@@ -65,6 +65,12 @@ def current_revision(engine: sa.Engine) -> str | None:
     return ",".join(sorted(heads)) if heads else None
 
 
+def scripts_head(scripts: ScriptDirectory) -> str | None:
+    """The head of ``scripts``: with several (branches not merged), all of them as :func:`current_revision` writes
+    a database at several heads, so that the two compare as strings. (``get_current_head`` raises there.)"""
+    return ",".join(sorted(scripts.get_heads())) or None
+
+
 def autogenerate(engine: sa.Engine, target: Target, scripts: ScriptDirectory, message: str) -> Path | None:
     """Write a revision from the models' differences with the database, on top of every head of the scripts.
 

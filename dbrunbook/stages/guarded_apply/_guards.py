@@ -14,7 +14,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from dbrunbook.alembic_ops.migration import current_revision
+from dbrunbook.alembic_ops.migration import current_revision, scripts_head
 from dbrunbook.core import contract
 from dbrunbook.core.archive import load_manifest, verify_run
 from dbrunbook.core.config import Target, load_run_settings
@@ -199,7 +199,7 @@ def planned_revisions(script_dir: Path, start: str | None) -> tuple[str | None, 
         copy = Path(scratch) / "alembic"
         shutil.copytree(script_dir, copy, ignore=shutil.ignore_patterns("__pycache__"))
         scripts = copied_scripts(copy)  # every version location the copy recorded, not only versions/
-        head = scripts.get_current_head()
+        head = scripts_head(scripts)
         steps = list(scripts.iterate_revisions("heads", start or "base"))
     return head, [s.revision for s in reversed(steps)]
 

@@ -107,6 +107,11 @@ class ApplyPlan:
         return raw
 
     @property
+    def upgrade_to(self) -> str:
+        """What Alembic upgrades to: the plan's head, or ``heads`` when it names several (branches not merged)."""
+        return "heads" if "," in (self.revision_to or "") else self.revision_to or "head"
+
+    @property
     def captured(self) -> bool:
         """The reviewed SQL was captured on a schema-only copy (not rendered offline)."""
         return self.sql_source.startswith("captured")
@@ -377,11 +382,11 @@ def _rendered_mismatch(plan: ApplyPlan, target: Target, scripts: Path) -> dict[s
     if plan.captured:
         how = "captured on a schema-only copy before the upgrade"
         with scratch_copy(target.db, mode="schema") as url:
-            result = run_alembic(cfg, url, [("upgrade", plan.revision_to or "head")])[-1]
+            result = run_alembic(cfg, url, [("upgrade", plan.upgrade_to)])[-1]
         statements = [str(s["sql"]) for s in result.statements]
     else:
         how = "rendered offline before the upgrade"
-        span = f"{plan.revision_from}:{plan.revision_to}" if plan.revision_from else str(plan.revision_to)
+        span = f"{plan.revision_from}:{plan.upgrade_to}" if plan.revision_from else plan.upgrade_to
         result = run_alembic(cfg, target.db, [("upgrade", span)], sql=True)[-1]
         statements = split(result.output, plan.dialect)
     if not result.ok:

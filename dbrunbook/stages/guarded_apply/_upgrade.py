@@ -167,7 +167,7 @@ def upgrade(plan: ApplyPlan, target: Target, scripts: Path, outcome: ApplyOutcom
                 runner = _Runner(conn, cfg, session, monitor, facts, policy, on_attempt)
                 with _only_through(engine):
                     if plan.transactional:
-                        runner.one_transaction([plan.revision_to or "head"])
+                        runner.one_transaction([plan.upgrade_to])
                     else:
                         runner.revision_by_revision(list(plan.revisions))
     finally:

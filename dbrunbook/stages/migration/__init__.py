@@ -32,6 +32,7 @@ from dbrunbook.alembic_ops.migration import (
     render_sql,
     revision_paths,
     run_alembic,
+    scripts_head,
 )
 from dbrunbook.core import contract, fence
 from dbrunbook.core.config import Target, load_isolation_level
@@ -93,7 +94,7 @@ def _plan_migration(target: Target, out_dir: Path, message: str, write_to_projec
             scripts = ScriptDirectory.from_config(cfg)
             pending = pending_revisions(scripts, current)
         # One head is its id; several are joined by commas, sorted as current_revision() joins them.
-        head = ",".join(sorted(scripts.get_heads())) or None
+        head = scripts_head(scripts)
         plan = MigrationPlan(script_dir=script_dir, current=current, head=head, revisions=pending,
                              generated=generated)
         if plan.empty:

@@ -25,7 +25,7 @@ import sqlalchemy as sa
 from alembic.script import ScriptDirectory
 from sqlalchemy.engine import Engine
 
-from dbrunbook.alembic_ops.migration import alembic_config, current_revision
+from dbrunbook.alembic_ops.migration import alembic_config, current_revision, scripts_head
 from dbrunbook.core import contract
 from dbrunbook.core.config import Target
 from dbrunbook.core.evidence import (
@@ -88,7 +88,7 @@ def head_revision(target: Target) -> str | None:
     if not target.alembic_config:
         return None
     with tempfile.TemporaryDirectory(prefix="dbrunbook-head-") as scratch:
-        return ScriptDirectory.from_config(alembic_config(target, Path(scratch) / "alembic")).get_current_head()
+        return scripts_head(ScriptDirectory.from_config(alembic_config(target, Path(scratch) / "alembic")))
 
 
 # -- data ----------------------------------------------------------------------------------------

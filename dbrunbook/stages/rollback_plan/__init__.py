@@ -25,6 +25,7 @@ from dbrunbook.alembic_ops.migration import (
     apply_upgrade,
     current_revision,
     render_sql,
+    scripts_head,
 )
 from dbrunbook.core.config import Target
 from dbrunbook.core.db import make_engine
@@ -122,7 +123,7 @@ def plan_rollback(target: Target, script_dir: Path, *, restore_from_backup: bool
         current = current_revision(engine)
     finally:
         engine.dispose()
-    head = ScriptDirectory.from_config(cfg).get_current_head()
+    head = scripts_head(ScriptDirectory.from_config(cfg))
     sql = _downgrade_sql(target, script_dir, current) if head != current else ""
     return RollbackPlan(current=current, head=head, downgrade_to=current or "base", downgrade_sql=sql,
                         restore_from_backup=restore_from_backup)
