@@ -8,18 +8,9 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
-from helpers.projects import COOKBOOK_ENV, pending_project
+from helpers.projects import COOKBOOK_ENV, EMPTY_BASE, pending_project
 from helpers.runs import run_stages
 
-BASE = '''revision = "0001"
-down_revision = None
-from alembic import op
-import sqlalchemy as sa
-def upgrade():
-    pass
-def downgrade():
-    pass
-'''
 #: JupyterHub's shape: the revision asks the bind's engine which tables exist before it alters them.
 INSPECTS = '''revision = "0002"
 down_revision = "0001"
@@ -40,7 +31,8 @@ def test_the_cookbook_env_py_runs_the_revisions_on_a_copy(db_url, dialect, tmp_p
         conn.execute(sa.text("CREATE TABLE roles (id INTEGER PRIMARY KEY, name VARCHAR(40))"))
         conn.execute(sa.text("INSERT INTO roles VALUES (1, 'admin'), (2, 'user')"))
 
-    target = pending_project(tmp_path / "project", db_url, {"0001_base.py": BASE, "0002_roles.py": INSPECTS}, fill)
+    revisions = {"0001_base.py": EMPTY_BASE, "0002_roles.py": INSPECTS}
+    target = pending_project(tmp_path / "project", db_url, revisions, fill)
     (tmp_path / "project" / "migrations" / "env.py").write_text(COOKBOOK_ENV)
     run, result = run_stages(target, tmp_path / "runs", ["01", "04"])
     analysis, rehearsal = run.stages

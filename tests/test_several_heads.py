@@ -13,16 +13,9 @@ import sqlalchemy as sa
 
 from dbrunbook.alembic_ops.migration import current_revision
 from dbrunbook.core.db import make_engine
-from helpers.projects import pending_project
+from helpers.projects import EMPTY_BASE, pending_project
 from helpers.runs import dbrunbook
 
-BASE = '''revision = "0001"
-down_revision = None
-def upgrade():
-    pass
-def downgrade():
-    pass
-'''
 BRANCH_A = '''revision = "0002a"
 down_revision = "0001"
 from alembic import op
@@ -48,7 +41,7 @@ def test_two_pending_heads_are_planned_proven_and_applied(db_url, dialect, tmp_p
         conn.execute(sa.text("INSERT INTO items VALUES (1, 'a'), (2, 'b')"))
 
     project = tmp_path / "project"
-    pending_project(project, db_url, {"0001.py": BASE, "0002a.py": BRANCH_A, "0002b.py": BRANCH_B}, fill)
+    pending_project(project, db_url, {"0001.py": EMPTY_BASE, "0002a.py": BRANCH_A, "0002b.py": BRANCH_B}, fill)
     planned = dbrunbook("update", "--db", db_url, "--alembic-config", str(project / "alembic.ini"), "--rollback-plan",
                         "--no-progress", "--out", str(tmp_path / "runs"), cwd=project)
     assert "raised" not in planned.stdout and planned.returncode == 0, planned.stdout + planned.stderr

@@ -55,6 +55,14 @@ def write_project(dest: Path, db: str, revisions: dict[str, str]) -> Target:
 HANDED_ENV = ("from alembic import context\nconn = context.config.attributes['connection']\n"
               "context.configure(connection=conn)\nwith context.begin_transaction():\n    context.run_migrations()\n")
 
+#: A first revision that does nothing: the target is stamped at it, its tables made by the test's own fill.
+EMPTY_BASE = '''revision = "0001"
+down_revision = None
+def upgrade():
+    pass
+def downgrade():
+    pass
+'''
 #: The env.py of Alembic's older cookbook ("sharing a connection"), as JupyterHub ships it: it calls
 #: ``.connect()`` on what it is handed, which SQLAlchemy 2.x connections no longer have.
 COOKBOOK_ENV = """from alembic import context

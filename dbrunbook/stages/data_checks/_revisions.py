@@ -109,6 +109,7 @@ def schema_after_revisions(target: Target, script_dir: Path) -> RevisionSchema:
     cfg, revisions = pending_for(target, script_dir)
     if not revisions:
         return RevisionSchema(None, error="no pending revisions")
+    dialect = dialect_name_of(target)
     with scratch_copy(target.db, mode="schema") as url:
         result = apply_upgrade(cfg, url, "heads")
         if not result.ok:
@@ -118,12 +119,11 @@ def schema_after_revisions(target: Target, script_dir: Path) -> RevisionSchema:
             metadata = sa.MetaData()
             metadata.reflect(copy)
             with copy.connect() as conn:
-                add_unreflected_indexes(metadata, conn, dialect_name_of(target))
+                add_unreflected_indexes(metadata, conn, dialect)
         finally:
             copy.dispose()
     if "alembic_version" in metadata.tables:
         metadata.remove(metadata.tables["alembic_version"])
-    dialect = dialect_name_of(target)
     drop_server_made_indexes(metadata, dialect)
     try:
         ran = "".join(s["sql"].strip() + ";\n" for s in result.statements)
